@@ -1,0 +1,68 @@
+"""The perceiver contract: ``propose`` lists candidate edit regions of one image, best first.
+
+A perceiver plays the part of the seeds' perception stage (DiffSeg30k: Qwen2.5-VL + Grounded-SAM;
+BR-Gen: GroundingDINO + SAM2). Every entry of ``PERCEIVERS`` has the same interface, so the
+pipelines can swap them by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..registry import Registry
+from .region import Region
+
+# One registry for the family; each perceiver module registers its entries on import.
+PERCEIVERS = Registry("perceiver")
+
+
+def check_image(image: Any) -> None:
+    """Raise unless ``image`` is a non-empty (H, W, 3) uint8 array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+
+
+class Perceiver:
+    """Base class of all perceivers; subclasses set ``name`` and implement ``propose``."""
+
+    name: str = "perceiver"
+
+    def propose(
+        self, image: np.ndarray, annotations: list[dict[str, Any]] | None = None
+    ) -> list[Region]:
+        """Candidate regions of ``image`` ((H, W, 3) uint8 RGB), sorted by score, highest first.
+
+        ``annotations`` are dataset annotations (see ``AnnotationPerceiver``); perceivers that
+        look only at the pixels ignore them.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def create_perceiver(name: str, **kwargs: Any) -> Perceiver:
+    """Build the perceiver registered as ``name`` with ``kwargs``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message lists the known names).
+    """
+    return PERCEIVERS.create(name, **kwargs)
+
+
+def list_perceivers() -> list[str]:
+    """Sorted names of the registered perceivers."""
+    return PERCEIVERS.names()
+
+
+def sort_by_score(regions: list[Region]) -> list[Region]:
+    """Regions by descending score; ties keep their proposal order (stable sort)."""
+    return sorted(regions, key=lambda r: -r.score)

@@ -1,0 +1,76 @@
+"""The quality-scorer contract: one float per image, with its direction and sane range.
+
+BR-Gen's evaluation stage drops forgeries whose BRISQUE exceeds 60; DiffSeg30k drops results its
+VLM rates below 3. Scorers here are the no-reference measures such filters are built on; every
+entry of ``QUALITY_SCORERS`` has the same interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..registry import Registry
+
+# One registry for the family; each scorer module registers its entries on import.
+QUALITY_SCORERS = Registry("quality scorer")
+
+
+def check_image(image: Any, min_side: int) -> None:
+    """Raise unless ``image`` is an (H, W, 3) uint8 array with both sides >= ``min_side``.
+
+    Raises:
+        TypeError: not a numpy array.
+        ValueError: wrong dtype, not 3 channels, or too small to score.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must have shape (H, W, 3) with 3 channels, got shape {image.shape}")
+    if min(image.shape[:2]) < min_side:
+        raise ValueError(
+            f"image is too small to score: {image.shape[0]} x {image.shape[1]} pixels, "
+            f"need at least {min_side} on each side"
+        )
+
+
+class QualityScorer:
+    """Base class of all quality scorers.
+
+    Attributes:
+        name: registry name.
+        higher_is_better: direction of the score.
+        valid_range: (low, high) interval a score of a real photo is expected to lie in; a
+            score outside it points to a broken image or a broken scorer (for data checks,
+            not a clip).
+        min_side: smallest image side, in pixels, the scorer accepts.
+    """
+
+    name: str = "quality scorer"
+    higher_is_better: bool = True
+    valid_range: tuple[float, float] = (-np.inf, np.inf)
+    min_side: int = 1
+
+    def score(self, image: np.ndarray) -> float:
+        """Score one (H, W, 3) uint8 RGB image; raises ValueError on bad input."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def create_quality_scorer(name: str, **kwargs: Any) -> QualityScorer:
+    """Build the quality scorer registered as ``name`` with ``kwargs``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message lists the known names).
+    """
+    return QUALITY_SCORERS.create(name, **kwargs)
+
+
+def list_quality_scorers() -> list[str]:
+    """Sorted names of the registered quality scorers."""
+    return QUALITY_SCORERS.names()

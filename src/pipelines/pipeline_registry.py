@@ -1,0 +1,34 @@
+"""Project pipelines, registered explicitly (one package per stage under ``src/pipelines/``)."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from pipelines import evaluate, filter, ingest, inpaint, perceive, split, train
+
+# Stage order; composite pipelines are runs of consecutive stages. flows/ reads these to make
+# one Prefect task per stage.
+STAGES: dict[str, object] = {
+    "ingest": ingest, "perceive": perceive, "inpaint": inpaint, "filter": filter,
+    "split": split, "train": train, "evaluate": evaluate,
+}
+COMPOSITES: dict[str, list[str]] = {
+    "generate": ["ingest", "perceive", "inpaint", "filter", "split"],
+    "__default__": list(STAGES),
+}
+
+
+def stages_of(pipeline_name: str) -> list[str]:
+    """The stages, in order, that make up ``pipeline_name`` (a stage or a composite)."""
+    if pipeline_name in STAGES:
+        return [pipeline_name]
+    if pipeline_name in COMPOSITES:
+        return list(COMPOSITES[pipeline_name])
+    raise KeyError(f"unknown pipeline {pipeline_name!r}; known: {sorted([*STAGES, *COMPOSITES])}")
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines: dict[str, Pipeline] = {name: module.create_pipeline() for name, module in STAGES.items()}
+    for name, members in COMPOSITES.items():
+        pipelines[name] = sum((pipelines[m] for m in members), Pipeline([]))
+    return pipelines

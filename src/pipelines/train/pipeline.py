@@ -1,0 +1,14 @@
+"""Train pipeline: the train split -> one detector checkpoint per task (binary, semantic)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from pipelines.train.nodes import train_binary_detector, train_semantic_detector
+
+_INPUTS = ["splits", "edited_images", "label_maps", "base_images", "params:train"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(train_binary_detector, _INPUTS, "detector_binary", name="train_binary_detector", tags=["train"]),
+        Node(train_semantic_detector, _INPUTS, "detector_semantic", name="train_semantic_detector", tags=["train"]),
+    ])

@@ -1,0 +1,243 @@
+"""Node tests on tiny in-memory inputs: each stage's function, with no catalog and no files
+other than the ones a test writes itself."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import skimage.data
+
+from models.perception import mask_iou
+from pipelines.filter.nodes import filter_samples
+from pipelines.ingest.nodes import crop_boxes, decode_rle, ingest_photos
+from pipelines.ingest.sources import SourceError
+from pipelines.inpaint.nodes import draw_generators, generator_names, inpaint_samples
+from pipelines.perceive.nodes import perceive_regions, sample_rng
+from pipelines.split.nodes import assign_groups, split_samples
+
+
+def lazy(arrays):
+    return {k: (lambda v=v: v) for k, v in arrays.items()}
+
+
+def photo(name: str, size: int = 64) -> np.ndarray:
+    image = getattr(skimage.data, name)()
+    return cv2.resize(image[..., :3], (size, size), interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------- ingest
+def test_crop_boxes_first_is_centre_square_and_all_inside():
+    rng = np.random.default_rng(0)
+    boxes = crop_boxes(300, 451, 5, rng)
+    assert boxes[0] == (0, (451 - 300) // 2, 300)
+    for top, left, side in boxes:
+        assert 0 <= top and top + side <= 300 and 0 <= left and left + side <= 451
+
+
+def test_ingest_sample_photos_makes_square_bases_with_unique_hashes():
+    images, manifest, annotations = ingest_photos(
+        {"source": "sample", "image_size": 48, "crops_per_photo": 2, "sample": {"names": ["chelsea", "motorcycle"]}})
+    assert len(images) == len(manifest) == 6  # chelsea x2 crops, motorcycle 2 views x2 crops
+    assert manifest["sha256"].is_unique
+    assert set(manifest["group_id"]) == {"chelsea", "motorcycle"}  # both stereo views share one group
+    for base_id in manifest["base_id"]:
+        array = images[base_id]()
+        assert array.shape == (48, 48, 3) and array.dtype == np.uint8
+    assert annotations.empty
+
+
+def test_ingest_unknown_source_and_unknown_photo_are_clear_errors():
+    with pytest.raises(SourceError, match="sample, coco, folder"):
+        ingest_photos({"source": "flickr", "image_size": 64})
+    with pytest.raises(SourceError, match="unknown sample photo"):
+        ingest_photos({"source": "sample", "image_size": 64, "sample": {"names": ["camera"]}})
+
+
+def _write_coco(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "1.png"), cv2.cvtColor(photo("astronaut", 80)[:60], cv2.COLOR_RGB2BGR))
+    (folder / "2.jpg").write_text("not a jpeg")  # unreadable: skipped, not fatal
+    coco = {
+        "images": [{"id": 1, "file_name": "1.png", "height": 60, "width": 80},
+                   {"id": 2, "file_name": "2.jpg", "height": 60, "width": 80}],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                       {"id": 106, "name": "sky-other", "supercategory": "sky"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 400,
+             "segmentation": [[30, 10, 50, 10, 50, 40, 30, 40]], "bbox": [30, 10, 20, 30]},
+            {"id": 11, "image_id": 1, "category_id": 106, "iscrowd": 0, "area": 300,
+             "segmentation": [[0, 0, 80, 0, 80, 8, 0, 8]], "bbox": [0, 0, 80, 8]},
+        ],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco))
+    return path, folder
+
+
+def test_ingest_coco_keeps_things_and_stuff_masks_cropped_like_the_image(tmp_path):
+    ann_path, folder = _write_coco(tmp_path)
+    images, manifest, annotations = ingest_photos(
+        {"source": "coco", "image_size": 32, "coco": {"annotations": str(ann_path), "images": str(folder)}})
+    assert list(manifest["base_id"]) == ["coco-1"]  # the broken image was skipped
+    assert set(annotations["category"]) == {"person", "sky-other"}
+    assert dict(zip(annotations["category"], annotations["isthing"])) == {"person": True, "sky-other": False}
+    person = decode_rle(annotations.loc[annotations["category"] == "person", "rle"].iloc[0])
+    assert person.shape == (32, 32) and person.any()
+    # The person polygon spans x 30..50 of the 80x60 photo -> the centre crop keeps x 10..70, so
+    # x 20..40 of 60, and resizing to 32 puts it at columns 10.7..21.3.
+    cols = np.where(person.any(axis=0))[0]
+    assert 10 <= cols.min() <= 12 and 20 <= cols.max() <= 22
+
+
+def test_ingest_coco_malformed_json_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SourceError, match="bad.json"):
+        ingest_photos({"source": "coco", "image_size": 32, "coco": {"annotations": str(bad), "images": str(tmp_path)}})
+
+
+def test_ingest_folder_uses_class_folders_as_categories(tmp_path):
+    for cls in ("beach", "forest"):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "a.png"), photo("coffee" if cls == "beach" else "rocket", 40))
+    (tmp_path / "forest" / "broken.jpg").write_bytes(b"")
+    _, manifest, _ = ingest_photos({"source": "folder", "image_size": 32, "folder": {"root": str(tmp_path)}})
+    assert sorted(manifest["category"]) == ["beach", "forest"]
+
+
+# --------------------------------------------------------------------------- perceive
+def test_perceive_chooses_one_to_three_distinct_regions_per_sample():
+    bases = {"a": photo("astronaut"), "b": photo("coffee")}
+    params = {"seed": 0, "perceiver": "auto", "fallback_perceiver": "superpixel", "variants_per_base": 3,
+              "iou_threshold": 0.7, "turn_count_weights": [1, 4, 5], "min_area_ratio": 0.01,
+              "max_area_ratio": 0.7, "edit_type_weights": {"attribute": 1, "addition": 1, "removal": 1}}
+    masks, regions = perceive_regions(lazy(bases), pd.DataFrame(columns=["base_id"]), params)
+    assert set(regions["base_id"]) == {"a", "b"}
+    for _, group in regions.groupby("sample_id"):
+        assert 1 <= len(group) <= 3
+        assert list(group["turn"]) == list(range(1, len(group) + 1))
+        arrays = [masks[r]() > 127 for r in group["region_id"]]
+        for i in range(len(arrays)):
+            assert 0.01 <= arrays[i].mean() <= 0.7
+            for j in range(i):
+                assert mask_iou(arrays[i], arrays[j]) <= 0.7
+    assert set(regions["edit_type"]) <= {"attribute", "addition", "removal"}
+    assert regions["prompt"].str.len().min() > 0
+    # same inputs, same result
+    _, again = perceive_regions(lazy(bases), pd.DataFrame(columns=["base_id"]), params)
+    pd.testing.assert_frame_equal(regions, again)
+
+
+def test_sample_rng_depends_only_on_seed_and_key():
+    assert sample_rng(0, "x").integers(1 << 30) == sample_rng(0, "x").integers(1 << 30)
+    assert sample_rng(0, "x").integers(1 << 30) != sample_rng(0, "y").integers(1 << 30)
+
+
+# --------------------------------------------------------------------------- inpaint
+def _one_sample_inputs():
+    base = photo("chelsea")
+    m1 = np.zeros((64, 64), np.uint8)
+    m1[8:40, 8:40] = 255
+    m2 = np.zeros((64, 64), np.uint8)
+    m2[24:56, 24:56] = 255
+    regions = pd.DataFrame([
+        {"region_id": "s-t1", "sample_id": "s", "base_id": "b", "turn": 1, "kind": "thing",
+         "edit_type": "removal", "prompt": "remove it"},
+        {"region_id": "s-t2", "sample_id": "s", "base_id": "b", "turn": 2, "kind": "stuff",
+         "edit_type": "attribute", "prompt": "make it red"},
+    ])
+    manifest = pd.DataFrame([{"base_id": "b", "group_id": "g", "kind": "real"}])
+    return base, {"s-t1": m1, "s-t2": m2}, regions, manifest
+
+
+def test_inpaint_two_turns_label_map_and_untouched_pixels():
+    base, masks, regions, manifest = _one_sample_inputs()
+    params = {"seed": 0, "generators": [{"name": "telea"}, {"name": "navier_stokes"}],
+              "distinct_generators_per_sample": True}
+    edited, labels, samples, provenance = inpaint_samples(lazy({"b": base}), manifest, lazy(masks), regions, params)
+    image, label_map = edited["s"](), labels["s"]()
+    union = (masks["s-t1"] > 0) | (masks["s-t2"] > 0)
+    assert np.array_equal(image[~union], base[~union])
+    assert set(np.unique(label_map)) <= {0, 1, 2}
+    assert (label_map[~union] == 0).all()
+    order = samples.at[0, "generators"].split(",")
+    assert sorted(order) == ["navier_stokes", "telea"]  # distinct generators per turn
+    index = {"telea": 1, "navier_stokes": 2}
+    assert (label_map[(masks["s-t2"] > 0)] == index[order[1]]).all()  # the later turn wins the overlap
+    only_first = (masks["s-t1"] > 0) & ~(masks["s-t2"] > 0)
+    assert (label_map[only_first] == index[order[0]]).all()
+    assert list(provenance["turn"]) == [1, 2] and list(provenance["generator"]) == order
+
+
+def test_generator_list_rules():
+    assert generator_names([{"name": "a"}, {"name": "b"}]) == ["a", "b"]
+    with pytest.raises(ValueError, match="unique"):
+        generator_names([{"name": "a"}, {"name": "a"}])
+    picks = draw_generators(np.random.default_rng(0), ["a", "b", "c"], 3, distinct=True)
+    assert sorted(picks) == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------------------- filter
+def test_filter_drops_by_brisque_and_keeps_the_reason():
+    clean = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 80, clean.shape), 0, 255).astype(np.uint8)
+    samples = pd.DataFrame({"sample_id": ["clean", "noisy"], "last_generator": ["telea", "telea"]})
+    table = filter_samples(lazy({"clean": clean, "noisy": noisy}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
+    scores = dict(zip(table["sample_id"], table["quality_brisque"]))
+    assert scores["clean"] < scores["noisy"]
+    assert len(table) == 2  # dropped rows stay, with the reason
+    row = table.set_index("sample_id").loc["noisy"]
+    assert not row["kept"] and row["drop_reason"].startswith("brisque") and "> 60" in row["drop_reason"]
+    assert table.set_index("sample_id").loc["clean", "kept"]
+
+
+def test_filter_rejects_a_rule_without_threshold():
+    with pytest.raises(ValueError, match="max"):
+        filter_samples({}, pd.DataFrame({"sample_id": []}), {"checks": [{"scorer": "brisque"}]})
+
+
+# --------------------------------------------------------------------------- split
+@pytest.mark.parametrize("ratios,names", [([0.8, 0.2], ["train", "val"]), ([0.8, 0.1, 0.1], ["train", "val", "test"])])
+def test_assign_groups_follows_ratios(ratios, names):
+    groups = [f"g{i}" for i in range(100)]
+    assignment = assign_groups(groups, names, ratios, seed=1)
+    counts = pd.Series(assignment).value_counts()
+    for name, ratio in zip(names, ratios):
+        assert counts[name] == round(100 * ratio)
+    assert assignment == assign_groups(list(reversed(groups)), names, ratios, seed=1)  # order-independent
+
+
+def test_assign_groups_gives_each_split_a_group_when_possible():
+    assignment = assign_groups(["a", "b", "c"], ["train", "val", "test"], [0.8, 0.1, 0.1], seed=0)
+    assert sorted(assignment.values()) == ["test", "train", "val"]
+
+
+def test_split_ratios_must_sum_to_one():
+    with pytest.raises(ValueError, match="sum to 1"):
+        assign_groups(["a"], ["train", "val"], [0.8, 0.3], seed=0)
+
+
+def test_split_keeps_groups_together_and_adds_authentic_negatives():
+    manifest = pd.DataFrame({"base_id": [f"b{i}" for i in range(10)], "group_id": [f"g{i // 2}" for i in range(10)],
+                             "kind": ["real"] * 10})
+    samples = pd.DataFrame({"sample_id": [f"b{i}-v{v}" for i in range(10) for v in range(2)],
+                            "base_id": [f"b{i}" for i in range(10) for _ in range(2)],
+                            "group_id": [f"g{i // 2}" for i in range(10) for _ in range(2)],
+                            "last_generator": "telea", "kept": [True, False] * 10})
+    table = split_samples(samples, manifest, {"names": ["train", "val"], "ratios": [0.8, 0.2], "seed": 0})
+    assert (table.groupby("group_id")["split"].nunique() == 1).all()
+    assert (table["kind"] == "edited").sum() == 10  # only kept samples
+    assert (table["kind"] == "authentic").sum() == 10
+    assert set(table["split"]) == {"train", "val"}
+
+
+def test_filter_records_an_unscorable_image_instead_of_crashing():
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    samples = pd.DataFrame({"sample_id": ["flat"], "last_generator": ["telea"]})
+    table = filter_samples(lazy({"flat": flat}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
+    assert not table.at[0, "kept"] and "unscorable" in table.at[0, "drop_reason"]
