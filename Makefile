@@ -41,5 +41,6 @@ bench: venv
 viz: venv
 	$(VENV)/bin/kedro viz build --include-hooks 2>/dev/null || $(VENV)/bin/kedro viz build
 
-clean-data:
-	rm -rf data/02_intermediate data/03_primary data/04_feature data/05_model_input data/06_models data/07_model_output data/08_reporting
+clean-data:  # everything the pipelines wrote; data/01_raw (your inputs) is kept
+	find data/02_intermediate data/03_primary data/04_feature data/05_model_input data/06_models \
+	     data/07_model_output data/08_reporting -mindepth 1 ! -name .gitkeep -delete

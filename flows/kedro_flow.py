@@ -67,9 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("pipeline", nargs="?", default="__default__")
     parser.add_argument("--env", default=None)
     parser.add_argument("--params", default=None, help="JSON object of runtime parameters")
+    parser.add_argument("--project-path", default=None,
+                        help="Kedro project root (default: the current folder if it has a pyproject.toml, else this repo)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    result = kedro_pipeline_flow(args.pipeline, env=args.env, params=json.loads(args.params) if args.params else None)
+    project = args.project_path or (str(Path.cwd()) if (Path.cwd() / "pyproject.toml").exists() else str(PROJECT_ROOT))
+    result = kedro_pipeline_flow(args.pipeline, env=args.env, params=json.loads(args.params) if args.params else None,
+                                 project_path=str(Path(project).resolve()))
     print(json.dumps(result, indent=2))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..images import check_rgb_image
 from ..registry import Registry
 from .region import Region
 
@@ -20,14 +21,7 @@ PERCEIVERS = Registry("perceiver")
 
 def check_image(image: Any) -> None:
     """Raise unless ``image`` is a non-empty (H, W, 3) uint8 array."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image is empty: shape {image.shape}")
+    check_rgb_image(image)
 
 
 class Perceiver:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..images import check_rgb_image
 from ..registry import Registry
 
 # One registry for the family; each scorer module registers its entries on import.
@@ -18,23 +19,8 @@ QUALITY_SCORERS = Registry("quality scorer")
 
 
 def check_image(image: Any, min_side: int) -> None:
-    """Raise unless ``image`` is an (H, W, 3) uint8 array with both sides >= ``min_side``.
-
-    Raises:
-        TypeError: not a numpy array.
-        ValueError: wrong dtype, not 3 channels, or too small to score.
-    """
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3) with 3 channels, got shape {image.shape}")
-    if min(image.shape[:2]) < min_side:
-        raise ValueError(
-            f"image is too small to score: {image.shape[0]} x {image.shape[1]} pixels, "
-            f"need at least {min_side} on each side"
-        )
+    """Raise unless ``image`` is (H, W, 3) uint8 with both sides >= ``min_side`` (see check_rgb_image)."""
+    check_rgb_image(image, min_side=min_side)
 
 
 class QualityScorer:

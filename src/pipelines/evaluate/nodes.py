@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from models.detectors import detector_from_state, predict  # noqa: E402
+from models.detectors import detector_from_state  # noqa: E402
+from models.detectors.training import predict  # noqa: E402
 from models.metrics import BoundaryF1, ConfusionMatrix, image_level_metrics  # noqa: E402
 from pipelines.split.items import load_split_items  # noqa: E402
 
@@ -77,7 +78,7 @@ def evaluate_checkpoint(
             "miou_with_background": confusion.mean_iou(exclude_background=False),
             "class_iou": {name: _nan_to_none(v) for name, v in zip(names, class_iou)},
             "boundary_f1": boundary.mean(),
-            "boundary_f1_per_class": {names[c]: _nan_to_none(v) for c, v in boundary.per_class().items()},
+            "boundary_f1_per_class": {names[c]: _nan_to_none(v) for c, v in enumerate(boundary.per_class()) if c > 0},
             "boundary_tolerance_px": tolerance,
         },
         "image": {"score": "max over pixels of 1 - p(untouched)", **image_metrics},
@@ -98,9 +99,19 @@ def evaluate_checkpoint(
 
 
 def _overlay_indices(rows: pd.DataFrame, count: int) -> list[int]:
-    edited = list(rows.index[rows["kind"] == "edited"])
+    """Up to ``count - 1`` edited items, taking each generator (by last edit) in turn so every
+    class is shown, plus one authentic item."""
+    edited = rows[rows["kind"] == "edited"]
+    queues = [list(group.index) for _, group in edited.groupby("last_generator", sort=True)]
+    picked: list[int] = []
+    while queues and len(picked) < max(count - 1, 1):
+        for queue in list(queues):
+            if queue and len(picked) < max(count - 1, 1):
+                picked.append(queue.pop(0))
+            if not queue:
+                queues.remove(queue)
     authentic = list(rows.index[rows["kind"] == "authentic"])
-    return (edited[: max(count - 1, 1)] + authentic[:1])[:count]
+    return (picked + authentic[:1])[:count]
 
 
 def _overlay_figure(image, target, prediction, names, title) -> plt.Figure:

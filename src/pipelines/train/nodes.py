@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.detectors import TrainConfig, create_detector, detector_state, train_detector
+from models.detectors import create_detector, detector_state
+from models.detectors.training import TrainConfig, train_detector
 from pipelines.inpaint.nodes import generator_names
 from pipelines.split.items import load_split_items
 
