@@ -1,4 +1,5 @@
-"""Every registered detector through one interface, checkpoints, local weights, the trainer."""
+"""Every registered detector through one interface; checkpoints; local weights; the papers'
+building blocks (NFA-ViT's noise-guided mask, MaskCLIP's edge band, CLIP loading offline)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from models.detectors import (
+    ImageHeadDetector,
     SegmentationDetector,
     UnknownNameError,
     create_detector,
@@ -20,13 +22,30 @@ from models.detectors import (
     load_checkpoint,
     save_checkpoint,
 )
-from models.detectors.training import TrainConfig, predict, targets_for_task, train_detector
+from models.detectors.base import IGNORE_INDEX, edited_logit, read_weights_file
+from models.detectors.maskclip import edge_band, load_mae_weights
+from models.detectors.nfa_vit import NoiseResidualExtractor, least_similar_mask, load_noiseprint_weights
+from models.detectors.training import predict, targets_for_task
 
-# Small widths so every entry runs in well under a second on a CPU; the architectures are the real ones.
+# A CLIP small enough for CPU tests; the real one is ViT-L/14 (see models/detectors/clip.py).
+TINY_CLIP = {
+    "projection_dim": 16,
+    "text_config": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2,
+                    "max_position_embeddings": 16, "vocab_size": 64, "bos_token_id": 62, "eos_token_id": 63},
+    "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2,
+                      "image_size": 32, "patch_size": 8},
+}
+
+# Small widths so every entry runs in about a second on a CPU; the architectures are the real ones.
 TINY = {
     "deeplabv3plus": {"encoder_name": "resnet18", "decoder_channels": 32},
     "segformer": {"encoder_name": "mit_b0", "decoder_segmentation_channels": 32},
     "fcn8s": {"fc_channels": 64},
+    "nfa_vit": {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "head_channels": 16},
+    "maskclip": {"clip_config": TINY_CLIP, "mae_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+                 "decoder_channels": 16, "heads": 2, "prompt_length": 4},
+    "cnnspot": {"backbone": "resnet18"},
+    "universal_fake_det": {"clip_config": TINY_CLIP},
 }
 
 
@@ -39,9 +58,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-def test_registry_lists_the_three_seed_architectures():
-    assert {"deeplabv3plus", "segformer", "fcn8s"} <= set(list_detectors())
+def test_registry_lists_the_seed_architectures():
+    assert set(list_detectors()) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det"}
     assert list_detectors() == sorted(list_detectors())
+    assert set(TINY) == set(list_detectors()), "every entry needs a tiny configuration here"
 
 
 @pytest.mark.parametrize("num_classes", [2, 4], ids=["binary", "semantic"])
@@ -49,23 +69,39 @@ def test_registry_lists_the_three_seed_architectures():
 def test_forward_backward_and_image_scores(name, num_classes):
     model = tiny_detector(name, num_classes).train()
     assert model.num_classes == num_classes
-    assert model.config == {"name": name, "num_classes": num_classes, **TINY.get(name, {})}
+    assert model.config == {"name": name, "num_classes": num_classes, **TINY[name]}
     x = torch.rand(2, 3, 64, 64)
-    logits = model(x)
-    assert logits.shape == (2, num_classes, 64, 64)
-    assert logits.dtype == torch.float32
+    outputs = model(x, return_outputs=True)
+    logits = outputs.pixel_logits
+    assert logits.shape == (2, num_classes, 64, 64) and logits.dtype == torch.float32
+    if name == "nfa_vit":  # the paper's one-logit BCE mask head for the binary task, C-way otherwise
+        assert model.single_logit == (num_classes == 2)
 
+    # The entry's own objective: pixel loss, plus its image loss / edge term where it has them.
     target = torch.randint(0, num_classes, (2, 64, 64))
-    F.cross_entropy(logits, target).backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert any(g.abs().sum() > 0 for g in grads)
+    target[:, :4] = IGNORE_INDEX
+    loss, parts = model.loss(outputs, target, torch.tensor([0, num_classes - 1]))
+    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) <= {"pixel", "image", "edge"}
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert grads, "no trainable parameters"
+    missing = [n for n, g in grads.items() if g is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    assert any(g.abs().sum() > 0 for g in grads.values())
 
     scores = SegmentationDetector.image_scores(logits.detach())
-    assert scores.shape == (2,)
-    assert ((scores >= 0) & (scores <= 1)).all()
+    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
     expected = (1 - logits.detach().softmax(1)[:, 0]).flatten(1).max(1).values
     torch.testing.assert_close(scores, expected)
+    if model.has_image_head:
+        assert isinstance(model, ImageHeadDetector) and outputs.image_logits is not None
+        own = torch.sigmoid(edited_logit(outputs.image_logits.detach()))
+        assert own.shape == (2,) and ((own >= 0) & (own <= 1)).all()
+    if not model.pixel_level:
+        # Image classifiers: constant over space, and the max-pixel score IS the model's own score.
+        assert (logits == logits[:, :, :1, :1]).all()
+        torch.testing.assert_close(scores, torch.sigmoid(edited_logit(outputs.image_logits.detach())))
 
 
 @pytest.mark.parametrize("name", list_detectors())
@@ -101,6 +137,19 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
         torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
 
 
+def test_single_logit_binary_head_is_bce():
+    model = tiny_detector("deeplabv3plus", 2, single_logit=True).eval()
+    with torch.no_grad():
+        logits = model(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 2, 64, 64) and (logits[:, 0] == 0).all()
+    target = torch.randint(0, 2, (2, 64, 64))
+    ce = model.loss(model(torch.rand(2, 3, 64, 64), return_outputs=True)._replace(pixel_logits=logits), target, torch.zeros(2, dtype=torch.long))[0]
+    bce = F.binary_cross_entropy_with_logits(logits[:, 1], target.float())
+    torch.testing.assert_close(ce, bce)
+    with pytest.raises(ValueError, match="single_logit"):
+        tiny_detector("segformer", 3, single_logit=True)
+
+
 def test_detector_from_state_rejects_a_state_of_another_architecture():
     state, _ = detector_state(tiny_detector("segformer", 2))
     with pytest.raises(RuntimeError):
@@ -114,10 +163,22 @@ def test_unknown_name_lists_the_known_detectors():
         assert name in str(error.value)
 
 
-def test_random_init_is_announced(caplog):
+@pytest.mark.parametrize("name", ["segformer", "nfa_vit", "maskclip", "universal_fake_det"])
+def test_random_init_is_announced(name, caplog):
     with caplog.at_level(logging.WARNING, logger="models.detectors"):
-        tiny_detector("segformer", 2)
-    assert any("randomly initialised" in r.getMessage() for r in caplog.records)
+        tiny_detector(name, 2)
+    assert any("random" in r.getMessage() for r in caplog.records)
+
+
+def test_rebuilding_from_a_checkpoint_reads_no_weight_file_and_warns_nothing(tmp_path, caplog):
+    model = tiny_detector("nfa_vit", 2)
+    state, config = detector_state(model)
+    config = {**config, "noiseprint_weights": str(tmp_path / "gone.safetensors"), "image_encoder_weights": str(tmp_path / "gone2.pt")}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="models.detectors"):
+        rebuilt = detector_from_state(state, config)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert rebuilt.config == config
 
 
 @pytest.mark.parametrize(
@@ -138,6 +199,132 @@ def test_encoder_weights_load_from_a_local_file(name, suffix, tmp_path):
     for key in source:
         assert torch.equal(loaded[key], source[key]), key
     assert model.config["encoder_weights"] == str(path)
+
+
+def test_nfa_vit_branches_take_smp_mit_weights_and_cnnspot_torchvision_weights(tmp_path):
+    mit = create_detector("segformer", 2, encoder_name="mit_b0").network.encoder.state_dict()
+    path = tmp_path / "mit_b0.safetensors"
+    save_file({k: v.contiguous() for k, v in mit.items()}, str(path))
+    model = tiny_detector("nfa_vit", 2, image_encoder_weights=str(path), noise_encoder_weights=str(path))
+    for branch in (model.network.image_encoder, model.network.noise_encoder):
+        assert all(torch.equal(branch.state_dict()[k], v) for k, v in mit.items())
+
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None).state_dict()  # keys incl. the 1000-way fc
+    torch.save(resnet, tmp_path / "resnet18.pth")
+    spot = tiny_detector("cnnspot", 2, encoder_weights=str(tmp_path / "resnet18.pth"))
+    assert torch.equal(spot.network.resnet.conv1.weight, resnet["conv1.weight"])
+    assert spot.network.resnet.fc.out_features == 1
+
+
+def test_noiseprint_weights_load_with_any_prefix_and_freeze_the_extractor(tmp_path):
+    source = NoiseResidualExtractor(levels=3, features=8)
+    for module in source.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+    path = tmp_path / "np++.safetensors"
+    save_file({f"dncnn.{k}": v.contiguous() for k, v in source.layers.state_dict().items()}, str(path))
+    model = tiny_detector("nfa_vit", 2, noiseprint_weights=str(path)).train()
+    extractor = model.network.noise_extractor
+    for key, value in source.layers.state_dict().items():
+        assert torch.equal(extractor.layers.state_dict()[key], value), key
+    assert not any(p.requires_grad for p in extractor.parameters())
+    assert not extractor.training  # BatchNorm statistics stay those of the file while the detector trains
+    with pytest.raises(ValueError, match="DnCNN"):
+        tiny_detector("nfa_vit", 2, noiseprint_weights=str(path), noise_levels=4)
+
+
+def test_least_similar_mask_keeps_the_k_lowest_logits_per_query():
+    logits = torch.tensor([[[[0.9, 0.1, 0.5, -2.0], [3.0, 2.0, 1.0, 0.0]]]])  # (1, 1 head, 2 queries, 4 keys)
+    mask = least_similar_mask(logits, 0.5)
+    assert mask.tolist() == [[[[False, True, False, True], [False, False, True, True]]]]
+    assert least_similar_mask(logits, 0.25).sum(-1).tolist() == [[[1, 1]]]
+    with pytest.raises(ValueError, match="topk_ratio"):
+        tiny_detector("nfa_vit", 2, topk_ratio=0.0)
+
+
+def test_nfa_vit_image_branch_attends_only_to_the_noise_selected_keys():
+    """Changing image features at keys the noise mask excludes must not change the output of a
+    masked attention block (the NAA constraint of eq. 4), and must when the mask is absent."""
+    from models.detectors.nfa_vit import _attention_block, _stages
+
+    network = tiny_detector("nfa_vit", 2).network.eval()
+    _, blocks, _ = _stages(network.image_encoder)[3]  # stage 4: no spatial reduction, keys = tokens
+    block = blocks[-1]
+    x = torch.rand(1, block.attn.dim, 2, 2)
+    keep = torch.zeros(1, block.attn.num_heads, 4, 4, dtype=torch.bool)
+    keep[..., :2] = True  # every query may attend to tokens 0 and 1 only
+    changed = x.clone()
+    changed[..., 1, :] += 1.0  # tokens 2 and 3 (the second row)
+    with torch.no_grad():
+        base, _ = _attention_block(block, x, keep)
+        other, _ = _attention_block(block, changed, keep)
+    # Tokens 0 and 1 only see tokens 0 and 1, which did not change.
+    torch.testing.assert_close(base[..., 0, :], other[..., 0, :])
+    with torch.no_grad():
+        free, _ = _attention_block(block, x, None)
+        free_changed, _ = _attention_block(block, changed, None)
+    assert not torch.allclose(free[..., 0, :], free_changed[..., 0, :])
+
+
+def test_maskclip_edge_band_and_mae_weights(tmp_path):
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[:, 4:12, 4:12] = 1
+    target[:, 0, :] = IGNORE_INDEX
+    band = edge_band(target, 3)
+    assert band[0, 8, 8].item() is False and band[0, 4, 8].item() is True and band[0, 3, 8].item() is True
+    assert not band[0, 0].any()
+
+    model = tiny_detector("maskclip", 2)
+    vit = model.network.mae
+    state = {k: v.clone() for k, v in vit.state_dict().items()}
+    grid = vit.patch_embed.grid_size
+    # An MAE-style file: a [CLS] token, its position first, a decoder key the encoder lacks.
+    pos = torch.cat([torch.zeros(1, 1, vit.embed_dim), state["pos_embed"]], dim=1)
+    save_file({**state, "pos_embed": pos.contiguous(), "cls_token": torch.zeros(1, 1, vit.embed_dim),
+               "decoder_embed.weight": torch.zeros(2, 2)}, str(tmp_path / "mae.safetensors"))
+    fresh = tiny_detector("maskclip", 2, mae_weights=str(tmp_path / "mae.safetensors")).network.mae
+    assert fresh.patch_embed.grid_size == grid
+    torch.testing.assert_close(fresh.pos_embed, state["pos_embed"])
+    torch.testing.assert_close(fresh.blocks[0].attn.qkv.weight, state["blocks.0.attn.qkv.weight"])
+
+
+def test_clip_loads_from_a_local_folder_and_checkpoints_rebuild_without_it(tmp_path):
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = tmp_path / "clip"
+    CLIPModel(CLIPConfig(**TINY_CLIP)).save_pretrained(folder)
+    for name in ("maskclip", "universal_fake_det"):
+        kwargs = {k: v for k, v in TINY[name].items() if k != "clip_config"}
+        model = create_detector(name, 2, clip_model=str(folder), **kwargs).eval()
+        assert model.config["clip_model"] == str(folder) and "clip_config" in model.config  # recorded for rebuilds
+        state, config = detector_state(model)
+        x = torch.rand(1, 3, 64, 64)
+        with torch.no_grad():
+            expected = model(x)
+        moved = tmp_path / "moved"
+        folder.rename(moved)
+        try:
+            with torch.no_grad():
+                torch.testing.assert_close(detector_from_state(state, config).eval()(x), expected)
+        finally:
+            moved.rename(folder)
+
+
+def test_clip_is_never_downloaded():
+    # HF_HUB_OFFLINE=1 (conftest): an id that is not in the local cache is a clear error, at once.
+    with pytest.raises(FileNotFoundError, match="local Hugging Face cache"):
+        create_detector("universal_fake_det", 2, clip_model="openai/clip-vit-large-patch14-not-cached")
+
+
+def test_frozen_parts_stay_frozen_and_in_eval_mode():
+    model = tiny_detector("maskclip", 2).train()
+    assert not any(p.requires_grad for p in model.network.clip.parameters())
+    assert not model.network.clip.module.training
+    assert model.network.prompts.context.requires_grad and model.network.mae.training
+    probe = tiny_detector("universal_fake_det", 2)
+    assert [n for n, p in probe.named_parameters() if p.requires_grad] == ["network.fc.weight", "network.fc.bias"]
 
 
 def test_fcn8s_convolutionalises_vgg_classifier_weights(tmp_path):
@@ -168,6 +355,18 @@ def test_encoder_weights_errors_are_clear(tmp_path):
         tiny_detector("segformer", 2, encoder_weights=str(wrong))
 
 
+class _Boom:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_weight_files_are_never_unpickled_as_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"conv.weight": torch.zeros(1), "payload": _Boom()}, path)
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl|global"):
+        read_weights_file(path)
+
+
 def test_targets_for_task():
     label_map = np.array([[0, 1], [3, 0]], dtype=np.uint8)
     np.testing.assert_array_equal(targets_for_task(label_map, "binary"), [[0, 1], [1, 0]])
@@ -177,92 +376,24 @@ def test_targets_for_task():
         targets_for_task(label_map, "instance")
 
 
-def square_samples(n: int, size: int = 64, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Dim noisy images, each with a bright square labelled as edited (class 1)."""
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n):
-        image = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
-        label_map = np.zeros((size, size), dtype=np.uint8)
-        top, left = rng.integers(4, size // 2, 2)
-        side = size // 3
-        image[top : top + side, left : left + side] = 230
-        label_map[top : top + side, left : left + side] = 1
-        samples.append((image, label_map))
-    return samples
-
-
-def test_training_reduces_the_loss_on_a_tiny_set():
-    model = tiny_detector("segformer", 2)
-    cfg = TrainConfig(task="binary", steps=40, batch_size=2, lr=1e-3, warmup_steps=5, log_every=0)
-    history = train_detector(model, square_samples(4), cfg, progress=False)
-    assert history["steps"] == 40 and len(history["loss"]) == 40
-    assert history["stopped_by"] == "steps"
-    assert history["seconds"] > 0 and history["images_per_second"] > 0
-    assert np.mean(history["loss"][-5:]) < 0.7 * np.mean(history["loss"][:5])
-    assert model.training  # mode restored
-
-
-def test_training_is_reproducible_with_a_seed():
-    cfg = TrainConfig(task="semantic", steps=3, batch_size=2, crop_size=48, log_every=0)
-    losses = []
-    for _ in range(2):
-        torch.manual_seed(1)
-        model = tiny_detector("segformer", 2)
-        losses.append(train_detector(model, square_samples(3), cfg, progress=False)["loss"])
-    assert losses[0] == losses[1]
-
-
-@pytest.mark.parametrize(("n_samples", "batch_size", "expected"), [(5, 4, 4), (3, 2, 2), (3, 8, 3)])
-def test_training_never_forms_a_batch_of_one(n_samples, batch_size, expected):
-    model = tiny_detector("deeplabv3plus", 2)
-    seen: list[int] = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
-    cfg = TrainConfig(task="binary", steps=3, batch_size=batch_size, warmup_steps=1, log_every=0)
-    history = train_detector(model, square_samples(n_samples, size=32), cfg, progress=False)
-    assert seen == [expected] * 3
-    assert history["batch_size"] == expected
-
-
-def test_training_refuses_what_it_cannot_do():
-    model = tiny_detector("segformer", 2)
-    with pytest.raises(ValueError, match="at least 2"):
-        train_detector(model, square_samples(1), TrainConfig(task="binary", steps=1), progress=False)
-    with pytest.raises(ValueError, match="batch_size"):
-        train_detector(model, square_samples(4), TrainConfig(task="binary", steps=1, batch_size=1), progress=False)
-    semantic = [(image, label_map * 5) for image, label_map in square_samples(2)]
-    with pytest.raises(ValueError, match="classes"):
-        train_detector(model, semantic, TrainConfig(task="semantic", steps=1), progress=False)
-    mixed = square_samples(1, size=32) + square_samples(1, size=64)
-    with pytest.raises(ValueError, match="crop_size"):
-        train_detector(model, mixed, TrainConfig(task="binary", steps=1), progress=False)
-
-
-def test_time_budget_stops_training_early():
-    model = tiny_detector("segformer", 2)
-    cfg = TrainConfig(task="binary", steps=500, batch_size=2, time_budget_s=0.0, log_every=0)
-    history = train_detector(model, square_samples(3, size=32), cfg, progress=False)
-    assert history["stopped_by"] == "time_budget"
-    assert history["steps"] == len(history["loss"]) < 500
-
-
-def test_crops_of_mixed_sizes_train():
-    model = tiny_detector("segformer", 2)
-    samples = square_samples(2, size=32) + square_samples(2, size=64)
-    history = train_detector(model, samples, TrainConfig(task="binary", steps=2, crop_size=48, log_every=0), progress=False)
-    assert history["steps"] == 2 and all(np.isfinite(history["loss"]))
-
-
-def test_predict_returns_probabilities_and_image_scores():
-    model = tiny_detector("segformer", 3).train()
-    images = [image for image, _ in square_samples(5, size=32)]
+@pytest.mark.parametrize("name", ["segformer", "nfa_vit", "cnnspot"])
+def test_predict_uses_the_models_own_image_score_when_it_has_one(name):
+    model = tiny_detector(name, 3).train()
+    images = [np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8) for i in range(5)]
     probabilities, scores = predict(model, images, batch_size=2)
     assert probabilities.shape == (5, 3, 32, 32) and probabilities.dtype == np.float32
-    assert scores.shape == (5,) and scores.dtype == np.float32
+    assert scores.shape == (5,) and scores.dtype == np.float32 and ((scores >= 0) & (scores <= 1)).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(scores, (1 - probabilities[:, 0]).reshape(5, -1).max(axis=1), atol=1e-6)
     assert model.training  # mode restored
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        model.eval()
+        if model.has_image_head:
+            expected = torch.sigmoid(model.forward_with_image(x)[1]).numpy()
+        else:
+            expected = (1 - probabilities[:, 0]).reshape(5, -1).max(axis=1)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
     floats = [image.astype(np.float32) / 255 for image in images]
     np.testing.assert_allclose(predict(model, floats)[0], probabilities, atol=1e-5)
     with pytest.raises(ValueError, match="one size"):
-        predict(model, images[:1] + [square_samples(1, size=64)[0][0]])
+        predict(model, images[:1] + [np.zeros((64, 64, 3), np.uint8)])

@@ -21,6 +21,7 @@ def build_deeplabv3plus(
     encoder_output_stride: int = 16,
     encoder_weights: str | None = None,
     decoder_channels: int = 256,
+    single_logit: bool = False,
 ) -> SegmentationDetector:
     """DeepLabv3+ with ``num_classes`` outputs.
 
@@ -30,14 +31,16 @@ def build_deeplabv3plus(
         encoder_weights: LOCAL path of encoder weights (``.safetensors`` or a torch state dict),
             or None for random initialisation (a warning is logged). Never downloads.
         decoder_channels: width of the ASPP/decoder convolutions (smp default 256).
+        single_logit: binary task only: one output channel trained with BCE (see
+            ``SegmentationDetector``) instead of two classes with softmax cross-entropy.
     """
     network = smp.DeepLabV3Plus(
         encoder_name=encoder_name,
         encoder_weights=None,
         encoder_output_stride=encoder_output_stride,
         decoder_channels=decoder_channels,
-        classes=num_classes,
+        classes=1 if single_logit else num_classes,
     )
     load_encoder_weights(network.encoder, encoder_weights, detector="deeplabv3plus")
     divisor = network.encoder.output_stride if network.requires_divisible_input_shape else 1
-    return SegmentationDetector(network, num_classes, input_divisor=divisor)
+    return SegmentationDetector(network, num_classes, input_divisor=divisor, single_logit=single_logit)

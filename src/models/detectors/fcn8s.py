@@ -150,6 +150,7 @@ def build_fcn8s(
     fc_channels: int | None = None,
     dropout: float = 0.5,
     encoder_weights: str | None = None,
+    single_logit: bool = False,
 ) -> SegmentationDetector:
     """FCN-8s with ``num_classes`` outputs.
 
@@ -163,6 +164,8 @@ def build_fcn8s(
             (``.safetensors`` or torch file), or None for random initialisation (warning logged).
             For vgg16, a file that also holds torchvision's ``classifier.0/3`` weights
             initialises fc6/fc7 from them when ``fc_channels`` is 4096.
+        single_logit: binary task only: one output channel trained with BCE (see
+            ``SegmentationDetector``) instead of two classes with softmax cross-entropy.
 
     Raises:
         ValueError: unknown backbone.
@@ -171,9 +174,9 @@ def build_fcn8s(
         raise ValueError(f"unknown fcn8s backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     if fc_channels is None:
         fc_channels = 4096 if backbone == "vgg16" else 1024
-    network = FCN8s(BACKBONES[backbone](), num_classes, fc_channels=fc_channels, dropout=dropout)
+    network = FCN8s(BACKBONES[backbone](), 1 if single_logit else num_classes, fc_channels=fc_channels, dropout=dropout)
     state = read_weights_file(Path(encoder_weights)) if encoder_weights is not None else None
     load_encoder_weights(network.encoder, state, detector="fcn8s")
     if state is not None and backbone == "vgg16":
         _fc_from_vgg_classifier(network, state)
-    return SegmentationDetector(network, num_classes, input_divisor=32)
+    return SegmentationDetector(network, num_classes, input_divisor=32, single_logit=single_logit)

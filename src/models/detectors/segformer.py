@@ -14,6 +14,7 @@ def build_segformer(
     encoder_name: str = "mit_b0",
     encoder_weights: str | None = None,
     decoder_segmentation_channels: int = 256,
+    single_logit: bool = False,
 ) -> SegmentationDetector:
     """SegFormer with ``num_classes`` outputs.
 
@@ -22,13 +23,15 @@ def build_segformer(
         encoder_weights: LOCAL path of encoder weights (``.safetensors`` or a torch state dict),
             or None for random initialisation (a warning is logged). Never downloads.
         decoder_segmentation_channels: width of the MLP decoder (smp default 256).
+        single_logit: binary task only: one output channel trained with BCE (see
+            ``SegmentationDetector``) instead of two classes with softmax cross-entropy.
     """
     network = smp.Segformer(
         encoder_name=encoder_name,
         encoder_weights=None,
         decoder_segmentation_channels=decoder_segmentation_channels,
-        classes=num_classes,
+        classes=1 if single_logit else num_classes,
     )
     load_encoder_weights(network.encoder, encoder_weights, detector="segformer")
     divisor = network.encoder.output_stride if network.requires_divisible_input_shape else 1
-    return SegmentationDetector(network, num_classes, input_divisor=divisor)
+    return SegmentationDetector(network, num_classes, input_divisor=divisor, single_logit=single_logit)

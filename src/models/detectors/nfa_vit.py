@@ -1,0 +1,331 @@
+"""NFA-ViT (BR-Gen, "Zooming In on Fakes", section 4): a Noise-guided Forgery Amplification ViT.
+
+Structure, following the paper's text:
+
+- a noise extractor turns the RGB image into a noise residual (the paper uses Noiseprint++, the
+  DnCNN of TruFor); here a DnCNN of the same layout, loaded from a local file when one is given
+  (``noiseprint_weights``), otherwise learned from scratch with the rest of the network;
+- an image branch, SegFormer's Mix Transformer MiT-b2, on the RGB image, and a noise branch,
+  MiT-b0, on the residual (both smp's MiT encoders, so their state-dict keys are those of smp's
+  ``mit_b*`` encoders and the same local weight files load into them);
+- Noise-guided Amplification Attention (NAA, eq. 2-4): in the LAST block of every stage the
+  noise branch's attention logits Q_n K_n^T / sqrt(d) select, for each query, the top-k LEAST
+  similar keys (k = ``topk_ratio`` of the keys, 25 % in the paper); the image branch's last
+  block of the same stage attends only to those keys. Both branches have the same heads and
+  spatial-reduction ratios per stage (MiT b0 and b2 share them), so the masks line up;
+- the weighted decoder (eq. 5-6): each stage's features projected to ``decoder_channels`` (512 in
+  the paper) by a linear layer, upsampled to 1/4, multiplied by a learnable scale gamma_i,
+  summed, and linearly projected to the mask logits;
+- a classification head on the image branch's last-stage features F4 gives the image logit;
+- loss (eq. 7) = BCE(mask) + BCE(image label), equal weights.
+
+Choices the paper leaves open or that differ, stated here so nobody hunts for them:
+
+- The top-k selection is a hard indicator, so no gradient reaches the noise branch through the
+  masks. With ``noise_to_decoder`` (default True) each noise stage's features are also projected
+  and added to the same decoder level, which is what lets the noise branch (and the noise
+  extractor, when it is not frozen) learn. Set it False for the paper's text to the letter; the
+  noise branch then only changes through pretrained weights.
+- The "lightweight backbone network" of the classification head is not specified; here it is a
+  3x3 conv + BatchNorm + ReLU on F4, global average and max pooling, and a linear layer.
+- Noiseprint++'s output is one channel; it is repeated to the 3 channels MiT-b0 expects.
+- The semantic task (one class per generator) keeps the paper's structure with a C-way decoder
+  output and cross-entropy; the image head stays a binary "contains an edit" logit.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import (
+    DETECTORS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageHeadDetector,
+    load_encoder_weights,
+    read_weights_file,
+    weights_follow_active,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class NoiseResidualExtractor(nn.Module):
+    """DnCNN noise-residual extractor in the layout of TruFor's Noiseprint++ (``make_net``):
+    a flat ``nn.Sequential`` of conv(3->F)+ReLU, (levels-2) x [conv(F->F, no bias)+BN+ReLU],
+    conv(F->out). Input: RGB in [0, 1], (B, 3, H, W); output (B, out_channels, H, W)."""
+
+    def __init__(self, levels: int = 17, features: int = 64, out_channels: int = 1):
+        super().__init__()
+        if levels < 2:
+            raise ValueError(f"a DnCNN needs at least 2 levels, got {levels}")
+        layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(levels - 2):
+            layers += [nn.Conv2d(features, features, 3, padding=1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, out_channels, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """No gradients, and BatchNorm keeps its statistics even when the detector trains."""
+        self.frozen = True
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> NoiseResidualExtractor:
+        return super().train(mode and not self.frozen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def load_noiseprint_weights(extractor: NoiseResidualExtractor, path: str | Path) -> None:
+    """Load a local DnCNN / Noiseprint++ state dict into ``extractor``.
+
+    The file's keys may carry any common prefix (``dncnn.``, ``module.``, ...) in front of the
+    flat-Sequential indices (``0.weight``, ``3.running_mean``, ...); the prefix is found by
+    matching the extractor's own keys as suffixes.
+
+    Raises:
+        ValueError: no prefix makes every key of the extractor present with the right shape.
+    """
+    state = read_weights_file(path)
+    expected = extractor.layers.state_dict()
+    first = next(iter(expected))
+    prefixes = {k[: -len(first)] for k in state if k.endswith(first) and (len(k) == len(first) or k[-len(first) - 1] == ".")}
+    for prefix in sorted(prefixes, key=len):
+        candidate = {k: state.get(prefix + k) for k in expected}
+        if all(v is not None and v.shape == expected[k].shape for k, v in candidate.items()):
+            extractor.layers.load_state_dict(candidate)
+            logger.info("nfa_vit: loaded noise extractor weights from %s (prefix %r)", path, prefix)
+            return
+    raise ValueError(
+        f"{path} does not hold DnCNN weights for {len(expected)} tensors laid out as this extractor "
+        f"(levels/features/out_channels must match; first expected key {first!r})"
+    )
+
+
+def _mit_encoder(name: str) -> nn.Module:
+    if not name.startswith("mit_b"):
+        raise ValueError(f"NFA-ViT branches are Mix Transformers (mit_b0 ... mit_b5), got {name!r}")
+    return smp.encoders.get_encoder(name, in_channels=3, depth=5, weights=None)
+
+
+def _stages(encoder: nn.Module) -> list[tuple[nn.Module, nn.Sequential, nn.Module]]:
+    return [(getattr(encoder, f"patch_embed{i}"), getattr(encoder, f"block{i}"), getattr(encoder, f"norm{i}")) for i in range(1, 5)]
+
+
+def _attention_block(block: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One smp MiT ``Block`` on (B, C, H, W), with its attention restricted to ``keep``
+    (bool (B, heads, N, N_k), True = may attend) when given.
+
+    Returns (output (B, C, H, W), the attention logits Q K^T / sqrt(d) before masking,
+    (B, heads, N, N_k)). Same arithmetic as smp's ``Attention.forward`` otherwise.
+    """
+    batch, channels, height, width = x.shape
+    tokens = x.flatten(2).transpose(1, 2)
+    attn = block.attn
+    heads = attn.num_heads
+    y = block.norm1(tokens)
+    q = attn.q(y).reshape(batch, -1, heads, channels // heads).permute(0, 2, 1, 3)
+    if attn.sr_ratio > 1:
+        reduced = attn.sr(y.transpose(1, 2).reshape(batch, channels, height, width))
+        y = attn.norm(reduced.reshape(batch, channels, -1).transpose(1, 2))
+    kv = attn.kv(y).reshape(batch, -1, 2, heads, channels // heads).permute(2, 0, 3, 1, 4)
+    k, v = kv[0], kv[1]
+    logits = (q @ k.transpose(-2, -1)) * attn.scale
+    scores = logits if keep is None else logits.masked_fill(~keep, float("-inf"))
+    weights = attn.attn_drop(scores.softmax(dim=-1))
+    out = attn.proj_drop(attn.proj((weights @ v).transpose(1, 2).reshape(batch, -1, channels)))
+    tokens = tokens + block.drop_path(out)
+    tokens = tokens + block.drop_path(block.mlp(block.norm2(tokens), height, width))
+    return tokens.transpose(1, 2).reshape(batch, channels, height, width), logits
+
+
+def least_similar_mask(logits: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Noise-guided mask (eq. 3): True at the top-k LEAST similar keys of every query.
+
+    Args:
+        logits: (B, heads, N, N_k) attention logits (softmax is monotonic, so the top-k of
+            -softmax equals the top-k of -logits).
+        ratio: fraction of keys kept, k = max(1, round(ratio * N_k)).
+    Returns:
+        bool tensor of the same shape, no gradient.
+    """
+    keys = logits.shape[-1]
+    k = max(1, min(keys, int(round(ratio * keys))))
+    index = (-logits.detach()).topk(k, dim=-1).indices
+    return torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, index, True)
+
+
+class WeightedDecoder(nn.Module):
+    """Eq. 5-6: per level linear projection, upsampling to the finest level, learnable scale
+    gamma_i (initialised to 1), sum, linear projection to ``out_channels``."""
+
+    def __init__(self, in_channels: list[int], channels: int, out_channels: int, extra_channels: list[int] | None = None,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.project = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.project_extra = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in extra_channels) if extra_channels else None
+        self.gamma = nn.Parameter(torch.ones(len(in_channels)))
+        self.dropout = nn.Dropout2d(dropout)
+        self.classify = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, features: list[torch.Tensor], extra: list[torch.Tensor] | None = None) -> torch.Tensor:
+        size = features[0].shape[-2:]
+        fused = 0
+        for i, feature in enumerate(features):
+            level = self.project[i](feature)
+            if extra is not None and self.project_extra is not None:
+                level = level + self.project_extra[i](extra[i])
+            if level.shape[-2:] != size:
+                level = F.interpolate(level, size=size, mode="bilinear", align_corners=False)
+            fused = fused + self.gamma[i] * level
+        return self.classify(self.dropout(fused))
+
+
+class NFAViT(nn.Module):
+    """The dual-branch network: normalised (B, 3, H, W), sides multiples of 32 ->
+    (mask logits (B, out_channels, H/4, W/4), image logits (B, 1))."""
+
+    def __init__(
+        self,
+        out_channels: int,
+        image_encoder: str,
+        noise_encoder: str,
+        topk_ratio: float,
+        decoder_channels: int,
+        noise_levels: int,
+        noise_features: int,
+        noise_to_decoder: bool,
+        head_channels: int,
+    ):
+        super().__init__()
+        if not 0.0 < topk_ratio <= 1.0:
+            raise ValueError(f"topk_ratio must be in (0, 1], got {topk_ratio}")
+        self.topk_ratio = float(topk_ratio)
+        self.noise_extractor = NoiseResidualExtractor(noise_levels, noise_features, out_channels=1)
+        self.image_encoder = _mit_encoder(image_encoder)
+        self.noise_encoder = _mit_encoder(noise_encoder)
+        for i, ((_, image_blocks, _), (_, noise_blocks, _)) in enumerate(zip(_stages(self.image_encoder), _stages(self.noise_encoder))):
+            a, b = image_blocks[-1].attn, noise_blocks[-1].attn
+            if (a.num_heads, a.sr_ratio) != (b.num_heads, b.sr_ratio):
+                raise ValueError(
+                    f"stage {i + 1}: image branch has {a.num_heads} heads / reduction {a.sr_ratio}, noise branch "
+                    f"{b.num_heads} / {b.sr_ratio}; NAA needs them equal (MiT b0..b5 all share them)"
+                )
+        image_channels = list(self.image_encoder.out_channels[2:])
+        noise_channels = list(self.noise_encoder.out_channels[2:])
+        self.decoder = WeightedDecoder(image_channels, decoder_channels, out_channels,
+                                       extra_channels=noise_channels if noise_to_decoder else None)
+        self.noise_to_decoder = bool(noise_to_decoder)
+        self.image_head = nn.Sequential(
+            nn.Conv2d(image_channels[-1], head_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(head_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.image_classifier = nn.Linear(2 * head_channels, 1)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The noise extractor works on RGB in [0, 1], as Noiseprint++ was trained.
+        residual = self.noise_extractor(x * self.std + self.mean).expand(-1, 3, -1, -1)
+
+        noise_features, masks = [], []
+        n = residual
+        for embed, blocks, norm in _stages(self.noise_encoder):
+            n = embed(n)
+            for block in blocks[:-1]:
+                n = block(n)
+            n, logits = _attention_block(blocks[-1], n, keep=None)
+            masks.append(least_similar_mask(logits, self.topk_ratio))
+            n = norm(n).contiguous()
+            noise_features.append(n)
+
+        image_features = []
+        h = x
+        for (embed, blocks, norm), keep in zip(_stages(self.image_encoder), masks):
+            h = embed(h)
+            for block in blocks[:-1]:
+                h = block(h)
+            h, _ = _attention_block(blocks[-1], h, keep=keep)
+            h = norm(h).contiguous()
+            image_features.append(h)
+
+        mask_logits = self.decoder(image_features, noise_features if self.noise_to_decoder else None)
+        pooled = self.image_head(image_features[-1])
+        pooled = torch.cat([pooled.mean(dim=(2, 3)), pooled.amax(dim=(2, 3))], dim=1)
+        return mask_logits, self.image_classifier(pooled)
+
+
+class NFAViTDetector(ImageHeadDetector):
+    """NFA-ViT behind the detector interface; objective = pixel BCE/CE + image BCE (eq. 7)."""
+
+
+@DETECTORS.register("nfa_vit", description="NFA-ViT (BR-Gen): MiT-b2 image + MiT-b0 noise branch, noise-guided attention, weighted decoder, image head")
+def build_nfa_vit(
+    num_classes: int,
+    image_encoder: str = "mit_b2",
+    noise_encoder: str = "mit_b0",
+    topk_ratio: float = 0.25,
+    decoder_channels: int = 512,
+    noise_levels: int = 17,
+    noise_features: int = 64,
+    noise_to_decoder: bool = True,
+    head_channels: int = 256,
+    single_logit: bool | None = None,
+    image_encoder_weights: str | None = None,
+    noise_encoder_weights: str | None = None,
+    noiseprint_weights: str | None = None,
+    freeze_noiseprint: bool | None = None,
+) -> NFAViTDetector:
+    """NFA-ViT with ``num_classes`` outputs.
+
+    Args:
+        image_encoder, noise_encoder: smp MiT names (paper: "mit_b2" and "mit_b0").
+        topk_ratio: fraction of keys each query keeps in NAA (paper: 0.25).
+        decoder_channels: width of the weighted decoder (paper: 512).
+        noise_levels, noise_features: DnCNN depth and width (Noiseprint++: 17 and 64).
+        noise_to_decoder: also add the noise branch's stage features to the decoder (see the
+            module docstring: without it the noise branch receives no gradient).
+        head_channels: width of the classification head's conv.
+        single_logit: one mask logit with BCE (the paper's loss); None = True for the binary
+            task (num_classes == 2). Ignored (must be None/False) for the semantic task.
+        image_encoder_weights, noise_encoder_weights: LOCAL smp-layout MiT weight files (the
+            same files SegFormer's ``encoder_weights`` takes), or None: random init, warning.
+        noiseprint_weights: LOCAL DnCNN / Noiseprint++ weights file, or None: random init.
+        freeze_noiseprint: keep the noise extractor fixed; None = frozen exactly when
+            ``noiseprint_weights`` is given (a pretrained fingerprint extractor is a fixed
+            feature in TruFor and BR-Gen), trainable otherwise.
+    """
+    if single_logit is None:
+        single_logit = num_classes == 2
+    network = NFAViT(
+        out_channels=1 if single_logit else num_classes,
+        image_encoder=image_encoder,
+        noise_encoder=noise_encoder,
+        topk_ratio=topk_ratio,
+        decoder_channels=decoder_channels,
+        noise_levels=noise_levels,
+        noise_features=noise_features,
+        noise_to_decoder=noise_to_decoder,
+        head_channels=head_channels,
+    )
+    load_encoder_weights(network.image_encoder, image_encoder_weights, detector="nfa_vit (image branch)")
+    load_encoder_weights(network.noise_encoder, noise_encoder_weights, detector="nfa_vit (noise branch)")
+    if noiseprint_weights is not None and not weights_follow_active():
+        load_noiseprint_weights(network.noise_extractor, noiseprint_weights)
+    elif noiseprint_weights is None and not weights_follow_active():
+        logger.warning("detector 'nfa_vit': noiseprint_weights=None, the noise extractor is randomly initialised "
+                       "and learned with the detector (pass a local Noiseprint++ file to use the paper's extractor)")
+    frozen = (noiseprint_weights is not None) if freeze_noiseprint is None else bool(freeze_noiseprint)
+    if frozen:
+        network.noise_extractor.freeze()
+    return NFAViTDetector(network, num_classes, input_divisor=32, single_logit=single_logit)
