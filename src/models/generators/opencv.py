@@ -27,6 +27,7 @@ class OpenCVInpaintGenerator(InpaintGenerator):
         if int(radius) < 1:
             raise ValueError(f"radius must be >= 1 pixel, got {radius}")
         self.name = method
+        self.uses_seed = False  # deterministic: several seeds would give the same picture
         self.method = method
         self.radius = int(radius)
 
@@ -40,13 +41,13 @@ class OpenCVInpaintGenerator(InpaintGenerator):
         return f"OpenCVInpaintGenerator(method={self.method!r}, radius={self.radius})"
 
 
-@GENERATORS.register("telea", description="OpenCV INPAINT_TELEA (fast marching); no prompt")
+@GENERATORS.register("telea", description="OpenCV INPAINT_TELEA (fast marching); no prompt", supported=True)
 def build_telea(radius: int = 5) -> OpenCVInpaintGenerator:
     """Telea fast-marching inpainter; ``radius`` is the neighbourhood in pixels."""
     return OpenCVInpaintGenerator("telea", radius=radius)
 
 
-@GENERATORS.register("navier_stokes", description="OpenCV INPAINT_NS (Navier-Stokes); no prompt")
+@GENERATORS.register("navier_stokes", description="OpenCV INPAINT_NS (Navier-Stokes); no prompt", supported=True)
 def build_navier_stokes(radius: int = 5) -> OpenCVInpaintGenerator:
     """Navier-Stokes inpainter; ``radius`` is the neighbourhood in pixels."""
     return OpenCVInpaintGenerator("navier_stokes", radius=radius)

@@ -1,8 +1,17 @@
 """Inpaint: apply each sample's 1-3 region edits, one random generator per turn, and record
-the pixel label map (which generator last touched each pixel) and per-turn provenance."""
+the pixel label map (which generator last touched each pixel) and per-turn provenance.
+
+The configured generator list (``globals.generators``) is the label space. Each entry is
+``{name, generator, label, task, kwargs}``: ``name`` is what provenance records, ``generator``
+the registry key (default: name), ``label`` the class it counts as (default: name; a LoRA
+variant names its parent, as in DiffSeg30k's LoRA study), ``task`` is ``inpaint`` (default) or
+``text-to-image`` (full-synthesis samples, OpenSDI). The classes are the distinct labels in
+order of first appearance: label k in a label map is ``generator_names(...)[k - 1]``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,7 +20,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models.generators import EditSpec, apply_edits, create_generator
+from models.generators import (
+    EditSession,
+    EditSpec,
+    build_clip_candidate_scorer,
+    create_generator,
+    create_text_to_image,
+    set_max_loaded,
+    set_max_resident,
+)
 from pipelines.perceive.nodes import sample_rng
 
 logger = logging.getLogger(__name__)
@@ -22,23 +39,61 @@ SAMPLE_COLUMNS = [
 ]
 PROVENANCE_COLUMNS = [
     "sample_id", "turn", "generator", "label", "region_id", "kind", "edit_type", "prompt", "seed",
-    "mask_area_ratio", "changed_pixel_ratio",
+    "mask_area_ratio", "changed_pixel_ratio", "registry", "model", "candidate_seeds", "candidate_scores", "details",
 ]
+TASKS = ("inpaint", "text-to-image")
+FULL_SYNTHESIS = "full_synthesis"
 
 
-def generator_names(generators: Sequence[dict[str, Any]]) -> list[str]:
-    """Class names in label order: label k (1-based) is ``generator_names(...)[k - 1]``."""
-    names = [g["name"] for g in generators]
+def generator_entries(generators: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
+    """The configured entries as dicts with every key filled: name, generator, label, task, kwargs.
+    A bare string is ``{name: <string>}``.
+
+    Raises:
+        ValueError: a missing or repeated name, an unknown task, or a class count outside 1..254.
+    """
+    entries = []
+    for entry in generators:
+        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+        if not entry.get("name"):
+            raise ValueError(f"every generator entry needs a name, got {entry}")
+        name = str(entry["name"])
+        task = entry.get("task", "inpaint")
+        if task not in TASKS:
+            raise ValueError(f"generator {name!r}: task must be one of {TASKS}, got {task!r}")
+        entries.append({"name": name, "generator": str(entry.get("generator") or name),
+                        "label": str(entry.get("label") or name), "task": task, "kwargs": dict(entry.get("kwargs") or {})})
+    names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise ValueError(f"generator names must be unique, got {names}")
-    if not 1 <= len(names) <= 254:
-        raise ValueError(f"between 1 and 254 generators are supported (uint8 label maps), got {len(names)}")
-    return names
+    classes = list(dict.fromkeys(e["label"] for e in entries))
+    if not 1 <= len(classes) <= 254:
+        raise ValueError(f"between 1 and 254 generator classes are supported (uint8 label maps), got {len(classes)}")
+    return entries
 
 
-def build_generators(generators: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One instance per configured entry; ``generator`` (default: ``name``) is the registry key."""
-    return {g["name"]: create_generator(g.get("generator", g["name"]), **(g.get("kwargs") or {})) for g in generators}
+def generator_names(generators: Sequence[dict[str, Any] | str]) -> list[str]:
+    """Class names in label order: label k (1-based) is ``generator_names(...)[k - 1]``. These are
+    the distinct ``label`` values (default: the entry's name) in order of first appearance, so a
+    variant configured with its parent's label adds no class."""
+    return list(dict.fromkeys(e["label"] for e in generator_entries(generators)))
+
+
+def generator_labels(generators: Sequence[dict[str, Any] | str]) -> dict[str, int]:
+    """Configured name -> its class label (1-based index into ``generator_names``)."""
+    entries = generator_entries(generators)
+    classes = list(dict.fromkeys(e["label"] for e in entries))
+    return {e["name"]: classes.index(e["label"]) + 1 for e in entries}
+
+
+def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
+    """One instance per configured entry: an inpainter (``create_generator``) or, for
+    ``task: text-to-image``, a text-to-image generator (``create_text_to_image``)."""
+    built = {}
+    for entry in generator_entries(generators):
+        factory = create_generator if entry["task"] == "inpaint" else create_text_to_image
+        built[entry["name"]] = factory(entry["generator"], **entry["kwargs"])
+    return built
 
 
 def draw_generators(rng: np.random.Generator, names: list[str], turns: int, distinct: bool) -> list[str]:
@@ -48,6 +103,33 @@ def draw_generators(rng: np.random.Generator, names: list[str], turns: int, dist
     return [names[i] for i in rng.integers(0, len(names), size=turns)]
 
 
+def _candidate_scorer(params: dict[str, Any]) -> tuple[int, Callable | None]:
+    candidates = int(params.get("candidates_per_edit") or 1)
+    if candidates < 1:
+        raise ValueError(f"inpaint.candidates_per_edit must be >= 1, got {candidates}")
+    if candidates == 1:
+        return 1, None
+    if not params.get("clip_model"):
+        raise ValueError("inpaint.candidates_per_edit > 1 needs inpaint.clip_model (a CLIP checkpoint) to choose")
+    scorer = build_clip_candidate_scorer(params["clip_model"], device=params.get("clip_device") or "cpu",
+                                         dtype=params.get("clip_dtype") or "float32",
+                                         region=params.get("clip_region") or "bbox")
+    return candidates, scorer
+
+
+def _provenance_row(sample_id: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    row = {"sample_id": sample_id, "kind": kind, **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}}
+    row["candidate_seeds"] = ",".join(str(s) for s in record.get("candidate_seeds") or [])
+    row["candidate_scores"] = ",".join(f"{s:.4f}" for s in record.get("candidate_scores") or [])
+    row["details"] = json.dumps(record.get("details") or {}, sort_keys=True)
+    return row
+
+
+def _caption(manifest: pd.DataFrame, base_id: str, fallback: str) -> str:
+    caption = manifest.at[base_id, "caption"] if "caption" in manifest.columns else ""
+    return caption if isinstance(caption, str) and caption.strip() else fallback
+
+
 def inpaint_samples(
     base_images: dict[str, Callable[[], np.ndarray]],
     base_manifest: pd.DataFrame,
@@ -55,43 +137,113 @@ def inpaint_samples(
     regions: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame]:
-    """Edit every sample in ``regions`` turn by turn.
+    """Edit every sample in ``regions`` turn by turn, then add the full-synthesis samples.
+
+    Params: ``generators`` (the label space, see the module docstring), ``seed``,
+    ``distinct_generators_per_sample``, ``chunk_size`` (samples whose turns run grouped by
+    generator), ``candidates_per_edit`` (seeds per turn; > 1 needs
+    ``clip_model``, the CLIP checkpoint that keeps the best, scored on ``clip_region`` "bbox" or
+    "image" with ``clip_device`` / ``clip_dtype``), ``max_pipelines_on_device`` and
+    ``max_pipelines_loaded`` (LRU caps of diffusers pipelines on an accelerator / in memory;
+    null = no cap) and ``full_synthesis`` ({ratio,
+    prompt}: that fraction of the bases also gets one wholly generated sample ``<base_id>-full``
+    from a random ``text-to-image`` entry, prompted with the base's caption or ``prompt``).
 
     Returns (edited_images: sample_id -> (H,W,3) uint8, label_maps: sample_id -> (H,W) uint8 with
-    0 = untouched and k = 1-based index into ``params['generators']`` of the LAST generator that
-    edited the pixel, samples table, provenance table with one row per turn). Pixels outside every
-    edited region are bit-identical to the base image (checked in ``apply_edits``).
+    0 = untouched and k = the class label (``generator_labels``) of the LAST generator that
+    edited the pixel (a full-synthesis sample is all k), samples table, provenance table with one
+    row per turn: configured name, label, registry entry and model, chosen seed, every candidate
+    seed and score, and the generator's call details as JSON). Pixels outside every edited region
+    are bit-identical to the base image (checked in ``apply_edits``).
     """
     seed = int(params.get("seed", 0))
-    names = generator_names(params["generators"])
-    label_index = {name: i + 1 for i, name in enumerate(names)}
-    generators = build_generators(params["generators"])
+    entries = generator_entries(params["generators"])
+    label_index = generator_labels(entries)
+    set_max_resident(params.get("max_pipelines_on_device"))
+    set_max_loaded(params.get("max_pipelines_loaded"))
+    generators = build_generators(entries)
+    inpainters = [e["name"] for e in entries if e["task"] == "inpaint"]
+    synthesizers = [e["name"] for e in entries if e["task"] == "text-to-image"]
+    if len(regions) and not inpainters:
+        raise ValueError("no inpainting generator configured (every entry has task: text-to-image)")
+    candidates, scorer = _candidate_scorer(params)
+    chunk_size = int(params.get("chunk_size") or 64)
+    donor_users = [g for g in generators.values() if hasattr(g, "use_donors")]
     manifest = base_manifest.set_index("base_id")
     edited, label_maps = {}, {}
     sample_rows, provenance_rows = [], []
-    for sample_id, turns in tqdm(regions.sort_values(["sample_id", "turn"]).groupby("sample_id", sort=True),
-                                 desc="inpaint", unit="sample"):
-        base_id = turns["base_id"].iloc[0]
-        base = base_images[base_id]()
+    # Every random choice is drawn per sample up front, so the order work is done in below
+    # changes nothing in the results.
+    plans = []
+    for sample_id, turns in regions.sort_values(["sample_id", "turn"]).groupby("sample_id", sort=True):
         rng = sample_rng(seed, f"inpaint:{sample_id}")
-        chosen = draw_generators(rng, names, len(turns), bool(params.get("distinct_generators_per_sample", True)))
+        chosen = draw_generators(rng, inpainters, len(turns), bool(params.get("distinct_generators_per_sample", True)))
         edits = [
             EditSpec(generator=gen, mask=region_masks[row.region_id]() > 127, prompt=row.prompt,
                      edit_type=row.edit_type, seed=int(rng.integers(0, 2**31 - 1)), region_id=row.region_id)
             for gen, row in zip(chosen, turns.itertuples())
         ]
-        image, label_map, provenance = apply_edits(base, edits, generators, label_index)
-        edited[sample_id], label_maps[sample_id] = image, label_map
-        kinds = dict(zip(turns["region_id"], turns["kind"]))
-        for record in provenance:
-            provenance_rows.append({"sample_id": sample_id, "kind": kinds.get(record["region_id"], ""),
-                                    **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}})
-        sample_rows.append({
-            "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
-            "base_kind": manifest.at[base_id, "kind"], "n_turns": len(edits), "generators": ",".join(chosen),
-            "last_generator": chosen[-1], "edited_area_ratio": float((label_map > 0).mean()),
-            "edit_types": ",".join(turns["edit_type"]), "region_kinds": ",".join(turns["kind"]),
-        })
+        plans.append((sample_id, turns, edits))
+    progress = tqdm(total=sum(len(edits) for _, _, edits in plans), desc="inpaint", unit="edit")
+    # Within a chunk of samples, turn t of every sample runs grouped by generator: a model is
+    # used for all its edits in a row (one load / device move per chunk, not per sample).
+    for start in range(0, len(plans), chunk_size):
+        block = plans[start:start + chunk_size]
+        sessions = {sample_id: EditSession(base_images[turns["base_id"].iloc[0]](), generators, label_index,
+                                           candidates=candidates, score_candidate=scorer)
+                    for sample_id, turns, _ in block}
+        for turn in range(max(len(edits) for _, _, edits in block)):
+            for name in inpainters:
+                for sample_id, turns, edits in block:
+                    if turn < len(edits) and edits[turn].generator == name:
+                        for generator in donor_users:  # splicing: any other base image may be the donor
+                            generator.use_donors(base_images, exclude=turns["base_id"].iloc[0])
+                        sessions[sample_id].apply(edits[turn])
+                        progress.update()
+        for sample_id, turns, edits in block:
+            image, label_map, provenance = sessions.pop(sample_id).finish()
+            base_id = turns["base_id"].iloc[0]
+            edited[sample_id], label_maps[sample_id] = image, label_map
+            kinds = dict(zip(turns["region_id"], turns["kind"]))
+            provenance_rows += [_provenance_row(sample_id, kinds.get(r["region_id"], ""), r) for r in provenance]
+            chosen = [edit.generator for edit in edits]
+            sample_rows.append({
+                "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
+                "base_kind": manifest.at[base_id, "kind"], "n_turns": len(edits), "generators": ",".join(chosen),
+                "last_generator": chosen[-1], "edited_area_ratio": float((label_map > 0).mean()),
+                "edit_types": ",".join(turns["edit_type"]), "region_kinds": ",".join(turns["kind"]),
+            })
+    progress.close()
+    synthesis = dict(params.get("full_synthesis") or {})
+    ratio = float(synthesis.get("ratio") or 0.0)
+    if ratio > 0 and not synthesizers:
+        raise ValueError("inpaint.full_synthesis.ratio > 0 needs a generator entry with task: text-to-image")
+    if ratio > 0:
+        for base_id in tqdm(sorted(manifest.index), desc="full synthesis", unit="base"):
+            rng = sample_rng(seed, f"synthesis:{base_id}")
+            if rng.random() >= ratio:
+                continue
+            name = synthesizers[int(rng.integers(0, len(synthesizers)))]
+            height, width = base_images[base_id]().shape[:2]
+            prompt = _caption(manifest, base_id, str(synthesis.get("prompt") or "a photo"))
+            generator_seed = int(rng.integers(0, 2**31 - 1))
+            image = generators[name].generate(prompt, height, width, generator_seed)
+            sample_id = f"{base_id}-full"
+            label = label_index[name]
+            edited[sample_id] = image
+            label_maps[sample_id] = np.full((height, width), label, dtype=np.uint8)
+            described = generators[name].describe()
+            provenance_rows.append(_provenance_row(sample_id, "whole", {
+                "turn": 1, "generator": name, "label": label, "region_id": "", "edit_type": FULL_SYNTHESIS,
+                "prompt": prompt, "seed": generator_seed, "mask_area_ratio": 1.0, "changed_pixel_ratio": 1.0,
+                "registry": described.get("registry", ""), "model": described.get("model", ""),
+                "candidate_seeds": [generator_seed], "candidate_scores": [], "details": {},
+            }))
+            sample_rows.append({
+                "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
+                "base_kind": manifest.at[base_id, "kind"], "n_turns": 1, "generators": name, "last_generator": name,
+                "edited_area_ratio": 1.0, "edit_types": FULL_SYNTHESIS, "region_kinds": "whole",
+            })
     samples = pd.DataFrame(sample_rows, columns=SAMPLE_COLUMNS)
     provenance_table = pd.DataFrame(provenance_rows, columns=PROVENANCE_COLUMNS)
     logger.info("inpainted %d samples, %d edits; turns per sample: %s", len(samples), len(provenance_table),

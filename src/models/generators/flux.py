@@ -1,0 +1,81 @@
+"""Adapter to diffusers' ``FluxFillPipeline`` (FLUX.1 Fill, Black Forest Labs' inpainting model).
+
+Checkpoint: ``black-forest-labs/FLUX.1-Fill-dev`` at 1024 px, bfloat16 on GPU. The Fill
+transformer takes the masked image and the mask as extra input channels (384 = 64 + 64 + 256),
+so it sees the whole picture; like every latent model it re-encodes all pixels, and the
+original is pasted back outside the mask. FLUX.1 Fill uses guidance distillation: its
+``guidance_scale`` (30 by default) is an input of the model, not classifier-free guidance, and
+it takes no negative prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from .base import GENERATORS
+from .diffusion import DiffusersInpaintGenerator, batched, mask_image
+
+
+class FluxFillGenerator(DiffusersInpaintGenerator):
+    """FLUX.1 Fill (``FluxFillPipeline``).
+
+    Args:
+        max_sequence_length: T5 tokens per prompt (512 for FLUX.1-dev).
+        other arguments: see ``DiffusersInpaintGenerator`` (``negative_prompt`` must stay None).
+    """
+
+    pipeline_class = "FluxFillPipeline"
+    name = "flux-fill"
+
+    def __init__(self, model: str, max_sequence_length: int = 512, **kwargs: Any):
+        super().__init__(model, **kwargs)
+        if self.negative_prompt is not None:
+            raise ValueError("FLUX.1 Fill takes no negative prompt (guidance is distilled into the model)")
+        self.max_sequence_length = int(max_sequence_length)
+
+    def run_multiple(self, pipe: Any) -> int:
+        # Latents are packed in 2x2 patches: sides must divide by vae_scale_factor * 2.
+        return max(16, pipe.vae_scale_factor * 2)
+
+    def _call(self, pipe, image, mask, prompt, generators, height, width):
+        count = len(generators)
+        output = pipe(
+            prompt=batched(prompt, count),
+            image=batched(Image.fromarray(image), count),
+            mask_image=batched(mask_image(mask), count),
+            height=height,
+            width=width,
+            strength=self.strength,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            generator=generators,
+            max_sequence_length=self.max_sequence_length,
+            output_type="np",
+        )
+        return list(output.images)
+
+
+@GENERATORS.register("flux-fill", description="FLUX.1 Fill (FluxFillPipeline)", pipeline="FluxFillPipeline",
+                     supported=True)
+def build_flux_fill(
+    model: str,
+    steps: int = 50,
+    guidance_scale: float = 30.0,
+    resolution: int | None = 1024,
+    device: str = "cpu",
+    dtype: str = "float32",
+    strength: float = 1.0,
+    max_batch: int = 2,
+    scheduler: str | None = None,
+    scheduler_kwargs: dict[str, Any] | None = None,
+    variant: str | None = None,
+    max_sequence_length: int = 512,
+) -> FluxFillGenerator:
+    """A FLUX.1 Fill checkpoint; see ``FluxFillGenerator``."""
+    return FluxFillGenerator(
+        model, max_sequence_length=max_sequence_length, steps=steps, guidance_scale=guidance_scale,
+        resolution=resolution, device=device, dtype=dtype, strength=strength, max_batch=max_batch,
+        scheduler=scheduler, scheduler_kwargs=scheduler_kwargs, variant=variant,
+    )

@@ -1,0 +1,367 @@
+"""Tiny, randomly initialised versions of every diffusers architecture in the generator zoo,
+built offline from configs and saved with ``save_pretrained``.
+
+Each ``build_tiny_<family>(folder)`` writes a checkpoint folder that the family's adapter loads
+through the very same ``from_pretrained`` path as the real checkpoint; the sizes follow the
+dummy components of diffusers' own pipeline tests, with one change: every VAE keeps real
+models' downsampling (4 levels, 1/8 of the image), so run-size rounding, latent packing and
+mask resizing are exercised as on the real models. Tokenizers are built without files:
+CLIP's byte-level BPE (``build_offline_clip_tokenizer``), a character-level T5 Unigram
+vocabulary and a character-level BERT WordPiece vocabulary. Outputs are texture, not pictures.
+
+Everything is deterministic for a given ``seed`` and leaves the global torch RNG untouched.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+from .diffusion import quiet_progress_bars
+from .tiny import build_offline_clip_tokenizer
+
+_CHARS = string.ascii_letters + string.digits + string.punctuation
+
+
+def build_offline_t5_tokenizer() -> Any:
+    """A ``T5Tokenizer`` (Unigram) over single characters, built without any file: <pad> = 0,
+    </s> = 1, <unk> = 2, then "▁", letters, digits, punctuation and "▁"-prefixed letters."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -3.0) for c in _CHARS] + [("\u2581" + c, -2.5) for c in string.ascii_lowercase]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_offline_bert_tokenizer() -> Any:
+    """A ``BertTokenizer`` (WordPiece) over single characters, built without any file."""
+    from transformers import BertTokenizer
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_CHARS.lower(), *("##" + c for c in _CHARS.lower())]
+    vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+    return BertTokenizer(vocab=vocab, do_lower_case=True)
+
+
+def _tiny_t5_encoder(tokenizer: Any, d_model: int = 32) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=8, d_ff=37, num_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                   decoder_start_token_id=0))
+
+
+def _clip_text_config(tokenizer: Any, projection_dim: int = 32) -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                          num_attention_heads=4, max_position_embeddings=77, projection_dim=projection_dim,
+                          hidden_act="gelu", bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id)
+
+
+def _tiny_vae(latent_channels: int = 4, **extra: Any) -> Any:
+    """An AutoencoderKL with real models' four levels (1/8 of the image) and narrow channels."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 32, 32),
+                         norm_num_groups=8, layers_per_block=1, latent_channels=latent_channels, sample_size=64, **extra)
+
+
+def _save(pipe: Any, folder: str | Path) -> Path:
+    folder = Path(folder)
+    with quiet_progress_bars():
+        pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_tiny_sd(folder: str | Path, inpainting: bool = False, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion pipeline: ``StableDiffusionInpaintPipeline`` layout with a 9-channel
+    UNet when ``inpainting``, else a text-to-image ``StableDiffusionPipeline`` (4 channels)."""
+    import torch
+    from diffusers import (DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextModel
+
+    from .tiny import build_tiny_sd_inpaint
+
+    if inpainting:
+        return build_tiny_sd_inpaint(folder, seed=seed)
+    tokenizer = build_offline_clip_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+                                    layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                    attention_head_dim=(2, 4))
+        vae = _tiny_vae()
+        text_encoder = CLIPTextModel(_clip_text_config(tokenizer))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    pipe = cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return _save(pipe, folder)
+
+
+def build_tiny_sdxl(folder: str | Path, inpainting: bool = True, seed: int = 0) -> Path:
+    """A tiny SDXL pipeline (two CLIP text encoders, text-time conditioning): 9-channel
+    ``StableDiffusionXLInpaintPipeline`` when ``inpainting`` (as SDXL inpainting 0.1), else a
+    4-channel ``StableDiffusionXLPipeline``."""
+    import torch
+    from diffusers import (EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = build_offline_clip_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=32, in_channels=9 if inpainting else 4, out_channels=4, block_out_channels=(32, 64),
+            layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
+            addition_embed_type="text_time", addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=6 * 8 + 32,  # 6 size/crop ids x 8 + pooled text 32
+            cross_attention_dim=64,  # the two encoders' hidden states, concatenated
+        )
+        vae = _tiny_vae()
+        text_encoder = CLIPTextModel(_clip_text_config(tokenizer))
+        text_encoder_2 = CLIPTextModelWithProjection(_clip_text_config(tokenizer))
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    components = dict(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+                      tokenizer_2=build_offline_clip_tokenizer(), unet=unet, scheduler=scheduler)
+    if inpainting:
+        pipe = StableDiffusionXLInpaintPipeline(**components, requires_aesthetics_score=False)
+    else:
+        pipe = StableDiffusionXLPipeline(**components)
+    return _save(pipe, folder)
+
+
+def build_tiny_sd3(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny SD3 pipeline (MMDiT transformer, two CLIP encoders + T5, 16-channel VAE), saved in
+    the ``StableDiffusion3Pipeline`` layout that SD3 / SD3.5 checkpoints use."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    tokenizer = build_offline_clip_tokenizer()
+    t5_tokenizer = build_offline_t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=16, out_channels=16, num_layers=1,
+                                            attention_head_dim=8, num_attention_heads=4, joint_attention_dim=64,
+                                            caption_projection_dim=32, pooled_projection_dim=64)
+        vae = _tiny_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+                        scaling_factor=1.5035)
+        text_encoder = CLIPTextModelWithProjection(_clip_text_config(tokenizer))
+        text_encoder_2 = CLIPTextModelWithProjection(_clip_text_config(tokenizer))
+        text_encoder_3 = _tiny_t5_encoder(t5_tokenizer, d_model=64)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+        tokenizer_2=build_offline_clip_tokenizer(), text_encoder_3=text_encoder_3, tokenizer_3=t5_tokenizer,
+    )
+    return _save(pipe, folder)
+
+
+def build_tiny_flux(folder: str | Path, fill: bool = True, seed: int = 0) -> Path:
+    """A tiny FLUX.1 pipeline (double/single-stream transformer, CLIP + T5, 16-channel VAE): the
+    ``FluxFillPipeline`` layout when ``fill`` (transformer input 64 + 64 + 256 channels at 16
+    latent channels, here 16 + 16 + 256 at 4), else the text-to-image ``FluxPipeline``."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    tokenizer = build_offline_clip_tokenizer()
+    t5_tokenizer = build_offline_t5_tokenizer()
+    latent_channels = 4
+    packed = latent_channels * 4  # 2x2 patches
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=packed * 2 + 8 * 8 * 4 if fill else packed, out_channels=packed, num_layers=1,
+            num_single_layers=1, attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+            pooled_projection_dim=32, axes_dims_rope=[4, 4, 8], guidance_embeds=fill,
+        )
+        vae = _tiny_vae(latent_channels=latent_channels, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+        text_encoder = CLIPTextModel(_clip_text_config(tokenizer))
+        text_encoder_2 = _tiny_t5_encoder(t5_tokenizer, d_model=32)
+    cls = FluxFillPipeline if fill else FluxPipeline
+    pipe = cls(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+               tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=t5_tokenizer)
+    return _save(pipe, folder)
+
+
+def build_tiny_kandinsky22(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny Kandinsky 2.2: ``<folder>/prior`` (``KandinskyV22PriorPipeline``: CLIP text and
+    image encoders + prior transformer) and ``<folder>/decoder-inpaint``
+    (``KandinskyV22InpaintPipeline``: 9-channel image-conditioned UNet + MoVQ). Returns
+    (decoder folder, prior folder)."""
+    import torch
+    from diffusers import (DDIMScheduler, KandinskyV22InpaintPipeline, KandinskyV22PriorPipeline, PriorTransformer,
+                           UNet2DConditionModel, UnCLIPScheduler, VQModel)
+    from transformers import CLIPImageProcessor, CLIPTextModelWithProjection, CLIPVisionConfig, \
+        CLIPVisionModelWithProjection
+
+    folder = Path(folder)
+    tokenizer = build_offline_clip_tokenizer()
+    embed = 32
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=embed, num_layers=1)
+        # Random init sets clip_std to 0, which would zero every embedding.
+        prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))
+        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=embed, image_size=32, projection_dim=embed, intermediate_size=37, num_attention_heads=4,
+            num_channels=3, num_hidden_layers=2, patch_size=8))
+        text_encoder = CLIPTextModelWithProjection(_clip_text_config(tokenizer, projection_dim=embed))
+        unet = UNet2DConditionModel(
+            in_channels=9, out_channels=8, addition_embed_type="image",
+            down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+            up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+            mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
+            encoder_hid_dim=embed, encoder_hid_dim_type="image_proj", cross_attention_dim=32, attention_head_dim=4,
+            resnet_time_scale_shift="scale_shift", class_embed_type=None,
+        )
+        movq = VQModel(block_out_channels=[32, 32, 32, 32], down_block_types=["DownEncoderBlock2D"] * 3 + ["AttnDownEncoderBlock2D"],
+                       up_block_types=["AttnUpDecoderBlock2D"] + ["UpDecoderBlock2D"] * 3, in_channels=3, latent_channels=4,
+                       layers_per_block=1, norm_num_groups=8, norm_type="spatial", num_vq_embeddings=12, out_channels=3,
+                       vq_embed_dim=4)
+    prior_pipe = KandinskyV22PriorPipeline(
+        prior=prior, image_encoder=image_encoder, text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
+                                  clip_sample=True, clip_sample_range=10.0),
+        image_processor=CLIPImageProcessor(crop_size=32, size=32, do_center_crop=True, do_normalize=True, do_resize=True,
+                                           image_mean=[0.48145466, 0.4578275, 0.40821073],
+                                           image_std=[0.26862954, 0.26130258, 0.27577711], resample=3),
+    )
+    decoder = KandinskyV22InpaintPipeline(
+        unet=unet, movq=movq,
+        scheduler=DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
+                                clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+                                thresholding=False),
+    )
+    return _save(decoder, folder / "decoder-inpaint"), _save(prior_pipe, folder / "prior")
+
+
+def build_tiny_hunyuandit(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny HunyuanDiT pipeline (DiT with two text streams: a BERT-style CLIP and mT5; 4-channel VAE)."""
+    import torch
+    from diffusers import DDPMScheduler, HunyuanDiT2DModel, HunyuanDiTPipeline
+    from transformers import BertConfig, BertModel
+
+    tokenizer = build_offline_bert_tokenizer()
+    t5_tokenizer = build_offline_t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = HunyuanDiT2DModel(sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8,
+                                        num_attention_heads=3, in_channels=4, cross_attention_dim=32,
+                                        cross_attention_dim_t5=32, pooled_projection_dim=16, hidden_size=24,
+                                        activation_fn="gelu-approximate")
+        vae = _tiny_vae()
+        text_encoder = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                            num_attention_heads=4, intermediate_size=37, max_position_embeddings=128))
+        text_encoder_2 = _tiny_t5_encoder(t5_tokenizer, d_model=32)
+    pipe = HunyuanDiTPipeline(transformer=transformer.eval(), vae=vae.eval(), scheduler=DDPMScheduler(),
+                              text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+                              tokenizer_2=t5_tokenizer, safety_checker=None, feature_extractor=None,
+                              requires_safety_checker=False)
+    return _save(pipe, folder)
+
+
+def build_tiny_kolors(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Kolors pipeline (SDXL-style UNet conditioned on a ChatGLM text encoder). The ChatGLM
+    tokenizer is a sentencepiece model trained here on a few characters; needs ``sentencepiece``."""
+    import io
+
+    import sentencepiece
+    import torch
+    from diffusers import EulerDiscreteScheduler, KolorsPipeline, UNet2DConditionModel
+    from diffusers.pipelines.kolors import ChatGLMModel, ChatGLMTokenizer
+    from diffusers.pipelines.kolors.text_encoder import ChatGLMConfig
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter([string.ascii_lowercase, string.digits, "a photo of a red balloon"] * 4),
+        model_writer=model, vocab_size=40, model_type="char", character_coverage=1.0, bos_id=1, eos_id=2, unk_id=0,
+        pad_id=-1, minloglevel=2,
+    )
+    vocab_file = folder / "spm-tokenizer.model"
+    vocab_file.write_bytes(model.getvalue())
+    tokenizer = ChatGLMTokenizer(vocab_file=str(vocab_file))
+    hidden = 8
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = ChatGLMModel(ChatGLMConfig(num_layers=1, padded_vocab_size=64, hidden_size=hidden,
+                                                  ffn_hidden_size=16, kv_channels=4, num_attention_heads=2,
+                                                  seq_length=256, multi_query_attention=True, multi_query_group_num=1,
+                                                  original_rope=True))
+        # ChatGLM builds its layers with torch's skip_init (uninitialised memory): set every weight.
+        with torch.no_grad():
+            for name, parameter in text_encoder.named_parameters():
+                if "norm" in name:
+                    parameter.fill_(1.0)
+                else:
+                    parameter.normal_(0.0, 0.02)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=6 * 8 + hidden, cross_attention_dim=hidden,
+        )
+        vae = _tiny_vae()
+    pipe = KolorsPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                          scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                                           beta_schedule="scaled_linear", timestep_spacing="leading"),
+                          image_encoder=None, feature_extractor=None)
+    _save(pipe, folder)
+    vocab_file.unlink()
+    return folder
+
+
+def build_tiny_deepfloyd_if(folder: str | Path, base_size: int = 16, sr_size: int = 64, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny DeepFloyd IF: ``<folder>/stage-1`` (``IFInpaintingPipeline``: T5 + pixel UNet at
+    ``base_size``) and ``<folder>/stage-2`` (``IFInpaintingSuperResolutionPipeline``: noise-level
+    conditioned pixel UNet at ``sr_size``, saved without a text encoder as its adapter loads it).
+    Returns (stage I folder, stage II folder)."""
+    import torch
+    from diffusers import DDPMScheduler, IFInpaintingPipeline, IFInpaintingSuperResolutionPipeline, UNet2DConditionModel
+
+    folder = Path(folder)
+    tokenizer = build_offline_t5_tokenizer()
+
+    def scheduler() -> Any:
+        return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
+                             beta_end=0.02, thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
+                             prediction_type="epsilon", variance_type="learned_range")
+
+    common = dict(layers_per_block=1, block_out_channels=[32, 64],
+                  down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+                  mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+                  up_block_types=["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"], out_channels=6,
+                  cross_attention_dim=32, encoder_hid_dim=32, attention_head_dim=8, addition_embed_type="text",
+                  addition_embed_type_num_heads=2, cross_attention_norm="group_norm",
+                  resnet_time_scale_shift="scale_shift", act_fn="gelu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = _tiny_t5_encoder(tokenizer, d_model=32)
+        base_unet = UNet2DConditionModel(sample_size=base_size, in_channels=3, **common)
+        sr_unet = UNet2DConditionModel(sample_size=sr_size, in_channels=6, class_embed_type="timestep",
+                                       mid_block_scale_factor=1.414, time_embedding_act_fn="gelu",
+                                       time_embedding_dim=32, **common)
+    stage_1 = IFInpaintingPipeline(tokenizer=tokenizer, text_encoder=text_encoder, unet=base_unet, scheduler=scheduler(),
+                                   safety_checker=None, feature_extractor=None, watermarker=None,
+                                   requires_safety_checker=False)
+    stage_2 = IFInpaintingSuperResolutionPipeline(
+        tokenizer=tokenizer, text_encoder=None, unet=sr_unet, scheduler=scheduler(),
+        image_noising_scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                              beta_start=0.0001, beta_end=0.02),
+        safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
+    )
+    return _save(stage_1, folder / "stage-1"), _save(stage_2, folder / "stage-2")

@@ -1,0 +1,348 @@
+"""The generator zoo, entry by entry, on tiny random models (offline, CPU).
+
+For every registry entry: a tiny random model of that architecture is built from a config and
+saved with ``save_pretrained`` (a TorchScript file for LaMa / MAT), then the entry is built by
+the registry and run through the same loading code a real checkpoint takes. Each run checks
+the output size, the label map values, that pixels outside the edited region are unchanged and
+that provenance names the entry and its model. Unsupported entries must fail with their reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import yaml
+
+from models.generators import (
+    GENERATORS,
+    TEXT_TO_IMAGE,
+    EditSpec,
+    GeneratorNotSupportedError,
+    apply_edits,
+    build_tiny_sd_inpaint,
+    cached_pipelines,
+    clear_pipeline_cache,
+    create_generator,
+    create_text_to_image,
+    generator_table,
+    list_generators,
+    list_text_to_image,
+    load_pipeline,
+    set_max_loaded,
+)
+from models.generators import tiny_zoo
+
+SIZE = 64
+HAS_SENTENCEPIECE = importlib.util.find_spec("sentencepiece") is not None
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def image():
+    return cv2.resize(skimage.data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def mask():
+    region = np.zeros((SIZE, SIZE), bool)
+    region[16:48, 20:44] = True
+    return region
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """Tiny checkpoints, built lazily (only what the selected tests need) and once per module."""
+    root = tmp_path_factory.mktemp("zoo")
+    built: dict[str, object] = {}
+
+    def get(key: str):
+        if key not in built:
+            builders = {
+                "sd-inpaint": lambda: build_tiny_sd_inpaint(root / "sd-inpaint"),
+                "sd": lambda: tiny_zoo.build_tiny_sd(root / "sd", inpainting=False),
+                "sdxl-inpaint": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl-inpaint"),
+                "sdxl": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl", inpainting=False),
+                "sd3": lambda: tiny_zoo.build_tiny_sd3(root / "sd3"),
+                "flux-fill": lambda: tiny_zoo.build_tiny_flux(root / "flux-fill"),
+                "flux": lambda: tiny_zoo.build_tiny_flux(root / "flux", fill=False),
+                "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
+                "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
+                "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
+                "if": lambda: tiny_zoo.build_tiny_deepfloyd_if(root / "if"),
+                "lama": lambda: _script_tiny_inpainter(root / "tiny-lama.pt", with_noise=False),
+                "mat": lambda: _script_tiny_inpainter(root / "tiny-mat.pt", with_noise=True),
+                "lora": lambda: _tiny_lora(get("sdxl-inpaint"), root / "tiny-lora.safetensors"),
+            }
+            built[key] = builders[key]()
+        return built[key]
+
+    return get
+
+
+def _script_tiny_inpainter(path: Path, with_noise: bool) -> Path:
+    """A tiny TorchScript inpainter with LaMa's (image, mask) or MAT's (image, mask, z) signature."""
+    import torch
+
+    class TinyLama(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.conv(torch.cat([image * (1 - mask), mask], dim=1)))
+
+    class TinyMat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+            self.style = torch.nn.Linear(512, 3)
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            out = self.conv(torch.cat([image * mask, mask], dim=1)) + self.style(z)[:, :, None, None]
+            return torch.tanh(out)
+
+    torch.manual_seed(0)
+    module = torch.jit.script(TinyMat() if with_noise else TinyLama())
+    module.save(str(path))
+    return path
+
+
+def _tiny_lora(sdxl_folder: Path, path: Path) -> Path:
+    """A kohya-format LoRA (lora_unet_* keys, alphas) over attention and projection layers of the tiny SDXL UNet."""
+    import safetensors.torch
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(sdxl_folder / "unet")
+    generator = torch.Generator().manual_seed(0)
+    tensors = {}
+    for name, module in unet.named_modules():
+        if name.endswith(("attn1.to_q", "attn2.to_v", "attn1.to_out.0", "proj_in")):
+            weight = module.weight
+            key = "lora_unet_" + name.replace(".", "_")
+            tensors[f"{key}.lora_down.weight"] = torch.randn(4, *weight.shape[1:], generator=generator)
+            tensors[f"{key}.lora_up.weight"] = torch.randn(weight.shape[0], 4, *([1] * (weight.ndim - 2)), generator=generator)
+            tensors[f"{key}.alpha"] = torch.tensor(2.0)
+    safetensors.torch.save_file(tensors, str(path))
+    return path
+
+
+# entry -> kwargs for the tiny model (a callable of the `zoo` fixture), or the error it must raise.
+TINY = dict(steps=2, resolution=None)
+ENTRIES = {
+    "telea": lambda z: {},
+    "navier_stokes": lambda z: {},
+    "copy_move": lambda z: {},
+    "splicing": lambda z: {},
+    "tiny-sd": lambda z: {"model": str(z("sd-inpaint")), "steps": 2},
+    "sd-inpaint": lambda z: {"model": str(z("sd-inpaint")), "steps": 2},
+    "sdxl-inpaint": lambda z: {"model": str(z("sdxl-inpaint")), **TINY},
+    "sdxl-inpaint-lora": lambda z: {"model": str(z("sdxl-inpaint")), "lora": str(z("lora")), **TINY},
+    "sd3-inpaint": lambda z: {"model": str(z("sd3")), **TINY},
+    "flux-fill": lambda z: {"model": str(z("flux-fill")), **TINY},
+    "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
+                                      "prior_steps": 2, **TINY},
+    "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
+    "kolors-blend": lambda z: {"model": str(z("kolors")), **TINY},
+    "if-inpaint": lambda z: {"model": str(z("if")[0]), "sr_model": str(z("if")[1]), "steps": 2, "sr_steps": 2},
+    "lama": lambda z: {"model": str(z("lama"))},
+    "mat": lambda z: {"model": str(z("mat")), "resolution": 32},
+    "glide": GeneratorNotSupportedError,
+    "brushnet": GeneratorNotSupportedError,
+    "powerpaint": GeneratorNotSupportedError,
+}
+
+
+def test_every_registered_generator_is_covered_here():
+    assert set(ENTRIES) == set(list_generators())
+    rows = {row["name"]: row for row in generator_table()}
+    for name, how in ENTRIES.items():
+        assert (rows[name]["supported"] is False) == (how is GeneratorNotSupportedError), name
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
+    how = ENTRIES[name]
+    if how is GeneratorNotSupportedError:
+        with pytest.raises(GeneratorNotSupportedError, match=name):
+            create_generator(name, model="anything")
+        assert GENERATORS.meta(name)["reason"].startswith(name)
+        return
+    if name == "kolors-blend" and not HAS_SENTENCEPIECE:
+        with pytest.raises(GeneratorNotSupportedError, match="sentencepiece"):
+            create_generator(name, model="anything")
+        return
+    generator = create_generator(name, **how(zoo))
+    if name == "splicing":
+        donor = np.full_like(image, 200)
+        generator.use_donors({"base": lambda: image, "donor": lambda: donor}, exclude="base")
+    edits = [EditSpec(name, mask, "a red balloon", "attribute", seed=3, region_id="r1")]
+    edited, label_map, provenance = apply_edits(image, edits, {name: generator}, {name: 7})
+    assert edited.shape == image.shape and edited.dtype == np.uint8
+    assert np.array_equal(edited[~mask], image[~mask])  # nothing outside the region moved
+    assert set(np.unique(label_map)) == {0, 7} and (label_map[mask] == 7).all()
+    assert provenance[0]["changed_pixel_ratio"] > 0.3  # the region really carries the generator's output
+    record = provenance[0]
+    assert record["generator"] == name and record["label"] == 7 and record["seed"] == 3
+    assert record["registry"] == generator.describe()["registry"]
+    if "model" in how(zoo):
+        assert record["model"] == how(zoo)["model"]
+    if name == "splicing":
+        assert record["details"]["donor_id"] == "donor" and (edited[mask] == 200).all()
+    if name == "copy_move":
+        dy, dx = record["details"]["source_offset"]
+        ys, xs = np.nonzero(mask)
+        assert np.array_equal(edited[ys, xs], image[(ys + dy) % SIZE, (xs + dx) % SIZE])
+
+
+@pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend"])
+def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
+    generator = create_generator(name, **ENTRIES[name](zoo))
+    first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
+    assert not np.array_equal(first, second)
+    assert np.array_equal(first[~mask], image[~mask]) and np.array_equal(second[~mask], image[~mask])
+    again = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
+    assert np.array_equal(first, again[0])  # deterministic per seed
+
+
+def test_a_non_square_image_keeps_its_size(zoo):
+    photo = cv2.resize(skimage.data.chelsea(), (80, 48), interpolation=cv2.INTER_AREA)
+    region = np.zeros(photo.shape[:2], bool)
+    region[10:30, 20:60] = True
+    for name in ("flux-fill", "kandinsky22-inpaint", "if-inpaint"):
+        out = create_generator(name, **ENTRIES[name](zoo)).inpaint(photo, region, "a hat", seed=0)
+        assert out.shape == photo.shape and np.array_equal(out[~region], photo[~region]), name
+
+
+def test_sd_inpaint_runs_a_base_checkpoint_by_latent_blending(zoo, image, mask):
+    # OpenSDI's SD2.1 / SDXL: AutoPipelineForInpainting on the 4-channel base model.
+    generator = create_generator("sd-inpaint", model=str(zoo("sd")), steps=2)
+    out = generator.inpaint(image, mask, "a dog", seed=0)
+    assert np.array_equal(out[~mask], image[~mask]) and (out[mask] != image[mask]).any()
+
+
+# --------------------------------------------------------------------------- LoRA variant
+def test_lora_variant_fuses_its_file_into_its_own_pipeline(zoo, image, mask):
+    import safetensors.torch
+    import torch
+
+    clear_pipeline_cache()
+    parent = create_generator("sdxl-inpaint", **ENTRIES["sdxl-inpaint"](zoo))
+    variant = create_generator("sdxl-inpaint-lora", **ENTRIES["sdxl-inpaint-lora"](zoo), lora_scale=0.5)
+    base_pipe, lora_pipe = parent.load(), variant.load()
+    assert base_pipe is not lora_pipe and len(cached_pipelines()) == 2
+    assert type(lora_pipe.scheduler).__name__ == "DDIMScheduler"
+    assert lora_pipe.scheduler.config.timestep_spacing == "trailing"
+    assert variant.steps == 2 and variant.guidance_scale == 0.0  # Hyper-SD: no CFG
+    assert variant.fused_layers["unet"] > 0
+    raw = safetensors.torch.load_file(str(zoo("lora")))
+    name = next(n for n, _ in base_pipe.unet.named_modules() if n.endswith("attn1.to_q"))
+    key = "lora_unet_" + name.replace(".", "_")
+    down, up = raw[f"{key}.lora_down.weight"], raw[f"{key}.lora_up.weight"]
+    expected = base_pipe.unet.get_submodule(name).weight + 0.5 * (2.0 / 4) * (up @ down)  # scale * alpha / rank
+    assert torch.allclose(lora_pipe.unet.get_submodule(name).weight, expected, atol=1e-5)
+    assert variant.describe()["lora"] == str(zoo("lora"))
+    assert not np.array_equal(variant.inpaint(image, mask, "x", 0), parent.inpaint(image, mask, "x", 0))
+
+
+def test_lora_errors_are_clear(zoo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="LoRA file"):
+        create_generator("sdxl-inpaint-lora", model=str(zoo("sdxl-inpaint")), lora=str(tmp_path / "absent.safetensors"))
+    with pytest.raises(ValueError, match="pickled"):
+        create_generator("sdxl-inpaint-lora", model=str(zoo("sdxl-inpaint")), lora=str(tmp_path / "weights.bin"))
+    with pytest.raises(ValueError, match="lora_weight_name"):
+        create_generator("sdxl-inpaint-lora", model=str(zoo("sdxl-inpaint")), lora="ByteDance/Hyper-SD")
+
+
+# --------------------------------------------------------------------------- loading once
+def test_each_checkpoint_is_loaded_once_per_process_and_the_cache_can_be_capped(zoo):
+    clear_pipeline_cache()
+    a = create_generator("sd3-inpaint", **ENTRIES["sd3-inpaint"](zoo))
+    b = create_generator("sd3-inpaint", **{**ENTRIES["sd3-inpaint"](zoo), "steps": 5})
+    assert a.load() is b.load() and len(cached_pipelines()) == 1
+    try:
+        set_max_loaded(1)
+        flux = create_generator("flux-fill", **ENTRIES["flux-fill"](zoo))
+        flux.load()
+        assert [key[0] for key in cached_pipelines()] == ["FluxFillPipeline"]  # sd3 dropped
+    finally:
+        set_max_loaded(None)
+    with pytest.raises(ValueError, match="dtype"):
+        load_pipeline("FluxFillPipeline", str(zoo("flux-fill")), dtype="float64")
+
+
+def test_torchscript_entries_need_their_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="big-lama.pt"):
+        create_generator("lama", model=str(tmp_path / "big-lama.pt"))
+    with pytest.raises(FileNotFoundError, match="MAT"):
+        create_generator("mat", model=str(tmp_path / "mat.pt"))
+
+
+def test_mat_style_noise_follows_the_seed(zoo, image, mask):
+    mat = create_generator("mat", **ENTRIES["mat"](zoo))
+    assert mat.uses_seed
+    assert not np.array_equal(mat.inpaint(image, mask, "", 1), mat.inpaint(image, mask, "", 2))
+    lama = create_generator("lama", **ENTRIES["lama"](zoo))
+    assert not lama.uses_seed and np.array_equal(lama.inpaint(image, mask, "", 1), lama.inpaint(image, mask, "", 2))
+
+
+def test_splicing_without_donors_is_a_clear_error(image, mask):
+    with pytest.raises(RuntimeError, match="donor"):
+        create_generator("splicing").inpaint(image, mask, "", 0)
+
+
+# --------------------------------------------------------------------------- text-to-image
+T2I = {
+    "sd-txt2img": lambda z: {"model": str(z("sd"))},
+    "sdxl-txt2img": lambda z: {"model": str(z("sdxl"))},
+    "sd3-txt2img": lambda z: {"model": str(z("sd3"))},
+    "flux-txt2img": lambda z: {"model": str(z("flux"))},
+    "hunyuandit-txt2img": lambda z: {"model": str(z("hunyuandit"))},
+    "kolors-txt2img": lambda z: {"model": str(z("kolors"))},
+}
+
+
+def test_every_text_to_image_entry_is_covered_here():
+    assert set(T2I) == set(list_text_to_image())
+
+
+@pytest.mark.parametrize("name", sorted(T2I))
+def test_every_text_to_image_entry_on_its_tiny_model(name, zoo):
+    if name == "kolors-txt2img" and not HAS_SENTENCEPIECE:
+        with pytest.raises(GeneratorNotSupportedError, match="sentencepiece"):
+            create_text_to_image(name, model="anything")
+        return
+    generator = create_text_to_image(name, **T2I[name](zoo), steps=2, resolution=None)
+    first = generator.generate("a red balloon", height=48, width=64, seed=0)
+    assert first.shape == (48, 64, 3) and first.dtype == np.uint8 and first.std() > 1.0
+    assert np.array_equal(first, generator.generate("a red balloon", 48, 64, 0))
+    assert generator.describe()["model"] == T2I[name](zoo)["model"]
+
+
+# --------------------------------------------------------------------------- conf/gpu
+def test_the_gpu_generator_list_names_real_entries_with_accepted_arguments():
+    config = yaml.safe_load((REPO / "conf" / "gpu" / "globals.yml").read_text())
+    from pipelines.inpaint.nodes import generator_entries, generator_names
+
+    entries = generator_entries(config["generators"])
+    for entry in entries:
+        registry = GENERATORS if entry["task"] == "inpaint" else TEXT_TO_IMAGE
+        builder = registry.get(entry["generator"])
+        assert registry.meta(entry["generator"]).get("supported", True) is not False, entry["name"]
+        accepted = inspect.signature(builder).parameters
+        assert set(entry["kwargs"]) <= set(accepted), (entry["name"], set(entry["kwargs"]) - set(accepted))
+        if "device" in accepted:
+            # Diffusion models run in half precision; the TorchScript GANs (LaMa's FFT layers) stay float32.
+            precisions = ("float32",) if registry.meta(entry["generator"]).get("pipeline") == "torch.jit" else ("float16", "bfloat16")
+            assert entry["kwargs"].get("device") == "cuda" and entry["kwargs"].get("dtype") in precisions, entry["name"]
+    names = generator_names(config["generators"])
+    assert names[:8] == ["sd2", "sd3.5", "sdxl", "flux", "glide", "kolors", "hunyuan", "kandinsky2.2"]
+    assert {"sd1.5", "sd2.1", "sd3", "lama", "mat", "copy_move", "splicing"} <= set(names)
+    lora = next(e for e in entries if e["generator"] == "sdxl-inpaint-lora")
+    assert lora["label"] == "sdxl" and lora["kwargs"]["steps"] == 8 and lora["kwargs"]["scheduler"] == "DDIMScheduler"
