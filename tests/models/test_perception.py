@@ -12,12 +12,16 @@ from models.perception import (
     EDIT_TYPES,
     REGION_KINDS,
     Region,
+    RegionBalancer,
+    area_bucket,
     choose_edit_type,
     choose_region_count,
     create_perceiver,
     list_perceivers,
     make_edit_prompt,
     mask_iou,
+    perturb_description,
+    plan_edit_types,
     select_regions,
 )
 from models.registry import UnknownNameError
@@ -315,3 +319,128 @@ def test_choose_edit_type():
         choose_edit_type(rng, {"inpaint": 1.0})
     with pytest.raises(ValueError, match="zero"):
         choose_edit_type(rng, {"attribute": 0.0})
+
+
+def test_template_articles_agree():
+    background = _region(np.ones((8, 8), dtype=bool), label="background", kind="background")
+    prompts = {make_edit_prompt(background, "removal", np.random.default_rng(i)) for i in range(60)}
+    assert not any(" a uncluttered" in p or " a empty" in p for p in prompts), prompts
+
+
+# --- edit plans: an addition takes two turns --------------------------------------------------
+
+WEIGHTS = {"attribute": 1, "addition": 1, "removal": 1}
+
+
+def _turns(plan: list[str]) -> int:
+    return sum(2 if t == "addition" else 1 for t in plan)
+
+
+def test_plan_edit_types_spends_the_turn_budget():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        budget = int(rng.integers(1, 4))
+        n_regions = int(rng.integers(0, 4))
+        plan = plan_edit_types(rng, n_regions, budget, WEIGHTS)
+        assert len(plan) <= n_regions and _turns(plan) <= budget
+        assert set(plan) <= set(EDIT_TYPES)
+        if n_regions >= budget:
+            assert _turns(plan) == budget  # enough regions: every turn is used
+    # One turn left: never an addition; only additions weighted and one turn: no plan.
+    assert all(plan_edit_types(rng, 3, 1, WEIGHTS) != ["addition"] for _ in range(50))
+    assert plan_edit_types(rng, 3, 1, {"addition": 1}) == []
+    assert plan_edit_types(rng, 3, 3, {"addition": 1}) == ["addition"]
+    draws = [t for _ in range(2000) for t in plan_edit_types(rng, 3, 3, WEIGHTS)]
+    assert draws.count("addition") / len(draws) > 0.2  # additions stay common at budget 3
+    with pytest.raises(ValueError, match="turn_budget"):
+        plan_edit_types(rng, 1, -1, WEIGHTS)
+
+
+# --- BR-Gen perturbation (word lists) ---------------------------------------------------------
+
+
+def test_perturb_description_rewrites_stuff_within_its_kind():
+    rng = np.random.default_rng(0)
+    sky = {perturb_description("the blue sky", "stuff", rng) for _ in range(40)}
+    assert sky <= {"a stormy sky", "a starry night sky", "a pink sunset sky", "a clear blue sky"} and len(sky) > 1
+    assert "the sky" not in {perturb_description("the sky", "stuff", rng) for _ in range(20)}
+    recoloured = perturb_description("the dark blue area", "stuff", rng)
+    assert recoloured.startswith("the dark ") and recoloured.endswith(" area") and "blue" not in recoloured
+    assert "sky" not in perturb_description("the light sky blue area", "stuff", rng)  # a colour, not the sky
+    assert perturb_description("the field", "stuff", rng).endswith(" field")
+    assert perturb_description("$a dog$ on green grass", "background", rng).startswith("a dog in ")
+    assert "$" not in perturb_description("the background", "background", rng)
+    with pytest.raises(ValueError, match="stuff and background"):
+        perturb_description("a car", "thing", rng)
+
+
+# --- dataset-level balance --------------------------------------------------------------------
+
+
+def test_area_bucket():
+    assert area_bucket(0.0) == "0.00-0.05" and area_bucket(0.05) == "0.05-0.10"
+    assert area_bucket(1.0) == "0.40-1.00" and area_bucket(0.3, [0, 0.5, 1]) == "0.00-0.50"
+    with pytest.raises(ValueError, match="outside"):
+        area_bucket(1.5)
+    with pytest.raises(ValueError, match="increasing"):
+        area_bucket(0.1, [0.2, 0.1])
+
+
+def _synthetic_candidates(rng: np.random.Generator) -> list[Region]:
+    """One image's candidates: a large, boosted person always ranked first, and a few others."""
+    shape = (40, 40)
+    specs = [("person", 0.3, 6.0), ("dog", 0.08, 1.0), ("car", 0.15, 1.0), ("sky", 0.45, 0.8), ("cup", 0.02, 0.5)]
+    regions = []
+    for label, area, score in specs:
+        side = int(round(np.sqrt(area) * 40))
+        top, left = rng.integers(0, 40 - side + 1, size=2)
+        regions.append(_region(_box(shape, slice(top, top + side), slice(left, left + side)), score=score,
+                               label=label, kind="stuff" if label == "sky" else "thing"))
+    return regions
+
+
+def _chosen_labels(strength: float) -> list[str]:
+    balancer = RegionBalancer(strength=strength)
+    rng = np.random.default_rng(0)
+    labels = []
+    for _ in range(300):
+        candidates = _synthetic_candidates(rng)
+        (region,) = select_regions(balancer.order(candidates, rng), 1, min_area_ratio=0.0, max_area_ratio=1.0)
+        balancer.record(region)
+        labels.append(region.label)
+    return labels
+
+
+def test_balancer_evens_out_categories_across_the_dataset():
+    unbalanced, balanced = _chosen_labels(0.0), _chosen_labels(1.0)
+
+    def shares(labels):
+        return np.array([labels.count(c) for c in ("person", "dog", "car", "sky", "cup")]) / len(labels)
+
+    assert shares(unbalanced)[0] > 0.5  # the per-image ranking alone: mostly the person
+    # Balanced: every category gets its share; the person (boosted score) is still the most common.
+    assert shares(balanced).min() > 0.1 and shares(balanced).argmax() == 0 and shares(balanced)[0] < 0.4
+    entropy = [-(p[p > 0] * np.log(p[p > 0])).sum() for p in (shares(unbalanced), shares(balanced))]
+    assert entropy[1] > entropy[0] + 0.3
+
+
+def test_balancer_weights_and_counts():
+    balancer = RegionBalancer(strength=1.0, area_edges=[0.0, 0.5, 1.0])
+    small = _region(_box((10, 10), slice(0, 2), slice(0, 5)), label="cat")  # area 0.1
+    assert balancer.weight(small) == 1.0
+    balancer.record(small)
+    assert balancer.category_counts["cat"] == 1 and balancer.bucket_counts["0.00-0.50"] == 1
+    assert balancer.weight(small) == pytest.approx(0.25)
+    other = _region(_box((10, 10), slice(0, 2), slice(0, 5)), label="dog")
+    assert balancer.weight(other) == pytest.approx(0.5)  # same bucket, new category
+    background = _region(~small.mask, label="anything", kind="background")
+    balancer.record(background)
+    assert balancer.category_counts["background"] == 1
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    plain = RegionBalancer(strength=0.0)
+    regions = [small, other, background]
+    scores = np.log([r.score for r in regions]) + rng_b.gumbel(size=3)
+    assert plain.order(regions, rng_a) == [regions[i] for i in np.argsort(-scores, kind="stable")]
+    assert plain.order([], rng_a) == []
+    with pytest.raises(ValueError, match="strength"):
+        RegionBalancer(strength=-1)

@@ -3,6 +3,11 @@
 Perceivers propose candidate ``Region`` masks (thing / stuff / background), ``select_regions``
 keeps up to 1..3 of them without near-duplicates, and ``prompts`` writes the edit prompt for each.
 
+Perceivers: ``annotations`` (dataset masks), ``superpixel`` (model-free), ``grounded_sam``
+(GroundingDINO + SAM through transformers). Vision-language models (``create_vlm``: Qwen2.5-VL,
+Qwen2-VL) list objects, describe regions and write edit prompts; ``RegionBalancer`` balances
+categories and area buckets across a dataset.
+
 Example::
 
     perceiver = create_perceiver("superpixel")
@@ -13,28 +18,65 @@ Example::
 """
 
 from . import annotations as _annotations  # noqa: F401  (registers "annotations")
+from . import grounded as _grounded  # noqa: F401  (registers "grounded_sam")
 from . import superpixel as _superpixel  # noqa: F401  (registers "superpixel")
 from .annotations import AnnotationPerceiver, category_phrase
+from .balance import RegionBalancer, area_bucket, region_category
 from .base import PERCEIVERS, Perceiver, create_perceiver, list_perceivers
-from .prompts import EDIT_TYPES, choose_edit_type, make_edit_prompt
+from .edits import EditTurn, write_region_edits
+from .grounded import Detection, GroundedSamPerceiver, GroundingDinoDetector, SamSegmenter
+from .prompts import (
+    EDIT_TYPES,
+    choose_edit_type,
+    definite_description,
+    make_edit_prompt,
+    perturb_description,
+    plan_edit_types,
+)
 from .region import REGION_KINDS, Region, choose_region_count, mask_iou, select_regions
 from .superpixel import SuperpixelPerceiver, colour_phrase
+from .vocabulary import COCO_STUFF_NAMES, COCO_THING_NAMES, is_human, merge_names, name_kind
+from .vlm import VLMS, VisionLanguageModel, create_vlm, list_vlms, mark_region
+from .vlm_parsing import VLMParseError
 
 __all__ = [
+    "COCO_STUFF_NAMES",
+    "COCO_THING_NAMES",
     "EDIT_TYPES",
     "PERCEIVERS",
     "REGION_KINDS",
+    "VLMS",
     "AnnotationPerceiver",
+    "Detection",
+    "EditTurn",
+    "GroundedSamPerceiver",
+    "GroundingDinoDetector",
     "Perceiver",
     "Region",
+    "RegionBalancer",
+    "SamSegmenter",
     "SuperpixelPerceiver",
+    "VLMParseError",
+    "VisionLanguageModel",
+    "area_bucket",
     "category_phrase",
     "choose_edit_type",
     "choose_region_count",
     "colour_phrase",
     "create_perceiver",
+    "create_vlm",
+    "definite_description",
+    "is_human",
     "list_perceivers",
+    "list_vlms",
     "make_edit_prompt",
+    "mark_region",
     "mask_iou",
+    "merge_names",
+    "name_kind",
+    "perturb_description",
+    "plan_edit_types",
+    "region_category",
     "select_regions",
+    "write_region_edits",
 ]

@@ -28,6 +28,8 @@ class Perceiver:
     """Base class of all perceivers; subclasses set ``name`` and implement ``propose``."""
 
     name: str = "perceiver"
+    # True when ``propose`` also takes ``object_names`` (names to ground, e.g. a VLM's list).
+    accepts_object_names: bool = False
 
     def propose(
         self, image: np.ndarray, annotations: list[dict[str, Any]] | None = None

@@ -4,6 +4,11 @@ DiffSeg30k has its VLM write one prompt per mask of one of three edit types: att
 object addition (the object is removed first, then a new one is painted in its place) and
 object removal. BR-Gen rewrites stuff and background regions as scenes ("the blue sky" -> "the
 starry sky"). Here templates play the VLM's part: the same rng gives the same prompt.
+
+``plan_edit_types`` spends a sample's turn budget on edit types (an addition takes two turns:
+removal, then addition at the same place); ``perturb_description`` is BR-Gen's probabilistic
+semantic perturbation with word lists (``vlm.VisionLanguageModel.perturb_description`` is the
+VLM version).
 """
 
 from __future__ import annotations
@@ -117,8 +122,8 @@ _BACKGROUND_ATTRIBUTE_TEMPLATES = (
 )
 _BACKGROUND_ADDITION_TEMPLATES = ("change {the_label} to {scene} with {object}",)
 _BACKGROUND_REMOVAL_TEMPLATES = (
-    "replace {the_label} with a {plain} studio backdrop",
-    "remove everything from {the_label}, leaving a {plain} wall",
+    "replace {the_label} with {a_plain} studio backdrop",
+    "remove everything from {the_label}, leaving {a_plain} wall",
 )
 
 _TEMPLATES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -197,4 +202,109 @@ def make_edit_prompt(region: Region, edit_type: str, rng: np.random.Generator) -
         "scene": _pick(rng, _scene_rewrites(region.label) if region.kind == "stuff" else _SCENES),
         "plain": _pick(rng, _PLAIN_FILLS),
     }
+    words["a_plain"] = ("an " if words["plain"][0] in "aeiou" else "a ") + words["plain"]
     return template.format(**words)
+
+
+def definite_description(region: Region) -> str:
+    """The noun phrase a prompt uses for ``region`` when nothing better is known: its label with
+    a definite article ("sky" -> "the sky", "the dark blue area" kept)."""
+    return _definite(region.label)
+
+
+def plan_edit_types(
+    rng: np.random.Generator, n_regions: int, turn_budget: int, weights: Mapping[str, float]
+) -> list[str]:
+    """Edit types for up to ``n_regions`` regions (in order) within ``turn_budget`` turns.
+
+    Attribute changes and removals take one turn; an addition takes two (DiffSeg30k, after
+    SEED-Data-Edit: the object is removed first, then a new one is painted in the same place), so
+    it is drawn only while at least two turns are left; otherwise the draw is among the other
+    types with their relative weights. Planning stops when the regions or the turns run out, or
+    when only additions have weight and one turn is left.
+
+    Returns:
+        One edit type per planned region (possibly fewer than ``n_regions``; empty only when
+        ``turn_budget`` is 1 and only "addition" has weight). The turns used never exceed
+        ``turn_budget``.
+
+    Raises:
+        ValueError: bad weights (see ``choose_edit_type``), or ``turn_budget`` / ``n_regions`` < 0.
+    """
+    if int(turn_budget) < 0 or int(n_regions) < 0:
+        raise ValueError(f"turn_budget and n_regions must be >= 0, got {turn_budget}, {n_regions}")
+    without_addition = {t: w for t, w in weights.items() if t != "addition"}
+    can_skip_addition = any(float(w) > 0 for w in without_addition.values())
+    plan: list[str] = []
+    turns_left = int(turn_budget)
+    for _ in range(int(n_regions)):
+        if turns_left >= 2:
+            edit_type = choose_edit_type(rng, weights)
+        elif turns_left == 1 and can_skip_addition:
+            edit_type = choose_edit_type(rng, without_addition)
+        else:
+            break
+        plan.append(edit_type)
+        turns_left -= 2 if edit_type == "addition" else 1
+    return plan
+
+
+# BR-Gen's probabilistic semantic perturbation, word-list version -------------------------------
+_COLOUR_WORDS = frozenset({
+    "red", "orange", "yellow", "olive", "green", "teal", "blue", "purple", "pink", "magenta",
+    "brown", "beige", "black", "white", "grey", "gray", "golden", "silver",
+})
+_NEW_COLOURS = ("crimson", "emerald", "amber", "violet", "turquoise", "silver", "golden", "rust-coloured")
+_STUFF_MODIFIERS = (
+    "snow-covered", "sunlit", "rain-soaked", "weathered", "moss-covered", "misty", "frost-covered",
+    "autumn-coloured",
+)
+_ARTICLES = ("the ", "a ", "an ")
+
+
+def _split_article(text: str) -> tuple[str, str]:
+    for article in _ARTICLES:
+        if text.lower().startswith(article):
+            return text[: len(article)], text[len(article):]
+    return "", text
+
+
+def perturb_description(description: str, kind: str, rng: np.random.Generator) -> str:
+    """Rewrite a stuff or background description so its semantics change but stay plausible for
+    the region (BR-Gen: "the blue sky" -> "the starry sky"). Always rewrites; the caller draws
+    whether to (BR-Gen: probability 0.5).
+
+    stuff: a known head noun ("sky", "brick wall", "grass" ...) gets another rewrite of the same
+    kind ("a starry night sky"); otherwise colour words are swapped ("the dark blue area" ->
+    "the dark amber area"), and failing that an appearance word is added ("the misty field").
+    background: the text outside a ``$subject$`` part is replaced by a scene ("$a dog$ on a
+    lawn" -> "a dog in a snowy landscape"); without a marked subject the whole description
+    becomes a scene.
+
+    Raises:
+        ValueError: ``kind`` is not "stuff" or "background", or ``description`` is empty.
+    """
+    description = " ".join(str(description).split())
+    if not description:
+        raise ValueError("description must not be empty")
+    if kind == "background":
+        scene = _pick(rng, _SCENES)
+        subject = description.split("$")[1].strip() if description.count("$") >= 2 else ""
+        return f"{subject} in {scene}" if subject else scene
+    if kind != "stuff":
+        raise ValueError(f"semantic perturbation applies to stuff and background regions, got kind {kind!r}")
+    text = description.replace("#", "").strip()
+    words = text.split()
+    head = words[-1].lower().strip(",.")
+    if head in _STUFF_REWRITES:
+        options = [o for o in _STUFF_REWRITES[head] if o.lower() != text.lower()]
+        return _pick(rng, options)
+    # "sky blue" is one colour (the superpixel perceiver's names), not the noun "sky".
+    words = " ".join(words).replace("sky blue", "blue").split()
+    colours = [i for i, w in enumerate(words) if w.lower().strip(",.") in _COLOUR_WORDS]
+    if colours:
+        new = _pick(rng, [c for c in _NEW_COLOURS if c not in {w.lower() for w in words}])
+        words[colours[0]] = new
+        return " ".join(w for i, w in enumerate(words) if i not in colours[1:])
+    article, rest = _split_article(text)
+    return f"{article or 'the '}{_pick(rng, _STUFF_MODIFIERS)} {rest}"

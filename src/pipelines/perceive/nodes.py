@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,20 +13,24 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.perception import (
-    Region,
-    choose_edit_type,
+    RegionBalancer,
+    VLMParseError,
     choose_region_count,
     create_perceiver,
-    make_edit_prompt,
+    create_vlm,
+    merge_names,
+    plan_edit_types,
     select_regions,
+    write_region_edits,
 )
 from pipelines.ingest.nodes import decode_rle
 
 logger = logging.getLogger(__name__)
 
 REGION_COLUMNS = [
-    "region_id", "sample_id", "base_id", "turn", "label", "kind", "score", "area_ratio",
-    "edit_type", "prompt", "perceiver", "prompt_source",
+    "region_id", "sample_id", "base_id", "turn", "label", "kind", "score", "area_ratio", "area_bucket",
+    "edit_group", "edit_type", "description", "perturbed", "prompt", "perceiver", "label_source",
+    "prompt_source",
 ]
 
 
@@ -43,14 +48,35 @@ def _annotations_for(base_id: str, table: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _shuffled_by_score(regions: list[Region], rng: np.random.Generator) -> list[Region]:
-    """Order candidates by score with Gumbel noise: high-score regions come first most of the
-    time, but variants of one base image get different regions."""
-    if not regions:
-        return regions
-    scores = np.array([max(r.score, 1e-6) for r in regions])
-    keys = np.log(scores) + rng.gumbel(size=len(regions))
-    return [regions[i] for i in np.argsort(-keys, kind="stable")]
+def build_vlms(entries: Sequence[dict[str, Any]]) -> dict[str, tuple[Any, float]]:
+    """``perceive.vlms`` -> {name: (adapter, weight)}. Each entry: ``name`` (recorded in
+    ``prompt_source``), ``vlm`` (registry key, default ``name``), ``kwargs`` (model id or folder,
+    device, dtype, ...), ``weight`` (relative draw weight, default 1). Nothing is loaded here."""
+    vlms: dict[str, tuple[Any, float]] = {}
+    for entry in entries or []:
+        name = entry["name"]
+        if name in vlms:
+            raise ValueError(f"VLM names must be unique; {name!r} appears twice in perceive.vlms")
+        weight = float(entry.get("weight", 1.0))
+        if not np.isfinite(weight) or weight <= 0:
+            raise ValueError(f"VLM {name!r}: weight must be > 0, got {weight}")
+        vlms[name] = (create_vlm(entry.get("vlm", name), **(entry.get("kwargs") or {})), weight)
+    return vlms
+
+
+def draw_vlm(seed: int, key: str, vlms: dict[str, tuple[Any, float]]) -> str | None:
+    """One VLM name drawn by weight with its own rng stream (so configuring VLMs changes no
+    other draw); None when none is configured. OpenSDI: several VLMs imitate several users."""
+    if not vlms:
+        return None
+    names = list(vlms)
+    weights = np.array([vlms[n][1] for n in names])
+    return names[int(sample_rng(seed, f"vlm:{key}").choice(len(names), p=weights / weights.sum()))]
+
+
+def _vlm_seed(seed: int, key: str) -> int:
+    """A sampling seed per item for VLMs that sample (greedy decoding ignores it)."""
+    return int(sample_rng(seed, f"vlm-seed:{key}").integers(2**31 - 1))
 
 
 def perceive_regions(
@@ -58,11 +84,18 @@ def perceive_regions(
     base_annotations: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame]:
-    """For each base image and each of ``variants_per_base`` samples: propose regions, drop area
-    outliers and IoU > ``iou_threshold`` duplicates, keep 1-3 (count drawn from
-    ``turn_count_weights``, seed 1:4:5), give each an edit type and a prompt.
+    """For each base image and each of ``variants_per_base`` samples: propose regions, order
+    them by score and dataset-level balance, drop area outliers and IoU > ``iou_threshold``
+    duplicates, and spend a turn budget of 1-3 (``turn_count_weights``, seed 1:4:5) on edits.
 
-    Returns (region_masks: region_id -> (H,W) uint8 0/255, regions table; one row per region, in
+    An addition takes two turns on one region (removal, then addition; two rows sharing
+    ``edit_group``), so a sample has 1-3 turns and 1-3 regions. Prompts come from a VLM drawn per
+    sample from ``vlms`` or from templates (``prompt_source`` says which); stuff / background
+    attribute changes follow BR-Gen's description + perturbation (``perturbation.p``). With
+    ``object_names_from_vlm`` a perceiver that grounds names (``grounded_sam``) also grounds the
+    objects a VLM lists for the image (DiffSeg30k).
+
+    Returns (region_masks: region_id -> (H,W) uint8 0/255, regions table; one row per turn, in
     turn order). A base image with no usable region is logged and gets no sample.
     """
     seed = int(params.get("seed", 0))
@@ -77,38 +110,81 @@ def perceive_regions(
             perceivers[name] = create_perceiver(name, **params.get("perceiver_kwargs", {}).get(name, {}))
         return name, perceivers[name]
 
+    vlms = build_vlms(params.get("vlms") or [])
+    names_from_vlm = bool(params.get("object_names_from_vlm", False))
+    balance = params.get("balance") or {}
+    balancer = RegionBalancer(**balance)
+    perturbation = params.get("perturbation") or {}
+    perturbation_p = perturbation.get("p", 0.5)
+    perturb_kinds = tuple(perturbation.get("kinds", ("stuff", "background")))
+    count_weights, type_weights = params["turn_count_weights"], params["edit_type_weights"]
+
     masks: dict[str, np.ndarray] = {}
     rows = []
     for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
         image = base_images[base_id]()
         annotations = _annotations_for(base_id, base_annotations)
         name, perceiver = perceiver_for(bool(annotations))
-        candidates = perceiver.propose(image, annotations or None)
+        object_names, names_source = None, name
+        extra = {}
+        if perceiver.accepts_object_names:
+            lister = draw_vlm(seed, f"list:{base_id}", vlms) if names_from_vlm else None
+            if lister is not None:
+                try:
+                    object_names = vlms[lister][0].list_objects(image, seed=_vlm_seed(seed, base_id))
+                    names_source = f"vlm:{lister}"
+                except VLMParseError as error:
+                    logger.info("%s: %s; grounding the vocabulary only", base_id, error)
+                    names_source = f"vlm:{lister}:parse_failed->vocabulary"
+            extra["object_names"] = object_names
+        listed = set(merge_names(object_names or ()))  # as the perceiver normalised them
+        candidates = perceiver.propose(image, annotations or None, **extra)
         for variant in range(int(params.get("variants_per_base", 1))):
             sample_id = f"{base_id}-v{variant}"
             rng = sample_rng(seed, sample_id)
-            count = choose_region_count(rng, params["turn_count_weights"])
+            turn_budget = choose_region_count(rng, count_weights)
             chosen = select_regions(
-                _shuffled_by_score(candidates, rng), count,
+                balancer.order(candidates, rng), turn_budget,
                 iou_threshold=params["iou_threshold"],
                 min_area_ratio=params["min_area_ratio"], max_area_ratio=params["max_area_ratio"],
             )
-            if not chosen:
-                logger.warning("%s: no region within area bounds; no sample made", sample_id)
+            plan = plan_edit_types(rng, len(chosen), turn_budget, type_weights)
+            if not plan:
+                logger.warning("%s: no region within area bounds (or no edit fits); no sample made", sample_id)
                 continue
-            for turn, region in enumerate(chosen, start=1):
-                edit_type = choose_edit_type(rng, params["edit_type_weights"])
-                region_id = f"{sample_id}-t{turn}"
-                masks[region_id] = region.mask.astype(np.uint8) * 255
-                rows.append({
-                    "region_id": region_id, "sample_id": sample_id, "base_id": base_id, "turn": turn,
-                    "label": region.label, "kind": region.kind, "score": float(region.score),
-                    "area_ratio": float(region.area_ratio), "edit_type": edit_type,
-                    "prompt": make_edit_prompt(region, edit_type, rng), "perceiver": name,
-                    "prompt_source": "template",
-                })
+            vlm_name = draw_vlm(seed, f"prompt:{sample_id}", vlms)
+            vlm = vlms[vlm_name][0] if vlm_name else None
+            turn = 0
+            for group, (region, edit_type) in enumerate(zip(chosen, plan), start=1):
+                balancer.record(region)
+                if region.kind == "background" or not perceiver.accepts_object_names:
+                    label_source = name
+                elif region.label in listed:
+                    label_source = names_source
+                else:
+                    label_source = names_source if names_source.endswith("->vocabulary") else "vocabulary"
+                edits = write_region_edits(
+                    image, region, edit_type, rng, vlm=vlm, vlm_name=vlm_name or "",
+                    perturbation_p=perturbation_p, perturb_kinds=perturb_kinds,
+                    seed=_vlm_seed(seed, f"{sample_id}-g{group}"),
+                )
+                mask = region.mask.astype(np.uint8) * 255
+                for edit in edits:
+                    turn += 1
+                    region_id = f"{sample_id}-t{turn}"
+                    masks[region_id] = mask
+                    rows.append({
+                        "region_id": region_id, "sample_id": sample_id, "base_id": base_id, "turn": turn,
+                        "label": region.label, "kind": region.kind, "score": float(region.score),
+                        "area_ratio": float(region.area_ratio), "area_bucket": balancer.bucket(region),
+                        "edit_group": f"{sample_id}-g{group}", "edit_type": edit.edit_type,
+                        "description": edit.description, "perturbed": edit.perturbed, "prompt": edit.prompt,
+                        "perceiver": name, "label_source": label_source, "prompt_source": edit.prompt_source,
+                    })
     if not rows:
         raise ValueError("perceive produced no regions: check perceive.min_area_ratio / max_area_ratio")
     regions = pd.DataFrame(rows, columns=REGION_COLUMNS)
-    logger.info("perceived %d regions for %d samples", len(regions), regions["sample_id"].nunique())
+    logger.info("perceived %d turns on %d regions for %d samples; prompt sources %s", len(regions),
+                regions["edit_group"].nunique(), regions["sample_id"].nunique(),
+                dict(Counter(regions["prompt_source"])))
     return {k: (lambda v=v: v) for k, v in masks.items()}, regions

@@ -1,0 +1,273 @@
+"""Randomly initialised, tiny perception checkpoints built offline from configs.
+
+Each builder makes a model of the real architecture (Qwen2.5-VL, Qwen2-VL, LLaVA, GroundingDINO,
+SAM) at a few hundred thousand parameters, with a processor whose tokenizer is built without any
+download, and saves both with ``save_pretrained`` into one folder. The adapters then load that
+folder through the very same ``from_pretrained`` code a real checkpoint takes. Outputs are
+whatever random weights produce (byte soup from the VLMs, arbitrary boxes and masks): they
+exercise every code path on a CPU, not the quality of the models.
+
+The tokenizers:
+- Qwen: ``Qwen2Tokenizer`` (byte-level BPE) with the 256 byte symbols and no merges, plus the
+  chat and vision special tokens; the chat template is Qwen2-VL's own.
+- LLaVA: the same byte-level tokenizer with an "<image>" token; LLaVA 1.5's chat template.
+- GroundingDINO: ``BertTokenizer`` (WordPiece) with single letters and digits as pieces, laid out
+  so that [CLS] = 101, [SEP] = 102, "." = 1012 and "?" = 1029 as in bert-base-uncased: the
+  GroundingDINO model hard-codes these ids to find the phrase boundaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .vocabulary import VOCABULARIES
+
+# Qwen2-VL / Qwen2.5-VL's chat template (the checkpoints' own, text and images only).
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture "
+    "{{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video "
+    "{{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+_QWEN_SPECIALS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+)
+
+
+def build_offline_qwen_tokenizer():
+    """A ``Qwen2Tokenizer`` built without files: one token per UTF-8 byte plus Qwen's special
+    tokens (ids 256..262), so that any text round-trips."""
+    from tokenizers import pre_tokenizers
+    from transformers import Qwen2Tokenizer
+
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for token in _QWEN_SPECIALS:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(vocab=vocab, merges=[], extra_special_tokens=list(_QWEN_SPECIALS[1:]))
+
+
+def _build_tiny_qwen(folder: str | Path, version: str, seed: int) -> Path:
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    tokenizer = build_offline_qwen_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
+    # Small images: 4..16 patches of 28 x 28 pixels after the 2 x 2 merge.
+    image_processor = transformers.Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
+    video_processor = transformers.Qwen2VLVideoProcessor()
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        rope_parameters={"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0},
+        bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+    )
+    if version == "2.5":
+        config_cls, model_cls, processor_cls = (transformers.Qwen2_5_VLConfig,
+                                                transformers.Qwen2_5_VLForConditionalGeneration,
+                                                transformers.Qwen2_5_VLProcessor)
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
+    else:
+        config_cls, model_cls, processor_cls = (
+            transformers.Qwen2VLConfig, transformers.Qwen2VLForConditionalGeneration, transformers.Qwen2VLProcessor)
+        vision = dict(depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2)
+    config = config_cls(
+        text_config=text, vision_config=vision,
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    processor = processor_cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                              chat_template=QWEN_VL_CHAT_TEMPLATE)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_qwen2_5_vl(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny Qwen2.5-VL (model + processor + chat template) into ``folder``."""
+    return _build_tiny_qwen(folder, "2.5", seed)
+
+
+def build_tiny_qwen2_vl(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny Qwen2-VL (model + processor + chat template) into ``folder``."""
+    return _build_tiny_qwen(folder, "2", seed)
+
+
+# LLaVA 1.5's chat template (the llava-hf checkpoints' own, text and images only).
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}"
+    "{% endif %}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' '}}{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+
+def build_tiny_llava(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny LLaVA (CLIP vision tower at 32 px, Llama language model) with a
+    byte-level tokenizer, a CLIP image processor and LLaVA 1.5's chat template into ``folder``.
+
+    The real checkpoints use a SentencePiece Llama tokenizer; any tokenizer with an "<image>"
+    token drives the same model and processor code.
+    """
+    import torch
+    import transformers
+    from tokenizers import pre_tokenizers
+
+    folder = Path(folder)
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    specials = ("<unk>", "<image>", "</s>")
+    for token in specials:
+        vocab[token] = len(vocab)
+    tokenizer = transformers.Qwen2Tokenizer(vocab=vocab, merges=[], extra_special_tokens=list(specials[1:]),
+                                            unk_token="<unk>", eos_token="</s>", pad_token="<unk>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    config = transformers.LlavaConfig(
+        vision_config=transformers.CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+            patch_size=8, projection_dim=32,
+        ),
+        text_config=transformers.LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=None,
+            eos_token_id=ids["</s>"], pad_token_id=ids["<unk>"],
+        ),
+        image_token_id=ids["<image>"], vision_feature_layer=-1, vision_feature_select_strategy="default",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.LlavaForConditionalGeneration(config)
+    processor = transformers.LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, chat_template=LLAVA_CHAT_TEMPLATE,
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+# bert-base-uncased ids that GroundingDINO's text masks rely on.
+_BERT_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103, ".": 1012, "?": 1029}
+_BERT_VOCAB_SIZE = 1030
+
+
+def build_offline_bert_tokenizer():
+    """A ``BertTokenizer`` built without files: letters, digits and a few signs as word pieces
+    (each also as a "##" continuation), in a 1030-token vocabulary with bert-base-uncased's ids
+    for [PAD], [UNK], [CLS], [SEP], [MASK], "." and "?"."""
+    from transformers import BertTokenizer
+
+    by_id = {i: f"[unused{i}]" for i in range(_BERT_VOCAB_SIZE)}
+    for token, i in _BERT_IDS.items():
+        by_id[i] = token
+    free = iter(i for i in range(104, 1012))
+    for char in "abcdefghijklmnopqrstuvwxyz0123456789-,'":
+        for piece in (char, "##" + char):
+            by_id[next(free)] = piece
+    # Whole words of the COCO vocabulary, so that a category takes 1-3 tokens as with the real
+    # tokenizer (and the full vocabulary needs two prompts, as with a real checkpoint).
+    words = {w for name in VOCABULARIES["coco"] for w in name.replace("-", " ").split()}
+    for word in sorted(words - set(by_id.values())):
+        by_id[next(free)] = word
+    return BertTokenizer(vocab={token: i for i, token in sorted(by_id.items())})
+
+
+def build_tiny_grounding_dino(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny GroundingDINO (Swin backbone, BERT text encoder, 2 decoder layers,
+    30 queries) and its processor (the longer image side resized to 128 px) into ``folder``."""
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    tokenizer = build_offline_bert_tokenizer()
+    image_processor = transformers.GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 128})
+    config = transformers.GroundingDinoConfig(
+        backbone_config=transformers.SwinConfig(
+            embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=128,
+            out_features=["stage2", "stage3", "stage4"],
+        ),
+        text_config=transformers.BertConfig(
+            vocab_size=_BERT_VOCAB_SIZE, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=256,
+        ),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=30, num_feature_levels=4,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=256,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.GroundingDinoForObjectDetection(config)
+    model.save_pretrained(folder)
+    transformers.GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_sam(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny SAM (64 px input, 8 px patches) and its processor into ``folder``."""
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    image_processor = transformers.SamImageProcessor(
+        size={"longest_edge": 64}, pad_size={"height": 64, "width": 64},
+        mask_size={"longest_edge": 16}, mask_pad_size={"height": 16, "width": 16},
+    )
+    config = transformers.SamConfig(
+        vision_config=transformers.SamVisionConfig(
+            hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=64,
+            patch_size=8, window_size=4, global_attn_indexes=[1], num_pos_feats=8, mlp_dim=64,
+        ),
+        prompt_encoder_config=transformers.SamPromptEncoderConfig(
+            hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4,
+        ),
+        mask_decoder_config=transformers.SamMaskDecoderConfig(
+            hidden_size=16, mlp_dim=32, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=16,
+        ),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.SamModel(config)
+    model.save_pretrained(folder)
+    transformers.SamProcessor(image_processor=image_processor).save_pretrained(folder)
+    return folder
+
+
+# Tiny checkpoint builders by architecture: the VLM registry names, plus the two grounding models.
+TINY_BUILDERS = {
+    "qwen2.5-vl": build_tiny_qwen2_5_vl,
+    "qwen2-vl": build_tiny_qwen2_vl,
+    "llava": build_tiny_llava,
+    "grounding-dino": build_tiny_grounding_dino,
+    "sam": build_tiny_sam,
+}
+
+
+def tiny_checkpoint(architecture: str, root: str | Path, seed: int = 0) -> Path:
+    """The folder ``root/tiny-<architecture>``, built there first if it holds no config.json.
+
+    Raises:
+        ValueError: no tiny builder for ``architecture`` (the message lists the known ones).
+    """
+    if architecture not in TINY_BUILDERS:
+        raise ValueError(f"no tiny builder for {architecture!r}; known: {sorted(TINY_BUILDERS)}")
+    folder = Path(root) / f"tiny-{architecture}"
+    if not (folder / "config.json").is_file():
+        TINY_BUILDERS[architecture](folder, seed=seed)
+    return folder
