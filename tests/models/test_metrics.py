@@ -1,4 +1,5 @@
-"""Metrics against scikit-learn and against a slow per-pixel boundary-F1 reference."""
+"""Metrics against scikit-learn and against slow straightforward references written here
+(per-pixel boundary-F1 loops, per-image loops for the IMDL-BenCo convention)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,24 @@ from sklearn.metrics import (
 )
 
 from models import metrics
-from models.metrics import BoundaryF1, ConfusionMatrix, boundary_f1, class_boundaries, image_level_metrics
+from models.metrics import (
+    BoundaryF1,
+    ConfusionMatrix,
+    DetectionMetrics,
+    binary_pixel_counts,
+    boundary_counts,
+    boundary_f1,
+    class_boundaries,
+    confusion_matrices,
+    image_level_metrics,
+    per_image_pixel_scores,
+)
 
 # The edge cases are deliberate; sklearn's reference calls warn about them.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:A single label was found:UserWarning"),
     pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true:UserWarning"),
+    pytest.mark.filterwarnings("ignore:No positive samples in y_true:UserWarning"),
 ]
 
 
@@ -300,3 +313,161 @@ def test_metrics_module_stays_free_of_sklearn_and_torch():
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert imported <= {"__future__", "numpy", "scipy"}
+
+
+# --- per-image confusion matrices and the streaming pieces -----------------------------------
+
+
+@pytest.mark.parametrize("case", list(edge_cases()))
+def test_confusion_matrices_per_image_match_sklearn_and_sum_to_the_stream(case):
+    pred, target, num_classes = edge_cases()[case]
+    rng = np.random.default_rng(1)
+    preds = np.stack([pred, rng.integers(0, num_classes, pred.shape)])
+    targets = np.stack([target, target])
+    per_image = confusion_matrices(preds, targets, num_classes)
+    labels = list(range(num_classes))
+    for p, t, matrix in zip(preds, targets, per_image):
+        np.testing.assert_array_equal(matrix, confusion_matrix(t.ravel(), p.ravel(), labels=labels))
+    stream = ConfusionMatrix(num_classes).update(preds, targets)
+    np.testing.assert_array_equal(ConfusionMatrix.from_matrix(per_image).matrix, stream.matrix)
+    recall = recall_score(targets.ravel(), preds.ravel(), labels=labels, average=None, zero_division=0)
+    present = np.isin(labels, targets)
+    assert_same(stream.class_accuracy(), np.where(present, recall, np.nan))
+
+
+def test_boundary_counts_per_image_match_the_loop_at_fractional_tolerance():
+    rng = np.random.default_rng(7)
+    target = blobby_label_maps(rng, 2, 12, 5)
+    pred = np.where(rng.random(target.shape) < 0.2, rng.integers(0, 5, target.shape), target)
+    counts = boundary_counts(pred, target, 5, tolerance_px=1.5)
+    for p, t, c in zip(pred, target, counts):
+        np.testing.assert_array_equal(c.T, slow_boundary_counts(p, t, 5, 1.5))
+    assert_same(BoundaryF1.from_counts(counts, 1.5).mean(), boundary_f1(pred, target, 5, tolerance_px=1.5))
+
+
+def test_boundary_counts_tolerance_larger_than_the_image_and_many_classes():
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 70, (1, 6, 7))  # more classes than bits in a machine word
+    pred = rng.integers(0, 70, (1, 6, 7))
+    np.testing.assert_array_equal(boundary_counts(pred, target, 70, tolerance_px=9)[0].T,
+                                  slow_boundary_counts(pred[0], target[0], 70, 9))
+
+
+# --- IMDL-BenCo per-image pixel metrics --------------------------------------------------------
+
+
+def slow_per_image(probability: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """IMDL-BenCo per image with scikit-learn: F1 and IoU of the edited class, 0 when undefined."""
+    out = {"f1": [], "iou": [], "accuracy": []}
+    for p, t in zip(probability, target):
+        y_pred, y_true = (p > threshold).ravel().astype(int), (t > 0).ravel().astype(int)
+        out["f1"].append(f1_score(y_true, y_pred, zero_division=0))
+        out["iou"].append(jaccard_score(y_true, y_pred, zero_division=0))
+        out["accuracy"].append(accuracy_score(y_true, y_pred))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_per_image_pixel_scores_match_sklearn_per_image():
+    rng = np.random.default_rng(11)
+    target = blobby_label_maps(rng, 6, 16, 3)
+    target[0] = 0  # authentic: F1 = IoU = 0 whatever the prediction
+    target[1] = 2  # all edited
+    probability = np.clip(0.6 * (target > 0) + 0.5 * rng.random(target.shape) - 0.05, 0, 1)
+    probability[2] = 0.5  # exactly at the threshold: not edited (strict >)
+    probability[3] = 0.0  # nothing predicted
+    ours = per_image_pixel_scores(binary_pixel_counts(probability, target))
+    reference = slow_per_image(probability, target)
+    for key in ("f1", "iou", "accuracy"):
+        assert_same(ours[key], reference[key])
+    assert ours["f1"][0] == 0.0 and ours["iou"][0] == 0.0
+    assert ours["f1"][2] == 0.0 and ours["iou"][3] == 0.0
+    # a boolean prediction is used as is, whatever the threshold
+    mask_counts = binary_pixel_counts(probability > 0.5, target, threshold=0.99)
+    np.testing.assert_array_equal(mask_counts, binary_pixel_counts(probability, target))
+
+
+def test_per_image_pixel_scores_edge_cases():
+    zeros, ones = np.zeros((4, 4)), np.ones((4, 4))
+    empty = per_image_pixel_scores(binary_pixel_counts(zeros, zeros))  # authentic, nothing predicted
+    assert empty["f1"][0] == 0.0 and empty["iou"][0] == 0.0 and empty["accuracy"][0] == 1.0
+    full = per_image_pixel_scores(binary_pixel_counts(ones, ones))  # all edited, all found
+    assert full["f1"][0] == 1.0 and full["iou"][0] == 1.0 and full["accuracy"][0] == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        binary_pixel_counts(zeros, np.zeros((4, 5)))
+
+
+# --- DetectionMetrics: everything at once, over any subset -------------------------------------
+
+
+def random_detection_batch(seed: int, n: int = 8, size: int = 16, num_classes: int = 4):
+    rng = np.random.default_rng(seed)
+    target = blobby_label_maps(rng, n, size, num_classes)
+    target[: n // 4] = 0  # some authentic images
+    target[n // 4] = num_classes - 1  # one all-edited image
+    pred = np.where(rng.random(target.shape) < 0.3, rng.integers(0, num_classes, target.shape), target)
+    pred[pred == 2] = 1  # class 2 is never predicted
+    edited_probability = np.clip((pred > 0) * 0.7 + 0.4 * rng.random(target.shape) - 0.1, 0, 1)
+    is_fake = (target.reshape(n, -1) > 0).any(axis=1).astype(int)
+    scores = np.clip(0.4 * is_fake + 0.6 * rng.random(n), 0, 1)
+    return pred, target, edited_probability, scores, is_fake
+
+
+def test_detection_metrics_summary_matches_independent_references():
+    names = ["untouched", "a", "b", "c"]
+    pred, target, probability, scores, is_fake = random_detection_batch(0)
+    metrics = DetectionMetrics(names, boundary_tolerance_px=2)
+    metrics.update(scores[:5], is_fake[:5], pred[:5], target[:5], probability[:5])  # streamed in two batches
+    metrics.update(scores[5:], is_fake[5:], pred[5:], target[5:], probability[5:])
+    assert len(metrics) == 8
+    for select in (None, [0, 2, 5, 7], [3]):
+        rows = np.arange(8) if select is None else np.asarray(select)
+        summary = metrics.summary(select)
+        ref = sklearn_reference(pred[rows], target[rows], 4)
+        np.testing.assert_array_equal(summary["confusion_matrix"], ref["matrix"])
+        pixel = summary["pixel"]
+        assert_same(pixel["accuracy"], ref["accuracy"])
+        assert_same(list(pixel["class_iou"].values()), ref["iou"])
+        expected_miou = np.nan if np.isnan(ref["iou"][1:]).all() else np.nanmean(ref["iou"][1:])
+        assert_same(pixel["miou"], expected_miou)
+        assert_same(pixel["miou_with_background"], np.nanmean(ref["iou"]))
+        counts = sum(slow_boundary_counts(p, t, 4, 2) for p, t in zip(pred[rows], target[rows]))
+        assert_same(list(pixel["boundary_f1_per_class"].values()), f1_from_counts(counts)[1:])
+        per_image = slow_per_image(probability[rows], target[rows])
+        manipulated = is_fake[rows] == 1
+        for key in ("f1", "iou", "accuracy"):
+            assert_same(summary["pixel_per_image"]["all"][key], per_image[key].mean())
+            expected = per_image[key][manipulated].mean() if manipulated.any() else np.nan
+            assert_same(summary["pixel_per_image"]["manipulated"][key], expected)
+        assert summary["pixel_per_image"]["manipulated"]["n_images"] == int(manipulated.sum())
+        image_ref = image_level_metrics(scores[rows], is_fake[rows])
+        for key, value in image_ref.items():
+            assert_same(summary["image"][key], value)
+        assert summary["n_images"] == rows.size and summary["n_fake"] == int(is_fake[rows].sum())
+    # a class never predicted (2) still has an IoU (0) and a recall (0) when it is in the ground truth
+    full = metrics.summary()
+    assert full["pixel"]["class_iou"]["b"] == 0.0 and full["pixel"]["class_accuracy"]["b"] == 0.0
+
+
+def test_detection_metrics_edge_cases():
+    names = ["untouched", "edited"]
+    metrics = DetectionMetrics(names)
+    zeros = np.zeros((2, 8, 8), np.int64)
+    metrics.update([0.1, 0.2], [0, 0], zeros, zeros)  # authentic only, nothing predicted
+    summary = metrics.summary()
+    assert math.isnan(summary["pixel"]["miou"]) and summary["pixel"]["miou_with_background"] == 1.0
+    assert math.isnan(summary["pixel"]["boundary_f1"]) and math.isnan(summary["image"]["roc_auc"])
+    assert summary["pixel_per_image"]["all"]["f1"] == 0.0 and summary["pixel_per_image"]["manipulated"]["n_images"] == 0
+    empty = metrics.summary([])
+    assert empty["n_images"] == 0 and empty["pixel"] is None and empty["image"] is None
+
+
+def test_detection_metrics_image_level_only_models():
+    metrics = DetectionMetrics(["untouched", "edited"], pixel_level=False)
+    metrics.update([0.9, 0.2, 0.7], [1, 0, 1])  # no class maps needed
+    summary = metrics.summary()
+    assert summary["pixel"] is None and summary["pixel_per_image"] is None and summary["confusion_matrix"] is None
+    assert summary["image"]["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="class maps"):
+        DetectionMetrics(["untouched", "edited"]).update([0.5], [1])
+    with pytest.raises(ValueError, match="image scores"):
+        DetectionMetrics(["untouched", "edited"], pixel_level=False).update([0.5, 0.1], [1])

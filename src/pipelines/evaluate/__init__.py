@@ -1,4 +1,5 @@
-"""Evaluate stage: the seeds' pixel and image metrics, confusion matrices and overlays."""
+"""Evaluate stage: the seeds' protocols (in-domain, breakdowns, robustness, cross-generator,
+LoRA-as-parent), their pixel and image metrics under both conventions, and the HTML report."""
 
 from .pipeline import create_pipeline
 

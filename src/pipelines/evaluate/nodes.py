@@ -1,10 +1,26 @@
-"""Evaluate: run a trained detector on the evaluation split and compute the seeds' metrics:
-pixel accuracy, mIoU (one confusion matrix over the whole split, background excluded as in
-DiffSeg30k, and included), boundary F1 at a stated tolerance, and image-level accuracy / AP / AUC."""
+"""Evaluate: run a trained detector on the evaluation split under the seeds' protocols and write
+what a paper would show.
+
+Protocols (``evaluate.run`` selects; each is computed from per-image counts, see
+``models.metrics.DetectionMetrics``):
+
+- ``in_domain``: the whole split, clean.
+- ``breakdowns``: the same predictions grouped by generator, turn count, mask-area bucket and
+  region kind (no second prediction pass).
+- ``robustness``: the split re-predicted after each perturbation of the images (JPEG, resize
+  and back, Gaussian blur); the label maps are untouched.
+- ``cross_generator``: the images made by generators the detector never saw in training.
+- ``lora_as_parent``: a generator variant's edits scored as its parent's class.
+
+Every number says which convention it follows: dataset-level confusion matrix (pytorch-fcn /
+DeepLabV3Plus-Pytorch, DiffSeg30k) or per-image average (IMDL-BenCo).
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,88 +30,331 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from models.detectors import detector_from_state  # noqa: E402
-from models.detectors.training import predict  # noqa: E402
-from models.metrics import BoundaryF1, ConfusionMatrix, image_level_metrics  # noqa: E402
+from models.detectors.training import image_score_definition, predict  # noqa: E402
+from models.metrics import DetectionMetrics  # noqa: E402
+from models.perturbations import list_perturbations, perturb  # noqa: E402
+from pipelines.evaluate import report  # noqa: E402
+from pipelines.evaluate.protocols import (  # noqa: E402
+    BREAKDOWNS,
+    breakdown_groups,
+    held_out_groups,
+    item_table,
+    label_of_generator,
+    selected_protocols,
+)
 from pipelines.split.items import load_split_items  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-# Class colours for overlays: untouched is transparent, then one distinct colour per class.
-PALETTE = np.array([
-    [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [0, 128, 128], [170, 110, 40],
-], dtype=np.uint8)
+PALETTE = report.PALETTE
+colourise = report.colourise
+
+CONVENTIONS = {
+    "pixel": "dataset level: ONE confusion matrix accumulated over all images of the set "
+             "(pytorch-fcn / DeepLabV3Plus-Pytorch, as DiffSeg30k); mIoU excludes background",
+    "pixel_per_image": "IMDL-BenCo: pixel edited when 1 - p(untouched) > threshold (strict); F1 / IoU / "
+                       "accuracy per image, averaged over images; F1 = IoU = 0 on authentic images",
+    "boundary_f1": "boundary pixels (4-neighbour class change) of prediction and ground truth matched "
+                   "within the tolerance (Euclidean, <=); F1 per class from counts summed over the set; "
+                   "mean over edited classes, background excluded",
+    "image": "image score as in models.detectors.training.predict (see image_score); fake when score > "
+             "threshold (strict); AP step-wise as scikit-learn; R@50 = recall of fake / of real images at 0.5",
+}
+
+# Code defaults only make a partial params dict usable; conf/base/parameters_evaluate.yml holds the
+# documented values.
+DEFAULTS: dict[str, Any] = {
+    "split": "val", "batch_size": 8, "chunk_size": 32, "num_threads": None, "boundary_tolerance_px": 2, "image_threshold": 0.5,
+    "pixel_threshold": 0.5, "n_overlays": 6, "run": "all", "groups_include_authentic": True, "label_parent": {},
+    "protocols": {
+        "breakdowns": {"by": list(BREAKDOWNS), "membership": "last", "area_buckets": [0.2, 0.4, 0.6, 0.8, 1.0]},
+        "robustness": {},
+        "cross_generator": {"held_out": None, "membership": "last"},
+    },
+    "report": {"title": "EditLens evaluation report"},
+}
 
 
-def colourise(label_map: np.ndarray, image: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """Blend class colours over ``image`` where ``label_map`` > 0; (H,W,3) uint8."""
-    colours = PALETTE[label_map % len(PALETTE)].astype(np.float32)
-    out = image.astype(np.float32)
-    edited = label_map > 0
-    out[edited] = (1 - alpha) * out[edited] + alpha * colours[edited]
-    return out.round().astype(np.uint8)
+def _settings(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` over ``DEFAULTS``, merged one level into ``protocols`` and ``report``."""
+    merged = copy.deepcopy(DEFAULTS)
+    for key, value in (params or {}).items():
+        if key in ("protocols", "report") and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if isinstance(inner_value, dict) and isinstance(merged[key].get(inner), dict):
+                    merged[key][inner] = {**merged[key][inner], **inner_value}
+                else:
+                    merged[key][inner] = inner_value
+        else:
+            merged[key] = value
+    return merged
+
+
+def _chunks(length: int, size: int):
+    for start in range(0, length, max(1, size)):
+        yield np.arange(start, min(start + max(1, size), length))
+
+
+class _Evaluation:
+    """One checkpoint against one split: loads items chunk by chunk, predicts, and feeds
+    ``DetectionMetrics`` so memory stays bounded whatever the split size."""
+
+    def __init__(self, checkpoint, rows, edited_images, label_maps, base_images, settings):
+        config = checkpoint["config"]
+        self.task, self.names = config["task"], list(config["class_names"])
+        self.model = detector_from_state(checkpoint["state"], config["detector"])
+        self.pixel_level = bool(getattr(self.model, "pixel_level", True))
+        self.rows, self.settings = rows, settings
+        self.loaders = (edited_images, label_maps, base_images)
+        self.is_fake = (rows["kind"] == "edited").to_numpy().astype(int)
+
+    def new_metrics(self) -> DetectionMetrics:
+        s = self.settings
+        return DetectionMetrics(self.names, boundary_tolerance_px=s["boundary_tolerance_px"],
+                                pixel_threshold=float(s["pixel_threshold"]), image_threshold=float(s["image_threshold"]),
+                                pixel_level=self.pixel_level)
+
+    def load(self, positions: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        items, _ = load_split_items(self.rows.iloc[positions], self.settings["split"], *self.loaders)
+        targets = np.stack([label if self.task == "semantic" else (label > 0) for _, label in items]).astype(np.int64)
+        return [image for image, _ in items], targets
+
+    def run(self, perturbation: tuple[str, float] | None = None,
+            on_chunk: Callable[[np.ndarray, list, np.ndarray, np.ndarray, np.ndarray], None] | None = None):
+        """Predict the split (perturbed if asked) and return its DetectionMetrics; ``on_chunk``
+        sees (positions, images, targets, probabilities, scores) of each chunk."""
+        metrics = self.new_metrics()
+        for positions in _chunks(len(self.rows), int(self.settings["chunk_size"])):
+            images, targets = self.load(positions)
+            if perturbation is not None:
+                images = [perturb(image, *perturbation) for image in images]
+            probabilities, scores = predict(self.model, images, batch_size=int(self.settings["batch_size"]))
+            self.update(metrics, positions, targets, probabilities, scores)
+            if on_chunk is not None:
+                on_chunk(positions, images, targets, probabilities, scores)
+        return metrics
+
+    def update(self, metrics: DetectionMetrics, positions, targets, probabilities, scores) -> None:
+        if self.pixel_level:
+            metrics.update(scores, self.is_fake[positions], probabilities.argmax(axis=1), targets,
+                           1.0 - probabilities[:, 0])
+        else:
+            metrics.update(scores, self.is_fake[positions])
 
 
 def evaluate_checkpoint(
     checkpoint: dict[str, Any],
     splits: pd.DataFrame,
+    samples: pd.DataFrame,
+    provenance: pd.DataFrame,
     edited_images: dict[str, Callable],
     label_maps: dict[str, Callable],
     base_images: dict[str, Callable],
     params: dict[str, Any],
-) -> tuple[dict[str, Any], plt.Figure, dict[str, plt.Figure]]:
-    """Returns (metrics dict, confusion-matrix figure, overlay figures keyed by item id)."""
-    config = checkpoint["config"]
-    task, names = config["task"], config["class_names"]
-    model = detector_from_state(checkpoint["state"], config["detector"])
-    items, rows = load_split_items(splits, params["split"], edited_images, label_maps, base_images)
-    probabilities, scores = predict(model, [image for image, _ in items], batch_size=int(params.get("batch_size", 8)))
-    predictions = probabilities.argmax(axis=1).astype(np.int64)
-    targets = np.stack([label if task == "semantic" else (label > 0) for _, label in items]).astype(np.int64)
+) -> tuple[dict[str, Any], plt.Figure, dict[str, plt.Figure], np.ndarray]:
+    """Evaluate one checkpoint with every protocol selected in ``params['run']``.
 
-    tolerance = int(params["boundary_tolerance_px"])
-    confusion = ConfusionMatrix(len(names))
-    boundary = BoundaryF1(len(names), tolerance_px=tolerance)
-    for pred, target in zip(predictions, targets):
-        confusion.update(pred, target)
-        boundary.update(pred, target)
-    is_fake = (rows["kind"] == "edited").to_numpy().astype(int)
-    image_metrics = image_level_metrics(scores, is_fake, threshold=float(params["image_threshold"]))
-    class_iou = confusion.class_iou()
+    Returns (metrics: JSON-ready dict whose top level is the in-domain result and whose
+    ``protocols`` key holds each protocol; confusion-matrix figure; overlay figures keyed
+    ``<task>-<item>.png``; qualitative grid as an (H, W, 3) uint8 image).
+    """
+    s = _settings(params)
+    protocols = selected_protocols(s.get("run"))
+    if s.get("num_threads"):
+        torch.set_num_threads(int(s["num_threads"]))
+    rows = splits[splits["split"] == s["split"]].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"split {s['split']!r} has no items (splits present: {sorted(splits['split'].unique())})")
+    ev = _Evaluation(checkpoint, rows, edited_images, label_maps, base_images, s)
+    config = checkpoint["config"]
+    items = item_table(rows, samples, provenance)
+    generator_labels = label_of_generator(provenance)
+    notes: list[str] = []
+    if not ev.pixel_level:
+        notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
+                     "only image-level metrics are reported; pixel metrics are None.")
+    timing: dict[str, float] = {}
+
+    # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).
+    example_positions = _overlay_indices(rows, int(s["n_overlays"]))
+    examples: dict[int, tuple] = {}
+    lora = _LoraRemap(ev, items, s) if "lora_as_parent" in protocols else None
+
+    def on_chunk(positions, images, targets, probabilities, scores):
+        for k, position in enumerate(positions):
+            if position in example_positions:
+                examples[int(position)] = (images[k], targets[k], probabilities[k].argmax(axis=0), float(scores[k]))
+        if lora is not None:
+            lora.update(positions, targets, probabilities, scores)
+
+    started = time.perf_counter()
+    clean = ev.run(on_chunk=on_chunk)
+    timing["in_domain"] = time.perf_counter() - started
+    in_domain = clean.summary()
+    results: dict[str, Any] = {"in_domain": in_domain}
+
+    if "breakdowns" in protocols:
+        started = time.perf_counter()
+        results["breakdowns"] = _breakdowns(clean, items, s)
+        timing["breakdowns"] = time.perf_counter() - started
+    if "robustness" in protocols:
+        started = time.perf_counter()
+        results["robustness"] = _robustness(ev, s)
+        timing["robustness"] = time.perf_counter() - started
+    if "cross_generator" in protocols:
+        results["cross_generator"] = _cross_generator(clean, items, s, config)
+    if lora is not None:
+        results["lora_as_parent"] = lora.summary(clean)
+
     metrics = {
-        "task": task,
-        "model": config["detector"].get("name"),
-        "split": params["split"],
-        "n_images": len(items), "n_edited": int(is_fake.sum()), "n_authentic": int(len(is_fake) - is_fake.sum()),
-        "pixel": {
-            "convention": "one confusion matrix accumulated over the whole split (pytorch-fcn / DeepLabV3Plus-Pytorch)",
-            "accuracy": confusion.pixel_accuracy(),
-            "mean_class_accuracy": confusion.mean_class_accuracy(),
-            "miou": confusion.mean_iou(exclude_background=True),
-            "miou_with_background": confusion.mean_iou(exclude_background=False),
-            "class_iou": {name: _nan_to_none(v) for name, v in zip(names, class_iou)},
-            "boundary_f1": boundary.mean(),
-            "boundary_f1_per_class": {names[c]: _nan_to_none(v) for c, v in enumerate(boundary.per_class()) if c > 0},
-            "boundary_tolerance_px": tolerance,
-        },
-        "image": {"score": "max over pixels of 1 - p(untouched)", **image_metrics},
-        "confusion_matrix": confusion.matrix.tolist(),
-        "class_names": names,
+        "task": ev.task, "model": config["detector"].get("name"), "pixel_level": ev.pixel_level,
+        "split": s["split"], "class_names": ev.names,
+        "held_out_generators": config.get("held_out_generators"),
+        "conventions": {**CONVENTIONS, "image_score": image_score_definition(ev.model),
+                        "boundary_tolerance_px": s["boundary_tolerance_px"]},
+        "n_images": len(rows), "n_edited": int(ev.is_fake.sum()), "n_authentic": int(len(rows) - ev.is_fake.sum()),
+        "pixel": None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
+        "pixel_per_image": in_domain["pixel_per_image"],
+        "image": {"score": image_score_definition(ev.model), **(in_domain["image"] or {})},
+        "confusion_matrix": in_domain["confusion_matrix"],
+        "protocols": results,
+        "notes": notes,
+        "generator_labels": generator_labels,
         "training": config.get("history", {}),
+        "timing_s": timing,
     }
     metrics = _json_clean(metrics)
-    logger.info("%s task: pixel acc %.3f, mIoU %.3f, bF1@%dpx %.3f, image acc %.3f, AP %.3f", task,
-                metrics["pixel"]["accuracy"], _or_nan(metrics["pixel"]["miou"]), tolerance,
-                _or_nan(metrics["pixel"]["boundary_f1"]), metrics["image"]["accuracy"],
-                _or_nan(metrics["image"]["average_precision"]))
+    _log_summary(metrics)
+    names = ev.names
     overlays = {
-        f"{task}-{rows.at[i, 'item_id']}.png": _overlay_figure(items[i][0], targets[i], predictions[i], names, rows.at[i, "item_id"])
-        for i in _overlay_indices(rows, int(params["n_overlays"]))
+        f"{ev.task}-{rows.at[i, 'item_id']}.png": _overlay_figure(examples[i][0], examples[i][1], examples[i][2], names,
+                                                                rows.at[i, "item_id"], ev.pixel_level, examples[i][3])
+        for i in example_positions
     }
-    return metrics, _confusion_figure(confusion.matrix, names, task), overlays
+    captions = [_example_caption(rows, items, i) for i in example_positions]
+    grid = report.examples_grid([examples[i] for i in example_positions], captions, names, ev.task, ev.pixel_level)
+    confusion = report.confusion_figure(np.asarray(in_domain["confusion_matrix"]), names, ev.task) if ev.pixel_level \
+        else report.message_figure(f"{ev.task}: image-level model, no pixel confusion matrix")
+    return metrics, confusion, overlays, grid
+
+
+class _LoraRemap:
+    """DiffSeg30k Table 4: a generator variant (e.g. an SDXL LoRA) scored as its parent's class.
+
+    ``label_parent`` maps variant -> parent generator names. When the semantic checkpoint has a
+    class of its own for the variant, the variant's pixels are relabelled as the parent in the
+    ground truth and the variant's predicted probability is added to the parent's before argmax;
+    when the label maps already carry the parent's label (the variant was configured with its
+    parent's label), the images are simply the variant's group.
+    """
+
+    def __init__(self, ev: _Evaluation, items: pd.DataFrame, settings: dict[str, Any]):
+        self.ev = ev
+        self.pairs = {str(k): str(v) for k, v in (settings.get("label_parent") or {}).items()}
+        cfg = settings["protocols"].get("lora_as_parent")
+        self.membership = cfg.get("membership", "last") if isinstance(cfg, dict) else "last"
+        self.groups = breakdown_groups(items, "generator", membership=self.membership,
+                                       include_authentic=bool(settings["groups_include_authentic"]))
+        self.metrics: dict[str, DetectionMetrics] = {}
+        self.remap: dict[str, tuple[int, int]] = {}
+        names = ev.names
+        for variant, parent in self.pairs.items():
+            if variant in self.groups and ev.task == "semantic" and variant in names and parent in names:
+                self.remap[variant] = (names.index(variant), names.index(parent))
+                self.metrics[variant] = ev.new_metrics()
+
+    def update(self, positions, targets, probabilities, scores) -> None:
+        for variant, (source, destination) in self.remap.items():
+            keep = np.isin(positions, self.groups[variant])
+            if not keep.any():
+                continue
+            target = np.where(targets[keep] == source, destination, targets[keep])
+            merged = probabilities[keep].copy()
+            merged[:, destination] += merged[:, source]
+            merged[:, source] = 0.0
+            self.ev.update(self.metrics[variant], positions[keep], target, merged, scores[keep])
+
+    def summary(self, clean: DetectionMetrics) -> dict[str, Any]:
+        if not self.pairs:
+            return {"skipped": "no variants configured (evaluate.label_parent: {variant: parent})"}
+        out: dict[str, Any] = {"membership": self.membership, "pairs": []}
+        for variant, parent in self.pairs.items():
+            entry: dict[str, Any] = {"variant": variant, "parent": parent}
+            if variant not in self.groups:
+                entry["skipped"] = f"no evaluation image was edited by {variant!r}"
+            else:
+                entry["relabelled"] = variant in self.remap
+                remapped = self.metrics.get(variant)
+                entry["variant_as_parent"] = remapped.summary() if remapped else clean.summary(self.groups[variant])
+                entry["parent_edits"] = clean.summary(self.groups[parent]) if parent in self.groups else None
+            out["pairs"].append(entry)
+        return out
+
+
+def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: dict[str, Any]) -> dict[str, Any]:
+    cfg = s["protocols"]["breakdowns"]
+    out: dict[str, Any] = {"membership": cfg.get("membership", "last"),
+                           "include_authentic": bool(s["groups_include_authentic"])}
+    for by in cfg.get("by") or BREAKDOWNS:
+        groups = breakdown_groups(items, by, membership=cfg.get("membership", "last"),
+                                  area_edges=cfg.get("area_buckets"), include_authentic=bool(s["groups_include_authentic"]))
+        out[by] = {name: clean.summary(positions) for name, positions in groups.items()}
+    return out
+
+
+def robustness_conditions(cfg: dict[str, Any]) -> list[tuple[str, float]]:
+    """(perturbation, level) pairs from ``protocols.robustness`` ({jpeg: [60, 80], resize: [0.5, 2],
+    blur: [0.5, 1, 2]}), in the order written. Raises KeyError for an unknown perturbation."""
+    conditions = []
+    for name, levels in (cfg or {}).items():
+        if name not in list_perturbations():
+            raise KeyError(f"unknown perturbation {name!r} in evaluate.protocols.robustness; known: {list_perturbations()}")
+        conditions += [(name, float(level)) for level in (levels or [])]
+    return conditions
+
+
+def _robustness(ev: _Evaluation, s: dict[str, Any]) -> dict[str, Any]:
+    conditions = robustness_conditions(s["protocols"].get("robustness") or {})
+    if not conditions:
+        return {"skipped": "no perturbations configured (evaluate.protocols.robustness)", "conditions": []}
+    out = {"applied_to": "evaluation images only; label maps untouched", "conditions": []}
+    for name, level in conditions:
+        started = time.perf_counter()
+        summary = ev.run(perturbation=(name, level)).summary()
+        out["conditions"].append({"name": condition_name(name, level), "perturbation": name, "level": level,
+                                  "seconds": time.perf_counter() - started, **summary})
+        logger.info("%s under %s: %s", ev.task, condition_name(name, level), _headline(summary))
+    return out
+
+
+def condition_name(perturbation: str, level: float) -> str:
+    """Display name of a robustness condition: "JPEG 60", "resize x0.5", "blur sigma 1"."""
+    level_text = f"{level:g}"
+    return {"jpeg": f"JPEG {level_text}", "resize": f"resize x{level_text}", "blur": f"blur sigma {level_text}"}.get(
+        perturbation, f"{perturbation} {level_text}")
+
+
+def _cross_generator(clean: DetectionMetrics, items: pd.DataFrame, s: dict[str, Any], config: dict[str, Any]) -> dict:
+    cfg = s["protocols"]["cross_generator"]
+    held_out, source = cfg.get("held_out"), "params (evaluate.protocols.cross_generator.held_out)"
+    if not held_out:
+        held_out, source = config.get("held_out_generators"), "checkpoint (trained with train.exclude_generators)"
+    if not held_out:
+        return {"skipped": "the checkpoint lists no held-out generators and "
+                           "evaluate.protocols.cross_generator.held_out is empty"}
+    held_out = [str(g) for g in held_out]
+    membership = cfg.get("membership", "last")
+    groups = held_out_groups(items, held_out, membership=membership, include_authentic=bool(s["groups_include_authentic"]))
+    return {
+        "held_out": held_out, "source": source, "membership": membership, "missing": groups["missing"],
+        "held_out_set": clean.summary(groups["held_out_set"]),
+        "seen_set": clean.summary(groups["seen_set"]),
+        "per_generator": {name: clean.summary(positions) for name, positions in groups["per_generator"].items()},
+    }
 
 
 def _overlay_indices(rows: pd.DataFrame, count: int) -> list[int]:
@@ -114,13 +373,25 @@ def _overlay_indices(rows: pd.DataFrame, count: int) -> list[int]:
     return (picked + authentic[:1])[:count]
 
 
-def _overlay_figure(image, target, prediction, names, title) -> plt.Figure:
+def _example_caption(rows: pd.DataFrame, items: pd.DataFrame, position: int) -> str:
+    item = items.loc[position]
+    if item["kind"] != "edited":
+        return f"{rows.at[position, 'item_id']}\nauthentic"
+    turns = "\n".join(f"turn {k}: {name}" for k, name in enumerate(item["generators"], start=1))
+    return f"{rows.at[position, 'item_id']}\n{turns}\n{item['edited_area_ratio']:.0%} edited"
+
+
+def _overlay_figure(image, target, prediction, names, title, pixel_level: bool = True, score: float | None = None) -> plt.Figure:
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
-    for ax, (panel, label) in zip(axes, [(image, "image"), (colourise(target, image), "ground truth"),
-                                         (colourise(prediction, image), "prediction")]):
+    panels = [(image, "image"), (colourise(target, image), "ground truth"),
+              (colourise(prediction, image) if pixel_level else image, "prediction")]
+    for ax, (panel, label) in zip(axes, panels):
         ax.imshow(panel)
         ax.set_title(label, fontsize=9)
         ax.axis("off")
+    if not pixel_level:
+        axes[2].text(0.5, 0.5, f"image-level model\nscore {score:.2f}", transform=axes[2].transAxes, ha="center",
+                     va="center", fontsize=10, color="white", bbox={"facecolor": "black", "alpha": 0.6})
     handles = [Patch(color=PALETTE[k % len(PALETTE)] / 255.0, label=name) for k, name in enumerate(names) if k > 0]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=9)
@@ -128,29 +399,40 @@ def _overlay_figure(image, target, prediction, names, title) -> plt.Figure:
     return fig
 
 
-def _confusion_figure(matrix: np.ndarray, names: list[str], task: str) -> plt.Figure:
-    """Row-normalised confusion matrix (rows: ground truth), with pixel counts in each cell."""
-    totals = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
-    size = 2.0 + 0.8 * len(names)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=110)
-    im = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    for (r, c), value in np.ndenumerate(normalised):
-        ax.text(c, r, f"{value:.2f}\n({matrix[r, c]})", ha="center", va="center", fontsize=7,
-                color="white" if value > 0.5 else "black")
-    ax.set_title(f"{task} task: pixel confusion (row-normalised)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    return fig
-
-
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
     """One JSON document for both tasks."""
     return {"binary": binary, "semantic": semantic}
+
+
+def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
+                 examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
+    """The self-contained HTML report of this evaluation run (both tasks, every protocol run)."""
+    s = _settings(params)
+    return report.render_report({"binary": binary, "semantic": semantic},
+                                {"binary": examples_binary, "semantic": examples_semantic},
+                                title=s["report"].get("title", DEFAULTS["report"]["title"]))
+
+
+def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: dict[str, Any]) -> str:
+    """Side-by-side HTML page: binary vs semantic, each clean and under each robustness condition."""
+    s = _settings(params)
+    runs = {}
+    for task, metrics in (("binary", binary), ("semantic", semantic)):
+        runs.update(report.runs_of(metrics, prefix=f"{task} / {metrics.get('model')}"))
+    return report.render_comparison(runs, title=s["report"].get("title", DEFAULTS["report"]["title"]) + ": comparison")
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    pixel, image = summary.get("pixel") or {}, summary.get("image") or {}
+    return (f"pixel acc {_or_nan(pixel.get('accuracy')):.3f}, mIoU {_or_nan(pixel.get('miou')):.3f}, "
+            f"bF1 {_or_nan(pixel.get('boundary_f1')):.3f}, image acc {_or_nan(image.get('accuracy')):.3f}, "
+            f"AP {_or_nan(image.get('average_precision')):.3f}")
+
+
+def _log_summary(metrics: dict[str, Any]) -> None:
+    logger.info("%s task (%s): %s; bF1 tolerance %s px; protocols %s", metrics["task"], metrics["model"],
+                _headline(metrics["protocols"]["in_domain"]), metrics["conventions"]["boundary_tolerance_px"],
+                sorted(metrics["protocols"]))
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -171,4 +453,8 @@ def _json_clean(obj: Any) -> Any:
         return _nan_to_none(obj)
     if isinstance(obj, np.integer):
         return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _json_clean(obj.tolist())
     return obj

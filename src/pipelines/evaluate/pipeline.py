@@ -1,20 +1,26 @@
-"""Evaluate pipeline: detectors + evaluation split -> metrics JSON, confusion matrices, overlays."""
+"""Evaluate pipeline: detectors + evaluation split -> metrics JSON (every protocol), confusion
+matrices, overlays, qualitative grids, the HTML report and the comparison page."""
 
 from kedro.pipeline import Node, Pipeline
 
-from pipelines.evaluate.nodes import combine_metrics, evaluate_checkpoint
+from pipelines.evaluate.nodes import build_comparison, build_report, combine_metrics, evaluate_checkpoint
 
-_DATA = ["splits", "edited_images", "label_maps", "base_images", "params:evaluate"]
+_DATA = ["splits", "samples", "provenance", "edited_images", "label_maps", "base_images", "params:evaluate"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(evaluate_checkpoint, ["detector_binary", *_DATA],
-             ["metrics_binary", "confusion_matrix_binary", "overlays_binary"],
+             ["metrics_binary", "confusion_matrix_binary", "overlays_binary", "qualitative_examples_binary"],
              name="evaluate_binary_detector", tags=["evaluate"]),
         Node(evaluate_checkpoint, ["detector_semantic", *_DATA],
-             ["metrics_semantic", "confusion_matrix_semantic", "overlays_semantic"],
+             ["metrics_semantic", "confusion_matrix_semantic", "overlays_semantic", "qualitative_examples_semantic"],
              name="evaluate_semantic_detector", tags=["evaluate"]),
         Node(combine_metrics, ["metrics_binary", "metrics_semantic"], "evaluation_metrics",
              name="combine_metrics", tags=["evaluate"]),
+        Node(build_report, ["metrics_binary", "metrics_semantic", "qualitative_examples_binary",
+                            "qualitative_examples_semantic", "params:evaluate"], "evaluation_report",
+             name="build_evaluation_report", tags=["evaluate", "report"]),
+        Node(build_comparison, ["metrics_binary", "metrics_semantic", "params:evaluate"], "evaluation_comparison",
+             name="build_evaluation_comparison", tags=["evaluate", "report"]),
     ])
