@@ -4,6 +4,9 @@ Both write through fsspec, so the same catalog entry works on a local disk and o
 storage (MinIO). Writes are all-or-nothing: on a local disk the bytes go to a temporary file in
 the same folder that is renamed into place; on object stores a single PUT makes the object appear
 only when complete. A reader therefore never sees a half-written image or checkpoint.
+
+Importing this module also makes every ``s3://`` write of the catalog all-or-nothing, including the
+kedro-datasets types (parquet, JSON, text, figures): see ``AllOrNothingS3FileSystem``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,65 @@ def _filesystem(filepath: str, credentials: dict[str, Any] | None, fs_args: dict
         fs_args = {**(fs_args or {}), "auto_mkdir": True}
     fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
     return fs, protocol, path
+
+
+def _all_or_nothing_s3_filesystem() -> type:
+    """Build ``AllOrNothingS3FileSystem`` (s3fs is imported only when an s3:// path is used).
+
+    fsspec's buffered files commit in ``close()``, and ``with fs.open(path, "wb") as f`` closes
+    them even when the body raised. On S3 that uploads whatever was buffered: a dataset whose
+    serialisation fails half-way (``json.dump`` of a non-serialisable value, ``to_parquet`` of a
+    bad column) replaces the previous good object with a truncated or empty one, and a retry
+    would read it. These files instead discard the upload (aborting a multipart upload if one was
+    started) when they are closed while an exception is propagating, so the previous object stays.
+    """
+    import sys
+
+    from s3fs import S3FileSystem
+    from s3fs.core import S3File
+
+    class AllOrNothingS3File(S3File):
+        def close(self) -> None:
+            if not self.closed and "r" not in self.mode:
+                in_flight = sys.exc_info()[1]
+                # An exception already being handled when the file was opened is not a failure of
+                # this write (a report written from an `except` block must still land).
+                if in_flight is not None and in_flight is not getattr(self, "_exception_at_open", None):
+                    self.discard()
+                    self.closed = True
+                    return
+            super().close()
+
+    class AllOrNothingS3FileSystem(S3FileSystem):
+        """s3fs with all-or-nothing file writes; registered for ``s3://`` and ``s3a://``."""
+
+        def _open(self, path, mode="rb", *args, **kwargs):
+            file = super()._open(path, mode, *args, **kwargs)
+            if "r" not in mode and type(file) is S3File:
+                file.__class__ = AllOrNothingS3File
+                file._exception_at_open = sys.exc_info()[1]
+            return file
+
+    for cls in (AllOrNothingS3FileSystem, AllOrNothingS3File):  # importable by name, so picklable
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    return AllOrNothingS3FileSystem
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AllOrNothingS3FileSystem":
+        cls = _all_or_nothing_s3_filesystem()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# By import path, so s3fs loads only when a catalog entry really lives on s3://; by class if
+# something already loaded s3fs' own class (fsspec then looks no further than its loaded registry).
+for _protocol in ("s3", "s3a"):
+    if _protocol in fsspec.registry:
+        fsspec.register_implementation(_protocol, __getattr__("AllOrNothingS3FileSystem"), clobber=True)
+    else:
+        fsspec.register_implementation(_protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
 
 
 def write_bytes_atomically(fs: Any, protocol: str, path: str, payload: bytes) -> None:

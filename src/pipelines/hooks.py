@@ -1,4 +1,4 @@
-"""Project hooks: log where the time goes, node by node."""
+"""Project hooks: log where the time goes, node by node; run the data quality gates between stages."""
 
 from __future__ import annotations
 
@@ -40,3 +40,66 @@ class NodeTimingHooks:
             slowest = sorted(self.timings.items(), key=lambda kv: -kv[1])[:5]
             summary = ", ".join(f"{name} {sec:.1f}s" for name, sec in slowest)
             logger.info("pipeline nodes took %.1f s in all; slowest: %s", total, summary)
+
+
+class DataGateHooks:
+    """Runs the data quality gate of a stage boundary right after the node that finishes it.
+
+    ``after_node_run`` sees the node's outputs before the runner saves them, so a failing gate
+    (an expectation of severity ``error``) raises ``GateFailure`` and the broken outputs never
+    reach the catalog, nor the next stage. The gate writes its report through the catalog
+    dataset ``gate_reports`` (data/08_reporting/gates/<gate>.md) whether it passes or not.
+    Suites: the ``gates`` config (conf/<env>/gates.yml). Because Kedro runs the hook, gates run in
+    `kedro run` and in the Prefect flows (one KedroSession per stage) alike.
+    """
+
+    REPORT_DATASET = "gate_reports"
+
+    def __init__(self) -> None:
+        self._config: dict[str, Any] = {}
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from kedro.config import MissingConfigException
+
+        try:
+            self._config = dict((context.config_loader["gates"] or {}).get("gates") or {})
+        except (KeyError, MissingConfigException):
+            self._config = {}
+        self._params = dict(context.params)
+
+    @hook_impl
+    def after_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        if not self._config or self._config.get("enabled", True) is False:
+            return
+        from pipelines.validation import GATES, GateContext, GateFailure, render_markdown, run_gate
+
+        for spec in GATES.values():
+            config = self._config.get(spec.name)
+            if spec.after not in outputs or not config or config.get("enabled", True) is False:
+                continue
+            data = {**inputs, **outputs}
+            missing = [name for name in spec.needs if name not in data]
+            if missing:
+                logger.info("gate %s skipped after %s: %s not among the node's inputs/outputs", spec.name, node.name, missing)
+                continue
+            generators = [g["name"] if isinstance(g, dict) else str(g) for g in self._config.get("generators") or []]
+            ctx = GateContext(params=self._params, generators=generators, options=dict(config.get("options") or {}))
+            result = run_gate(spec, data, {"examples": self._config.get("examples", 5), **config}, ctx, node=node.name)
+            path = self._save_report(catalog, spec.name, render_markdown(result))
+            for outcome in result.warnings:
+                logger.warning("gate %s (warn): %s", spec.name, outcome.headline())
+            if result.errors:
+                raise GateFailure(result, path)
+            logger.info("gate %s passed after %s: %d expectations in %.2f s%s", spec.name, node.name,
+                        len(result.outcomes), result.seconds,
+                        f", {len(result.warnings)} warning(s)" if result.warnings else "")
+
+    def _save_report(self, catalog: Any, gate: str, markdown: str) -> str:
+        if self.REPORT_DATASET not in catalog:
+            return ""
+        catalog.save(self.REPORT_DATASET, {gate: markdown})
+        dataset = catalog[self.REPORT_DATASET]
+        folder = getattr(dataset, "_path", "")
+        return f"{folder}/{gate}{getattr(dataset, '_filename_suffix', '')}" if folder else self.REPORT_DATASET

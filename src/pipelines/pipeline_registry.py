@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from pipelines import evaluate, filter, ingest, inpaint, perceive, split, train
+from pipelines import evaluate, export, filter, ingest, inpaint, perceive, split, stats, train
+from pipelines.ingest import imports
 
-# Stage order; composite pipelines are runs of consecutive stages. flows/ reads these to make
-# one Prefect task per stage.
+# Stage order; composite pipelines are runs of stages. flows/ reads these to make one Prefect
+# task per stage. `import` (a published dataset in place of ingest .. inpaint) and `export`
+# (write the dataset in published formats) run only when asked for.
 STAGES: dict[str, object] = {
-    "ingest": ingest, "perceive": perceive, "inpaint": inpaint, "filter": filter,
-    "split": split, "train": train, "evaluate": evaluate,
+    "ingest": ingest, "import": imports, "perceive": perceive, "inpaint": inpaint, "filter": filter,
+    "split": split, "stats": stats, "train": train, "evaluate": evaluate, "export": export,
 }
 COMPOSITES: dict[str, list[str]] = {
-    "generate": ["ingest", "perceive", "inpaint", "filter", "split"],
-    "__default__": list(STAGES),
+    "generate": ["ingest", "perceive", "inpaint", "filter", "split", "stats"],
+    "published": ["import", "filter", "split", "stats", "train", "evaluate"],
+    "__default__": ["ingest", "perceive", "inpaint", "filter", "split", "stats", "train", "evaluate"],
 }
 
 

@@ -121,7 +121,8 @@ def test_perceive_chooses_one_to_three_distinct_regions_per_sample():
     for _, group in regions.groupby("sample_id"):
         assert 1 <= len(group) <= 3
         assert list(group["turn"]) == list(range(1, len(group) + 1))
-        arrays = [masks[r]() > 127 for r in group["region_id"]]
+        # an addition is two turns (removal, then addition) on one region: one edit_group
+        arrays = [masks[r]() > 127 for r in group.drop_duplicates("edit_group")["region_id"]]
         for i in range(len(arrays)):
             assert 0.01 <= arrays[i].mean() <= 0.7
             for j in range(i):
@@ -241,3 +242,66 @@ def test_filter_records_an_unscorable_image_instead_of_crashing():
     samples = pd.DataFrame({"sample_id": ["flat"], "last_generator": ["telea"]})
     table = filter_samples(lazy({"flat": flat}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
     assert not table.at[0, "kept"] and "unscorable" in table.at[0, "drop_reason"]
+
+
+# --------------------------------------------------------------------------- filter: scorers with context, report
+def _filter_inputs():
+    base = cv2.resize(skimage.data.astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+    small, large = base.copy(), base.copy()
+    small[10:20, 10:20] = 0
+    large[10:110, 10:110] = 0
+    samples = pd.DataFrame({"sample_id": ["small", "large", "imported"], "base_id": ["b", "b", "x"],
+                            "generators": ["telea", "telea,tiny-sd", "sd2"], "last_generator": ["telea", "tiny-sd", "sd2"],
+                            "edit_types": ["attribute", "removal,addition", ""],
+                            "origin": ["generated", "generated", "imdl"]})
+    provenance = pd.DataFrame({"sample_id": ["small", "large", "large"], "turn": [1, 1, 2],
+                               "prompt": ["make it red", "remove it", "add a cat"]})
+    return lazy({"small": small, "large": large, "imported": base}), samples, provenance, lazy({"b": base})
+
+
+def test_filter_passes_prompts_and_base_images_to_the_scorers_that_need_them():
+    from pipelines.filter.nodes import filter_and_report
+
+    images, samples, provenance, bases = _filter_inputs()
+    seen_prompts = []
+
+    def vlm(image, prompt):
+        seen_prompts.append(prompt)
+        return "I cannot judge this." if image[50, 50].sum() == 0 else "4(score), the reason is that it looks natural."
+
+    params = {"checks": [{"scorer": "perceptual", "max": 100.0, "name": "change"},
+                         {"scorer": "vlm", "min": 3, "kwargs": {"model": vlm}}]}
+    table, report = filter_and_report(images, samples, provenance, bases, params)
+    rows = table.set_index("sample_id")
+    assert 0 < rows.at["small", "quality_change"] < rows.at["large", "quality_change"]
+    assert rows.at["small", "kept"] and rows.at["small", "quality_vlm"] == 4.0
+    # an unparseable VLM answer is recorded as unscorable, never a crash
+    assert not rows.at["large", "kept"] and "vlm unscorable: VLM answer not parseable" in rows.at["large", "drop_reason"]
+    # imported samples were filtered by their publisher: kept, not scored
+    assert rows.at["imported", "kept"] and np.isnan(rows.at["imported", "quality_change"])
+    assert report["n_samples"] == 3 and report["n_dropped"] == 1 and report["removal_rate"] == pytest.approx(1 / 3)
+    assert report["per_generator"] == {"sd2": {"kept": 1, "dropped": 0}, "telea": {"kept": 1, "dropped": 1},
+                                       "tiny-sd": {"kept": 0, "dropped": 1}}
+    assert report["per_edit_type"]["removal"] == {"kept": 0, "dropped": 1}
+    assert report["per_reason"] == {"vlm unscorable": 1}
+    assert report["imported_unscored"] == 1
+    assert {c["name"]: c["valid_range"] for c in report["checks"]} == {"change": [0.0, None], "vlm": [0.0, 5.0]}
+    assert len(seen_prompts) == 2 and "X(score)" in seen_prompts[0]
+
+
+def test_filter_report_counts_threshold_reasons():
+    from pipelines.filter.nodes import summarise_filter
+
+    table = pd.DataFrame({"sample_id": ["a", "b", "c"], "kept": [False, False, True],
+                          "drop_reason": ["brisque 63.1 > 60", "brisque 70.2 > 60; clip 9.0 < 15", ""],
+                          "generators": ["telea", "telea", "navier_stokes"], "last_generator": ["telea"] * 3,
+                          "edit_types": ["attribute", "removal,addition", "attribute"]})
+    report = summarise_filter(table, [])
+    assert report["per_reason"] == {"brisque > 60": 2, "clip < 15": 1}
+    assert report["per_edit_type"] == {"addition": {"kept": 0, "dropped": 1}, "attribute": {"kept": 1, "dropped": 1},
+                                       "removal": {"kept": 0, "dropped": 1}}
+
+
+def test_ingest_sends_published_formats_to_the_import_pipeline():
+    with pytest.raises(SourceError, match="--pipeline published"):
+        ingest_photos({"source": "brgen", "image_size": 64})

@@ -90,7 +90,7 @@ def test_stage_slices_in_order(memory_catalog):
 def test_registry_names_every_stage_and_composites():
     pipelines = register_pipelines()
     assert {"ingest", "perceive", "inpaint", "filter", "split", "train", "evaluate", "generate", "__default__"} <= set(pipelines)
-    assert stages_of("generate") == ["ingest", "perceive", "inpaint", "filter", "split"]
+    assert stages_of("generate") == ["ingest", "perceive", "inpaint", "filter", "split", "stats"]
     assert len(pipelines["__default__"].nodes) == sum(len(pipelines[s].nodes) for s in stages_of("__default__"))
     with pytest.raises(KeyError, match="known"):
         stages_of("nope")

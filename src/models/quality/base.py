@@ -33,15 +33,22 @@ class QualityScorer:
             score outside it points to a broken image or a broken scorer (for data checks,
             not a clip).
         min_side: smallest image side, in pixels, the scorer accepts.
+        needs: what ``score`` takes besides the image, as keyword arguments: ``"prompt"``
+            (the edit prompt(s), for text-image agreement) and/or ``"reference"`` (the unedited
+            base image, for full-reference similarity). Empty for no-reference scorers.
     """
 
     name: str = "quality scorer"
     higher_is_better: bool = True
     valid_range: tuple[float, float] = (-np.inf, np.inf)
     min_side: int = 1
+    needs: tuple[str, ...] = ()
 
-    def score(self, image: np.ndarray) -> float:
-        """Score one (H, W, 3) uint8 RGB image; raises ValueError on bad input."""
+    def score(self, image: np.ndarray, **context: object) -> float:
+        """Score one (H, W, 3) uint8 RGB image; ``context`` holds what ``needs`` lists.
+
+        Raises ValueError on bad input (the filter records it as unscorable).
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -1,9 +1,16 @@
-"""Filter: score every edited image with no-reference quality scorers and mark the ones that
-fail a threshold. Dropped samples stay in the table with the reason; nothing is deleted."""
+"""Filter: score every edited image with the configured quality scorers and mark the ones that
+fail a threshold. Dropped samples stay in the table with the reason; nothing is deleted.
+
+Seeds: BR-Gen drops BRISQUE > 60 and removes outliers by CLIP text-image score and by similarity
+to the original (DreamSim there; an LPIPS-style distance here, see models.quality.perceptual);
+DiffSeg30k drops VLM ratings below 3. A scorer that needs the edit prompt gets the sample's
+prompts (one per turn, from ``provenance``); one that needs a reference gets the base image.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -15,49 +22,166 @@ from models.quality import create_quality_scorer
 
 logger = logging.getLogger(__name__)
 
+# Samples whose `origin` is one of these were made by this project and are scored; imported
+# published samples (origin = the format's name) were filtered by their authors.
+GENERATED_ORIGINS = ("", "generated")
+
 
 def _check_rules(rules: list[dict[str, Any]]) -> None:
+    names = []
     for rule in rules:
         if "scorer" not in rule or not ({"max", "min"} & set(rule)):
             raise ValueError(f"each filter.checks entry needs 'scorer' and 'max' and/or 'min', got {rule}")
+        names.append(rule.get("name", rule["scorer"]))
+    if len(set(names)) != len(names):
+        raise ValueError(f"filter.checks names must be unique (set `name` to use a scorer twice), got {names}")
 
 
-def filter_samples(
+def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
+    if provenance is None or provenance.empty or "prompt" not in provenance:
+        return {}
+    ordered = provenance.sort_values(["sample_id", "turn"])
+    return {sid: [p for p in group["prompt"] if isinstance(p, str) and p] for sid, group in ordered.groupby("sample_id")}
+
+
+def _score_samples(
     edited_images: dict[str, Callable[[], np.ndarray]],
     samples: pd.DataFrame,
     params: dict[str, Any],
-) -> pd.DataFrame:
-    """Add one ``quality_<scorer>`` column per configured check plus ``kept`` (bool) and
-    ``drop_reason`` ('' when kept; e.g. 'brisque 63.1 > 60' otherwise). Seed: BRISQUE > 60 dropped."""
+    base_images: dict[str, Callable[[], np.ndarray]] | None,
+    provenance: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     rules = list(params["checks"])
     _check_rules(rules)
-    scorers = {rule["scorer"]: create_quality_scorer(rule["scorer"]) for rule in rules}
+    scorers = {rule.get("name", rule["scorer"]): create_quality_scorer(rule["scorer"], **(rule.get("kwargs") or {}))
+               for rule in rules}
+    prompts = _prompts_by_sample(provenance) if any("prompt" in s.needs for s in scorers.values()) else {}
+    score_imported = bool(params.get("score_imported", False))
+    origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
     scores: dict[str, list[float]] = {name: [] for name in scorers}
     reasons: list[list[str]] = [[] for _ in range(len(samples))]
-    for i, sample_id in enumerate(tqdm(samples["sample_id"], desc="filter", unit="image")):
-        image = edited_images[sample_id]()
+    base_cache: dict[str, np.ndarray] = {}
+
+    def reference(base_id: str) -> np.ndarray:
+        if base_id not in base_cache:
+            if base_images is None or base_id not in base_images:
+                raise ValueError(f"no base image {base_id!r} to compare with")
+            base_cache.clear()  # samples come grouped by base; keep one base in memory
+            base_cache[base_id] = base_images[base_id]()
+        return base_cache[base_id]
+
+    for i, row in enumerate(tqdm(list(samples.itertuples(index=False)), desc="filter", unit="image")):
+        if not score_imported and origins.iloc[i] not in GENERATED_ORIGINS:
+            for name in scorers:
+                scores[name].append(float("nan"))
+            continue
+        image = edited_images[row.sample_id]()
         for name, scorer in scorers.items():
             try:
-                scores[name].append(float(scorer.score(image)))
+                context: dict[str, Any] = {}
+                if "prompt" in scorer.needs:
+                    context["prompt"] = prompts.get(row.sample_id) or [getattr(row, "prompt", "")]
+                if "reference" in scorer.needs:
+                    context["reference"] = reference(row.base_id)
+                scores[name].append(float(scorer.score(image, **context)))
             except ValueError as exc:  # e.g. a flat image has no natural-scene statistics
-                logger.warning("%s: %s could not score it: %s", sample_id, name, exc)
+                logger.warning("%s: %s could not score it: %s", row.sample_id, name, exc)
                 scores[name].append(float("nan"))
                 reasons[i].append(f"{name} unscorable: {exc}")
     table = samples.copy()
     for name, values in scores.items():
         table[f"quality_{name}"] = values
     for rule in rules:
-        column = np.asarray(table[f"quality_{rule['scorer']}"], dtype=float)
+        name = rule.get("name", rule["scorer"])
+        column = np.asarray(table[f"quality_{name}"], dtype=float)
         for i, value in enumerate(column):
             if np.isnan(value):
-                continue  # already recorded as unscorable
+                continue  # unscorable (recorded) or imported (not scored)
             if "max" in rule and not value <= rule["max"]:
-                reasons[i].append(f"{rule['scorer']} {value:.1f} > {rule['max']}")
+                reasons[i].append(f"{name} {value:.1f} > {rule['max']}")
             if "min" in rule and not value >= rule["min"]:
-                reasons[i].append(f"{rule['scorer']} {value:.1f} < {rule['min']}")
+                reasons[i].append(f"{name} {value:.1f} < {rule['min']}")
     table["drop_reason"] = ["; ".join(r) for r in reasons]
     table["kept"] = table["drop_reason"] == ""
+    checks = [{
+        "name": name, "scorer": rule["scorer"], "min": rule.get("min"), "max": rule.get("max"),
+        "higher_is_better": scorers[name].higher_is_better,
+        "valid_range": [None if not np.isfinite(v) else float(v) for v in scorers[name].valid_range],
+    } for rule, name in ((r, r.get("name", r["scorer"])) for r in rules)]
     dropped = table[~table["kept"]]
     logger.info("filter kept %d of %d samples; dropped per last generator: %s", int(table["kept"].sum()),
-                len(table), dropped["last_generator"].value_counts().to_dict())
-    return table
+                len(table), dropped["last_generator"].value_counts().to_dict() if "last_generator" in table else {})
+    return table, checks
+
+
+def filter_samples(
+    edited_images: dict[str, Callable[[], np.ndarray]],
+    samples: pd.DataFrame,
+    params: dict[str, Any],
+    base_images: dict[str, Callable[[], np.ndarray]] | None = None,
+    provenance: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Add one ``quality_<name>`` column per configured check plus ``kept`` (bool) and
+    ``drop_reason`` ('' when kept; e.g. 'brisque 63.1 > 60' otherwise). Seed: BRISQUE > 60 dropped.
+
+    ``params``: ``checks`` (list of {scorer, min and/or max, optional kwargs, optional name}),
+    ``score_imported`` (default False: imported published samples pass unscored, NaN scores).
+    ``base_images`` / ``provenance`` are needed only by scorers that need a reference / a prompt.
+    """
+    return _score_samples(edited_images, samples, params, base_images, provenance)[0]
+
+
+def _split_list(value: Any) -> list[str]:
+    return [v for v in str(value).split(",") if v] if isinstance(value, str) else []
+
+
+def _reason_key(reason: str) -> str:
+    """'brisque 63.1 > 60' -> 'brisque > 60'; 'vlm unscorable: ...' -> 'vlm unscorable'."""
+    head, _, _ = reason.partition(":")
+    parts = head.split()
+    if len(parts) == 4 and parts[2] in (">", "<"):
+        return f"{parts[0]} {parts[2]} {parts[3]}"
+    return head.strip()
+
+
+def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Kept / dropped counts overall, per generator (a sample counts once for every generator that
+    edited it), per last generator, per edit type (once per type in the sample) and per reason."""
+    def counts(keys_per_row: list[list[str]]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for keys, kept in zip(keys_per_row, table["kept"]):
+            for key in dict.fromkeys(keys):
+                entry = out.setdefault(key, {"kept": 0, "dropped": 0})
+                entry["kept" if kept else "dropped"] += 1
+        return dict(sorted(out.items()))
+
+    n = len(table)
+    n_kept = int(table["kept"].sum()) if n else 0
+    reasons = Counter(_reason_key(r) for text in table.loc[~table["kept"], "drop_reason"] for r in str(text).split("; ") if r)
+    imported = 0
+    if "origin" in table and checks:
+        imported = int((~table["origin"].fillna("").isin(GENERATED_ORIGINS)).sum())
+    return {
+        "n_samples": n, "n_kept": n_kept, "n_dropped": n - n_kept,
+        "removal_rate": (n - n_kept) / n if n else 0.0,
+        "checks": checks,
+        "per_generator": counts([_split_list(g) for g in table.get("generators", pd.Series([""] * n))]),
+        "per_last_generator": counts([[g] if isinstance(g, str) and g else [] for g in table.get("last_generator", pd.Series([""] * n))]),
+        "per_edit_type": counts([_split_list(e) for e in table.get("edit_types", pd.Series([""] * n))]),
+        "per_reason": dict(sorted(reasons.items())),
+        "imported_unscored": imported,
+    }
+
+
+def filter_and_report(
+    edited_images: dict[str, Callable[[], np.ndarray]],
+    samples: pd.DataFrame,
+    provenance: pd.DataFrame,
+    base_images: dict[str, Callable[[], np.ndarray]],
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The filter stage's node: ``filter_samples`` plus its report (``summarise_filter``)."""
+    table, checks = _score_samples(edited_images, samples, params, base_images, provenance)
+    report = summarise_filter(table, checks)
+    logger.info("filter report: removal rate %.2f; per reason %s", report["removal_rate"], report["per_reason"])
+    return table, report

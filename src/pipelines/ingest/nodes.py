@@ -1,8 +1,11 @@
-"""Ingest: real photos -> square base images (short side resized, centre-cropped) + a manifest."""
+"""Ingest: real photos -> square base images (short side resized, centre-cropped) + a manifest;
+or, for the ``import`` pipeline, a published dataset -> the same tables and partitions the
+generate stages make (base images, edited images, label maps, regions, samples, provenance)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -11,15 +14,26 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from pipelines.datasets import decode_image
+from pipelines.ingest.published import (
+    PUBLISHED_FORMATS,
+    PublishedItem,
+    iter_brgen,
+    iter_diffseg30k,
+    iter_imdl,
+    iter_opensdid,
+)
 from pipelines.ingest.sources import (
     RawPhoto,
     SourceError,
     iter_coco_photos,
     iter_folder_photos,
     iter_sample_photos,
+    iter_url_photos,
 )
 
 logger = logging.getLogger(__name__)
@@ -29,6 +43,8 @@ MANIFEST_COLUMNS = [
     "orig_height", "orig_width", "height", "width", "crop", "sha256",
 ]
 ANNOTATION_COLUMNS = ["base_id", "ann_index", "category", "supercategory", "isthing", "area_ratio", "rle"]
+ISSUE_COLUMNS = ["source", "item", "reason"]
+PHOTO_SOURCES = ("sample", "coco", "folder", "urls")
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -62,17 +78,24 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int], image_size: int, n
     return _resize(image[top:top + side, left:left + side], (image_size, image_size), nearest=nearest)
 
 
-def _photos(params: dict[str, Any]):
+def _photos(params: dict[str, Any], issues: list[dict[str, str]]):
     source = params["source"]
     if source == "sample":
         return iter_sample_photos(params.get("sample", {}).get("names"))
     if source == "coco":
         cfg = params["coco"]
-        return iter_coco_photos(cfg["annotations"], cfg["images"], cfg.get("max_images"), cfg.get("captions"))
+        return iter_coco_photos(cfg["annotations"], cfg["images"], cfg.get("max_images"), cfg.get("captions"), issues)
     if source == "folder":
         cfg = params["folder"]
-        return iter_folder_photos(cfg["root"], cfg.get("max_images"))
-    raise SourceError(f"ingest.source must be one of sample, coco, folder; got {source!r}")
+        return iter_folder_photos(cfg["root"], cfg.get("max_images"), issues)
+    if source == "urls":
+        cfg = dict(params["urls"])
+        return iter_url_photos(cfg.pop("table"), issues=issues, **cfg)
+    if source in PUBLISHED_FORMATS:
+        raise SourceError(f"ingest.source={source!r} is a published dataset with its own edits and labels: run it "
+                          "with `kedro run --pipeline published` (or `--pipeline import`), not through ingest")
+    raise SourceError(f"ingest.source must be one of sample, coco, folder, urls (photos) or "
+                      f"{', '.join(PUBLISHED_FORMATS)} (published datasets); got {source!r}")
 
 
 def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame]:
@@ -82,6 +105,14 @@ def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.nda
     annotations' masks are cropped exactly like their image and stored as COCO RLE strings.
     ``sha256`` is over the base image's raw RGB bytes; duplicate pixels are dropped with a warning.
     """
+    return ingest_base_images(params)[:3]
+
+
+def ingest_base_images(
+    params: dict[str, Any],
+) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``ingest_photos`` plus ``ingest_issues``: one row (source, item, reason) per photo, file or
+    URL that was skipped (unreadable, failed download, checksum mismatch, duplicate pixels)."""
     image_size = int(params["image_size"])
     if image_size < 32:
         raise ValueError(f"ingest.image_size must be >= 32, got {image_size}")
@@ -91,7 +122,8 @@ def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.nda
     images: dict[str, np.ndarray] = {}
     rows, ann_rows = [], []
     seen: dict[str, str] = {}
-    for photo in tqdm(_photos(params), desc="ingest", unit="photo"):
+    issues: list[dict[str, str]] = []
+    for photo in tqdm(_photos(params, issues), desc="ingest", unit="photo"):
         photo: RawPhoto
         height, width = photo.image.shape[:2]
         if min(height, width) < min_side:
@@ -103,6 +135,7 @@ def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.nda
             base_id = f"{photo.photo_id}-c{crop_index}" if crops > 1 else photo.photo_id
             if digest in seen:
                 logger.warning("skipping %s: same pixels as %s", base_id, seen[digest])
+                issues.append({"source": photo.source, "item": photo.source_path, "reason": f"same pixels as {seen[digest]}"})
                 continue
             seen[digest] = base_id
             images[base_id] = base
@@ -129,7 +162,9 @@ def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.nda
     logger.info("ingested %d base images from %d groups", len(images), len({r["group_id"] for r in rows}))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     annotations = pd.DataFrame(ann_rows, columns=ANNOTATION_COLUMNS)
-    return _lazy(images), manifest, annotations
+    if issues:
+        logger.warning("ingest skipped %d item(s); see ingest_issues", len(issues))
+    return _lazy(images), manifest, annotations, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
 
 
 def _lazy(arrays: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
@@ -140,3 +175,219 @@ def decode_rle(rle_json: str) -> np.ndarray:
     """Inverse of the RLE strings in ``base_annotations``: (H,W) bool mask."""
     rle = json.loads(rle_json)
     return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+
+
+# ------------------------------------------------------------------------------------- import
+# Published datasets become the same tables and partitions the generate stages write, so filter,
+# split, stats, train and evaluate run on them unchanged:
+#   authentic images      -> base_images + base_manifest (kind real, published_split)
+#   forged images         -> edited_images; their masks -> label_maps (0 untouched, k = the k-th
+#                            configured generator; 1 = "edited" when the generator is unknown or
+#                            not in the list: label_kind says which)
+#   one row per forgery   -> samples (origin = the format, published_split, label_kind, source_path)
+#   one row per generator -> provenance and regions (turn order unknown: ordered by label)
+# A forgery is linked to its authentic image when the format says which (BR-Gen's Au, EditLens'
+# own exports); otherwise it is its own base and split group.
+PUBLISHED_SAMPLE_EXTRAS = ["origin", "published_split", "label_kind", "source_path"]
+
+
+def _normalise_generator(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-")
+
+
+def _mask_array(payload: bytes, name: str) -> np.ndarray:
+    """The stored mask values as (H, W): one channel as stored (palette indices for P images), or
+    the mean over RGB (float) when the channels differ, as IMDL-BenCo decodes masks."""
+    try:
+        with Image.open(io.BytesIO(payload)) as img:
+            img.load()
+            array = np.asarray(img if img.mode in ("1", "L", "P", "I;16", "I", "RGB", "RGBA") else img.convert("RGB"))
+    except Exception as exc:
+        raise ValueError(f"mask {name} is not a readable image ({type(exc).__name__}: {exc})") from exc
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.ndim == 3:
+        channels = array[..., :3]
+        return channels[..., 0] if (channels == channels[..., :1]).all() else channels.astype(np.float64).mean(axis=2)
+    return array
+
+
+def published_label_map(item: PublishedItem, shape: tuple[int, int], label_index: dict[str, int]) -> tuple[np.ndarray, str, list[str]]:
+    """(label_map (H,W) uint8, label_kind 'semantic'|'binary', notes) for a forged item.
+
+    Binary masks follow IMDL-BenCo: mean over channels > 127.5 (a 0/1 mask, which that rule would
+    read as all zeros, is read as > 0 with a note). ``values`` masks (DiffSeg30k) are inspected:
+    {0, 255} or {0, 1} = binary, otherwise class indices named by ``item.classes``.
+    Raises ValueError for an unreadable mask, a size mismatch or class values without names.
+    """
+    notes: list[str] = []
+
+    def label_of(generator: str) -> tuple[int, str]:
+        key = _normalise_generator(generator)
+        if key and key in label_index:
+            return label_index[key], "semantic"
+        if key:
+            notes.append(f"generator {generator!r} is not in the generator list: labelled 1 (binary)")
+        return 1, "binary"
+
+    if item.mask is None:  # a fully generated fake: every pixel is the generator's
+        label, kind = label_of(item.generator)
+        return np.full(shape, label, dtype=np.uint8), kind, notes
+    values = _mask_array(item.mask(), item.source_path)
+    if values.shape != tuple(shape):
+        raise ValueError(f"mask is {values.shape[1]}x{values.shape[0]} but the image is {shape[1]}x{shape[0]}")
+    present = set(np.unique(values).tolist())
+    if item.mask_coding == "values" and not present <= {0, 255} and not (present <= {0, 1} and not item.classes):
+        classes = item.classes or []
+        if max(present) >= len(classes):
+            raise ValueError(f"mask values {sorted(present)} need class names; known classes: {classes or 'none'} "
+                             "(set ingest.diffseg30k.class_names or ship labels.json)")
+        label_map = np.zeros(values.shape, dtype=np.uint8)
+        kinds = set()
+        for value in sorted(present - {0}):
+            label, kind = label_of(classes[value])
+            label_map[values == value] = label
+            kinds.add(kind)
+        return label_map, "binary" if "binary" in kinds else "semantic", notes
+    if present <= {0, 1} and 1 in present and item.mask_coding == "binary":
+        notes.append("0/1 mask (IMDL-BenCo's mean > 127.5 rule reads it as all zeros): read as > 0")
+        edited = values > 0
+    else:
+        edited = values > 127.5 if item.mask_coding == "binary" else values > 0
+    label, kind = label_of(item.generator)
+    return np.where(edited, label, 0).astype(np.uint8), kind, notes
+
+
+def _reader(source: str, params: dict[str, Any], issues: list[dict[str, str]]):
+    cfg = dict(params.get(source) or {})
+    if source == "imdl":
+        return iter_imdl(cfg.get("root"), cfg.get("json"), cfg.get("generator") or "", issues)
+    if source == "brgen":
+        return iter_brgen(cfg["root"], issues)
+    if source == "opensdid":
+        return iter_opensdid(cfg.get("files"), cfg.get("generator") or "", issues)
+    if source == "diffseg30k":
+        return iter_diffseg30k(cfg.get("root"), cfg.get("files"), cfg.get("class_names"), issues)
+    raise SourceError(f"ingest.source must be a published format ({', '.join(PUBLISHED_FORMATS)}) for the import "
+                      f"pipeline; got {source!r} (photo sources run through `--pipeline ingest`)")
+
+
+def import_published(params: dict[str, Any]) -> tuple[Any, ...]:
+    """Read the published dataset ``params['source']`` (imdl | brgen | opensdid | diffseg30k).
+
+    Returns (base_images, base_manifest, base_annotations (empty), edited_images, label_maps,
+    regions, samples, provenance, ingest_issues). Images are decoded once here to check them
+    and again, lazily, when saved; ``published.image_size`` (an int) squashes images (area) and
+    label maps (nearest) to that square, ``null`` keeps the published size. Bad or inconsistent
+    entries go to ``ingest_issues`` and are skipped; none is fatal.
+    """
+    from pipelines.inpaint.nodes import PROVENANCE_COLUMNS, SAMPLE_COLUMNS, generator_names
+    from pipelines.perceive.nodes import REGION_COLUMNS
+
+    source = params["source"]
+    published = params.get("published") or {}
+    names = generator_names(published["generators"]) if published.get("generators") else []
+    label_index = {_normalise_generator(n): i + 1 for i, n in enumerate(names)}
+    size = published.get("image_size")
+    max_items = published.get("max_items")
+    issues: list[dict[str, str]] = []
+
+    def fit(image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        return image if not size else _resize(image, (int(size), int(size)), nearest=nearest)
+
+    def image_loader(item: PublishedItem):
+        return lambda: fit(decode_image(item.image(), "RGB", name=item.source_path))
+
+    def label_loader(item: PublishedItem, shape: tuple[int, int]):
+        return lambda: fit(published_label_map(item, shape, label_index)[0], nearest=True)
+
+    bases: dict[str, Callable] = {}
+    manifest_rows: list[dict[str, Any]] = []
+    # (item, original (H, W), label_kind, {label: area ratio}, edited area ratio); masks are not kept
+    edited: list[tuple[PublishedItem, tuple[int, int], str, dict[int, float], float]] = []
+    seen_pixels: dict[str, str] = {}
+    count = 0
+    for item in tqdm(_reader(source, params, issues), desc=f"import {source}", unit="image"):
+        if max_items and count >= int(max_items):
+            break
+        try:
+            image = decode_image(item.image(), "RGB", name=item.source_path)
+            if item.kind == "edited":
+                label_map, label_kind, notes = published_label_map(item, image.shape[:2], label_index)
+                if not label_map.any():
+                    if source != "imdl":  # IMDL-BenCo reads an all-zero mask as authentic; others say "fake"
+                        raise ValueError("forged image with an empty mask")
+                    item.kind, item.mask = "authentic", None
+        except Exception as exc:  # one bad entry is reported, never fatal
+            issues.append({"source": source, "item": item.source_path, "reason": str(exc)})
+            logger.warning("%s: skipping %s: %s", source, item.source_path, exc)
+            continue
+        count += 1
+        if item.kind == "authentic":
+            pixels = np.ascontiguousarray(fit(image))
+            digest = hashlib.sha256(pixels.tobytes()).hexdigest()
+            if digest in seen_pixels:
+                issues.append({"source": source, "item": item.source_path, "reason": f"same pixels as {seen_pixels[digest]}"})
+                continue
+            seen_pixels[digest] = item.item_id
+            bases[item.item_id] = image_loader(item)
+            manifest_rows.append({
+                "base_id": item.item_id, "group_id": item.item_id, "source": source, "kind": "real",
+                "source_path": item.source_path, "category": "", "caption": "",
+                "orig_height": image.shape[0], "orig_width": image.shape[1], "height": pixels.shape[0],
+                "width": pixels.shape[1], "crop": "", "sha256": digest, "published_split": item.split,
+            })
+        else:
+            for note in notes:
+                issues.append({"source": source, "item": item.source_path, "reason": f"note: {note}"})
+            fitted = fit(label_map, nearest=True)
+            labels = [int(v) for v in np.unique(fitted) if v > 0]
+            areas = {v: float((fitted == v).mean()) for v in labels}
+            edited.append((item, image.shape[:2], label_kind, areas, float((fitted > 0).mean())))
+
+    edited_images, label_maps = {}, {}
+    sample_rows, provenance_rows, region_rows = [], [], []
+    for item, shape, label_kind, areas, edited_area in edited:
+        sample_id = item.item_id
+        if sample_id in bases:
+            issues.append({"source": source, "item": item.source_path, "reason": f"id {sample_id} is also an authentic image's"})
+            continue
+        base_id = item.base_key if item.base_key in bases else sample_id
+        group_id = item.base_key or sample_id
+        labels = sorted(areas)
+        generators = [names[v - 1] for v in labels if label_kind == "semantic" and v - 1 < len(names)]
+        edited_images[sample_id] = image_loader(item)
+        label_maps[sample_id] = label_loader(item, shape)
+        for turn, label in enumerate(labels, start=1):
+            # Provenance names only generators of the label space; the published name stays in samples.
+            generator = generators[turn - 1] if generators else ""
+            area = areas[label]
+            provenance_rows.append({"sample_id": sample_id, "turn": turn, "generator": generator, "label": label,
+                                    "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind, "edit_type": "",
+                                    "prompt": "", "seed": -1, "mask_area_ratio": area, "changed_pixel_ratio": float("nan")})
+            region_rows.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id,
+                                "turn": turn, "edit_group": f"{sample_id}-g{turn}", "label": "",
+                                "kind": item.region_kind, "score": float("nan"),
+                                "area_ratio": area, "edit_type": "", "prompt": "", "perceiver": source,
+                                "prompt_source": "published"})
+        last = generators[-1] if generators else (item.generator or "")
+        sample_rows.append({
+            "sample_id": sample_id, "base_id": base_id, "group_id": group_id,
+            "base_kind": "real" if base_id in bases else "", "n_turns": len(labels),
+            "generators": ",".join(generators) if generators else (item.generator or ""), "last_generator": last,
+            "edited_area_ratio": edited_area, "edit_types": "",
+            "region_kinds": ",".join([item.region_kind] * len(labels)) if item.region_kind else "",
+            "origin": source, "published_split": item.split, "label_kind": label_kind, "source_path": item.source_path,
+        })
+    if not sample_rows and not manifest_rows:
+        raise SourceError(f"import of {source!r} produced no usable image ({len(issues)} issue(s); first: "
+                          f"{issues[0] if issues else 'none'})")
+    samples = pd.DataFrame(sample_rows, columns=[*SAMPLE_COLUMNS, *PUBLISHED_SAMPLE_EXTRAS])
+    logger.info("imported %s: %d forged, %d authentic images, %d issue(s)", source, len(samples), len(manifest_rows),
+                len(issues))
+    return (
+        bases, pd.DataFrame(manifest_rows, columns=[*MANIFEST_COLUMNS, "published_split"]),
+        pd.DataFrame(columns=ANNOTATION_COLUMNS), edited_images, label_maps,
+        pd.DataFrame(region_rows, columns=REGION_COLUMNS), samples,
+        pd.DataFrame(provenance_rows, columns=PROVENANCE_COLUMNS), pd.DataFrame(issues, columns=ISSUE_COLUMNS),
+    )

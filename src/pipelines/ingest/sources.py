@@ -1,17 +1,25 @@
 """Where real photographs come from: scikit-image's bundled photos, a COCO instances/stuff JSON
-with its image folder, or an ImageNet/Places-style folder of class sub-folders.
+with its image folder, an ImageNet/Places-style folder of class sub-folders, or a table of image
+URLs (Megalith-10M, OpenSDI's source of real photos, publishes a parquet of URLs).
 
 Each source yields ``RawPhoto`` records; ``nodes.py`` resizes and crops them into base images.
 Paths go through fsspec so the same source works on local disk and on S3-compatible storage.
+Files that cannot be read are skipped and, when the caller passes an ``issues`` list, recorded in
+it as {"source", "item", "reason"}.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +96,15 @@ def _read_bytes(path: str) -> bytes:
         return fh.read()
 
 
+def _record(issues: list[dict[str, str]] | None, source: str, item: str, reason: str) -> None:
+    logger.warning("skipping %s: %s", item, reason)
+    if issues is not None:
+        issues.append({"source": source, "item": item, "reason": reason})
+
+
 def iter_coco_photos(
-    annotations: str, images: str, max_images: int | None = None, captions: str | None = None
+    annotations: str, images: str, max_images: int | None = None, captions: str | None = None,
+    issues: list[dict[str, str]] | None = None,
 ) -> Iterator[RawPhoto]:
     """COCO-format instances (and/or stuff) JSON plus its image folder, through pycocotools.
 
@@ -124,7 +139,7 @@ def iter_coco_photos(
         try:
             image = decode_image(_read_bytes(path), "RGB", name=path)
         except Exception as exc:  # a single bad photo must not stop the run
-            logger.warning("skipping COCO image %s: %s", path, exc)
+            _record(issues, "coco", path, str(exc))
             continue
         height, width = image.shape[:2]
         anns = []
@@ -159,7 +174,8 @@ def iter_coco_photos(
         )
 
 
-def iter_folder_photos(root: str, max_images: int | None = None) -> Iterator[RawPhoto]:
+def iter_folder_photos(root: str, max_images: int | None = None,
+                       issues: list[dict[str, str]] | None = None) -> Iterator[RawPhoto]:
     """An ImageNet/Places-style tree ``root/<class>/<image>``; the class folder becomes the category.
 
     Unreadable files are logged and skipped.
@@ -180,9 +196,130 @@ def iter_folder_photos(root: str, max_images: int | None = None) -> Iterator[Raw
             with fs.open(path, "rb") as fh:
                 image = decode_image(fh.read(), "RGB", name=full)
         except Exception as exc:
-            logger.warning("skipping %s: %s", full, exc)
+            _record(issues, "folder", full, str(exc))
             continue
         stem = relative.rsplit(".", 1)[0].replace("/", "-")
         yield RawPhoto(photo_id=f"folder-{stem}", group_id=f"folder-{stem}", source="folder",
                        source_path=full, image=image,
                        category=category)
+
+
+# ---------------------------------------------------------------------------------------- URLs
+# HTTP statuses worth another try; any other 4xx is the server's final answer.
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class Download:
+    """The outcome of one URL: ``payload`` on success, else ``reason`` says why it failed."""
+
+    url: str
+    payload: bytes | None
+    reason: str = ""
+    attempts: int = 0
+
+
+def download(url: str, sha256: str | None = None, retries: int = 3, backoff_s: float = 1.0,
+             timeout_s: float = 30.0, max_bytes: int = 64 << 20) -> Download:
+    """GET ``url`` with up to ``retries`` retries on network errors, timeouts and retryable HTTP
+    statuses (exponential back-off from ``backoff_s``); check the body against ``sha256`` when
+    given. Never raises: a failure comes back with its reason."""
+    reason = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "EditLens/0.1 (+dataset ingest)"})
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                payload = response.read(max_bytes + 1)
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code} {exc.reason}"
+            if exc.code not in RETRYABLE_STATUS:
+                return Download(url, None, reason, attempt + 1)
+            continue
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = f"network error: {getattr(exc, 'reason', exc)}"
+            continue
+        if len(payload) > max_bytes:
+            return Download(url, None, f"larger than {max_bytes} bytes", attempt + 1)
+        if not payload:
+            reason = "empty response"
+            continue
+        if sha256:
+            digest = hashlib.sha256(payload).hexdigest()
+            if digest != sha256.strip().lower():
+                reason = f"sha256 mismatch: expected {sha256.strip().lower()[:16]}..., got {digest[:16]}..."
+                continue  # a truncated transfer can cause it; the retry decides
+        return Download(url, payload, "", attempt + 1)
+    return Download(url, None, f"{reason} (after {retries + 1} attempts)", retries + 1)
+
+
+def _read_url_table(table: str) -> Any:
+    import pandas as pd
+
+    try:
+        with fsspec.open(table, "rb") as fh:
+            payload = fh.read()
+    except FileNotFoundError as exc:
+        raise SourceError(f"{table}: URL table not found") from exc
+    if table.lower().endswith((".csv", ".tsv")):
+        return pd.read_csv(io.BytesIO(payload), sep="\t" if table.lower().endswith(".tsv") else ",")
+    return pd.read_parquet(io.BytesIO(payload))
+
+
+def iter_url_photos(
+    table: str,
+    url_column: str = "url",
+    sha256_column: str | None = None,
+    caption_column: str | None = None,
+    id_column: str | None = None,
+    max_images: int | None = None,
+    concurrency: int = 8,
+    retries: int = 3,
+    backoff_s: float = 1.0,
+    timeout_s: float = 30.0,
+    issues: list[dict[str, str]] | None = None,
+) -> Iterator[RawPhoto]:
+    """Photos downloaded from the URLs in a parquet (or csv) table, e.g. Megalith-10M's.
+
+    At most ``concurrency`` downloads run at once (a thread pool); each is retried with back-off
+    and checked against ``sha256_column`` when given. Failed downloads, checksum mismatches and
+    undecodable bodies are recorded in ``issues`` (reason included) and skipped.
+    """
+    frame = _read_url_table(table)
+    for column in (url_column, sha256_column, caption_column, id_column):
+        if column and column not in frame:
+            raise SourceError(f"{table}: no column {column!r} (columns: {list(frame.columns)})")
+    frame = frame.head(max_images) if max_images else frame
+    jobs = []
+    for row in frame.itertuples(index=False):
+        record = row._asdict()
+        url = record[url_column]
+        if not isinstance(url, str) or not url.strip():
+            _record(issues, "urls", str(url), "empty URL")
+            continue
+        checksum = record.get(sha256_column) if sha256_column else None
+        jobs.append((url.strip(), checksum if isinstance(checksum, str) and checksum else None, record))
+    if not jobs:
+        raise SourceError(f"{table}: no URLs in column {url_column!r}")
+    with ThreadPoolExecutor(max_workers=max(1, int(concurrency))) as pool:
+        results = list(pool.map(lambda job: download(job[0], job[1], retries, backoff_s, timeout_s), jobs))
+    seen: set[str] = set()
+    for (url, _, record), result in zip(jobs, results):
+        if result.payload is None:
+            _record(issues, "urls", url, result.reason)
+            continue
+        try:
+            image = decode_image(result.payload, "RGB", name=url)
+        except Exception as exc:
+            _record(issues, "urls", url, str(exc))
+            continue
+        key = str(record[id_column]) if id_column else hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
+        photo_id = f"url-{key}"
+        if photo_id in seen:
+            _record(issues, "urls", url, f"duplicate id {photo_id}")
+            continue
+        seen.add(photo_id)
+        caption = record.get(caption_column) if caption_column else None
+        yield RawPhoto(photo_id=photo_id, group_id=photo_id, source="urls", source_path=url, image=image,
+                       captions=[caption] if isinstance(caption, str) and caption else [])

@@ -1,9 +1,23 @@
-"""Split: assign kept samples to train/val(/test) by source group, so no base image (nor any
-other crop or view of the same photo) appears in two splits, and add unedited base images as
-authentic negatives."""
+"""Split: assign kept samples to splits by source group, so no base image (nor any other crop or
+view of the same photo) appears in two splits, and add unedited base images as authentic
+negatives. Several named protocols are made from one seed, each saved as its own table:
+
+- ``random``: ratios over groups; DiffSeg30k 8:2 train/val, BR-Gen 8:1:1 train/val/test.
+- ``leave_out``: DiffSeg30k's cross-generator protocol: train on samples none of whose turns used
+  a held-out generator, test on samples that used one (pairs Flux+Hunyuan, SD2+SD3.5,
+  GLIDE+Kolors by default); train and test groups still come from the seeded group cut.
+- ``train_on_one``: OpenSDI's protocol: train on samples edited only by one generator, test on
+  every sample of the test groups.
+- ``published``: the split a published dataset shipped with (imports set ``published_split``).
+
+A protocol that names a generator absent from the generator list is skipped and recorded as such
+in ``split_protocols``; ``split.use`` picks the protocol that becomes ``splits`` (read by train
+and evaluate).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,7 +26,16 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-SPLIT_COLUMNS = ["item_id", "split", "kind", "image_dataset", "image_key", "label_key", "base_id", "group_id", "last_generator"]
+SPLIT_COLUMNS = [
+    "item_id", "split", "kind", "image_dataset", "image_key", "label_key", "base_id", "group_id", "last_generator",
+    "generators", "protocol",
+]
+PROTOCOL_COLUMNS = [
+    "protocol", "kind", "status", "split_names", "ratios", "held_out", "train_on", "seed",
+    "n_items", "n_edited", "n_authentic", "n_groups",
+]
+KINDS = ("random", "leave_out", "train_on_one", "published")
+CROSS_GENERATOR_NAMES = ["train", "test"]
 
 
 def check_ratios(names: list[str], ratios: list[float]) -> None:
@@ -47,32 +70,185 @@ def assign_groups(groups: list[str], names: list[str], ratios: list[float], seed
     return assignment
 
 
+def _generator_set(row: Any) -> set[str]:
+    value = getattr(row, "generators", None)
+    if isinstance(value, str) and value:
+        return {g for g in value.split(",") if g}
+    last = getattr(row, "last_generator", "")
+    return {last} if isinstance(last, str) and last else set()
+
+
+def _configured_generators(params: dict[str, Any], samples: pd.DataFrame) -> list[str]:
+    if params.get("generators"):
+        return [g["name"] if isinstance(g, dict) else str(g) for g in params["generators"]]
+    seen: list[str] = []
+    for row in samples.itertuples():
+        seen += [g for g in sorted(_generator_set(row)) if g not in seen]
+    return seen
+
+
+def expand_protocols(params: dict[str, Any], generators: list[str]) -> list[dict[str, Any]]:
+    """The configured protocols, one entry per table to make: {name, kind, names, ratios,
+    held_out, train_on, status}. ``status`` is 'ok' or 'skipped: <why>'."""
+    configured = params.get("protocols") or {"random": {"kind": "random"}}
+    by_lower = {g.lower(): g for g in generators}
+    out: list[dict[str, Any]] = []
+
+    def resolve(names: list[str]) -> tuple[list[str], list[str]]:
+        found = [by_lower[n.lower()] for n in names if n.lower() in by_lower]
+        missing = [n for n in names if n.lower() not in by_lower]
+        return found, missing
+
+    for key, entry in configured.items():
+        entry = dict(entry or {})
+        kind = entry.get("kind", "random")
+        if kind not in KINDS:
+            raise ValueError(f"split.protocols.{key}.kind must be one of {KINDS}, got {kind!r}")
+        if kind in ("random", "published"):
+            names = list(entry.get("names", params.get("names", ["train", "val"])))
+            ratios = list(entry.get("ratios", params.get("ratios", [0.8, 0.2])))
+            check_ratios(names, ratios)
+            out.append({"name": key, "kind": kind, "names": names, "ratios": ratios, "held_out": [], "train_on": "",
+                        "status": "ok"})
+            continue
+        names = list(entry.get("names", CROSS_GENERATOR_NAMES))
+        ratios = list(entry.get("ratios", [0.8, 0.2]))
+        check_ratios(names, ratios)
+        if len(names) != 2:
+            raise ValueError(f"split.protocols.{key}: {kind} needs two split names (train, test), got {names}")
+        if kind == "leave_out":
+            sets = entry.get("pairs") or [entry.get("held_out") or []]
+            for held in sets:
+                found, missing = resolve(list(held))
+                name = f"{key}-{'+'.join(held)}" if "pairs" in entry else key
+                status = "ok" if found and not missing else \
+                    f"skipped: generator(s) {', '.join(missing) or '(none given)'} not in the generator list"
+                out.append({"name": name, "kind": kind, "names": names, "ratios": ratios, "held_out": found or list(held),
+                            "train_on": "", "status": status})
+        else:  # train_on_one
+            train_on = entry.get("train_on", "each")
+            targets = generators if train_on == "each" else ([train_on] if isinstance(train_on, str) else list(train_on))
+            for target in targets:
+                found, missing = resolve([target])
+                status = "ok" if found else f"skipped: generator {target} not in the generator list"
+                out.append({"name": f"{key}-{target}", "kind": kind, "names": names, "ratios": ratios, "held_out": [],
+                            "train_on": found[0] if found else target, "status": status})
+    names = [p["name"] for p in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"split protocol names must be unique, got {names}")
+    return out
+
+
+def _edited_row(s: Any, split: str, protocol: str) -> dict[str, Any]:
+    return {"item_id": s.sample_id, "split": split, "kind": "edited", "image_dataset": "edited_images",
+            "image_key": s.sample_id, "label_key": s.sample_id, "base_id": s.base_id, "group_id": s.group_id,
+            "last_generator": s.last_generator, "generators": ",".join(sorted(_generator_set(s))), "protocol": protocol}
+
+
+def _authentic_row(b: Any, split: str, protocol: str) -> dict[str, Any]:
+    return {"item_id": f"{b.base_id}-authentic", "split": split, "kind": "authentic", "image_dataset": "base_images",
+            "image_key": b.base_id, "label_key": "", "base_id": b.base_id, "group_id": b.group_id,
+            "last_generator": "", "generators": "", "protocol": protocol}
+
+
+def _published(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.DataFrame, groups: list[str],
+                   params: dict[str, Any]) -> pd.DataFrame:
+    """One protocol's split table (columns ``SPLIT_COLUMNS``)."""
+    seed = int(params.get("seed", 0))
+    name, kind, names = protocol["name"], protocol["kind"], protocol["names"]
+    rows: list[dict[str, Any]] = []
+    if kind == "published":
+        if "published_split" not in kept and "published_split" not in authentic:
+            raise ValueError("the published protocol needs a `published_split` column (set by published-format imports)")
+        rows += [_edited_row(s, _published(getattr(s, "published_split", "")), name) for s in kept.itertuples()
+                 if _published(getattr(s, "published_split", ""))]
+        if params.get("add_authentic", True):
+            rows += [_authentic_row(b, _published(getattr(b, "published_split", "")), name) for b in authentic.itertuples()
+                     if _published(getattr(b, "published_split", ""))]
+        return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+    assignment = assign_groups(groups, names, protocol["ratios"], seed)
+    train, test = names[0], names[-1]
+    held_out = set(protocol["held_out"])
+    for s in kept.itertuples():
+        split, gens = assignment[s.group_id], _generator_set(s)
+        if kind == "random":
+            rows.append(_edited_row(s, split, name))
+        elif kind == "leave_out":
+            if split == train and not gens & held_out:
+                rows.append(_edited_row(s, train, name))
+            elif split == test and gens & held_out:
+                rows.append(_edited_row(s, test, name))
+        elif kind == "train_on_one":
+            if split == test or gens == {protocol["train_on"]}:
+                rows.append(_edited_row(s, split, name))
+    if params.get("add_authentic", True):
+        in_train = [b for b in authentic.itertuples() if assignment[b.group_id] == train]
+        limit = params.get("n_authentic_train")
+        if limit is not None and int(limit) < len(in_train):
+            chosen = np.random.default_rng([seed, 1]).choice(len(in_train), size=int(limit), replace=False)
+            in_train = [in_train[i] for i in sorted(chosen)]
+        rows += [_authentic_row(b, train, name) for b in in_train]
+        rows += [_authentic_row(b, assignment[b.group_id], name) for b in authentic.itertuples()
+                 if assignment[b.group_id] != train]
+    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+
+
+def make_splits(
+    filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every configured protocol as a named table, reproducible from ``params['seed']``.
+
+    Returns (splits: the table of protocol ``params['use']`` (default ``random``), {protocol: table},
+    split_protocols: one row per protocol with its kind, status, target ratios, held-out generators
+    and counts). Raises ValueError when ``use`` names a skipped or unknown protocol.
+    """
+    kept = filtered_samples[filtered_samples["kept"]]
+    authentic = base_manifest[base_manifest["kind"] == "real"]
+    groups = sorted(set(base_manifest["group_id"]) | set(kept["group_id"]))
+    protocols = expand_protocols(params, _configured_generators(params, filtered_samples))
+    tables: dict[str, pd.DataFrame] = {}
+    summary = []
+    published = {_published(v) for frame in (kept, authentic) for v in frame.get("published_split", [])} - {""}
+    for protocol in protocols:
+        if protocol["kind"] == "published" and protocol["status"] == "ok" and not published:
+            protocol["status"] = "skipped: no published split in the data (set by published-format imports)"
+        if protocol["status"] == "ok":
+            table = build_protocol(protocol, kept, authentic, groups, params)
+            leaks = table.groupby("group_id")["split"].nunique()
+            if protocol["kind"] != "published" and (leaks > 1).any():  # a guard against future edits
+                raise AssertionError(f"{protocol['name']}: groups in several splits: {list(leaks[leaks > 1].index)}")
+            tables[protocol["name"]] = table
+        else:
+            logger.warning("split protocol %s %s", protocol["name"], protocol["status"])
+            table = pd.DataFrame(columns=SPLIT_COLUMNS)
+        summary.append({
+            "protocol": protocol["name"], "kind": protocol["kind"], "status": protocol["status"],
+            "split_names": json.dumps(protocol["names"]),
+            "ratios": json.dumps(protocol["ratios"] if protocol["kind"] != "published" else None),
+            "held_out": json.dumps(protocol["held_out"]), "train_on": protocol["train_on"],
+            "seed": int(params.get("seed", 0)), "n_items": len(table),
+            "n_edited": int((table["kind"] == "edited").sum()), "n_authentic": int((table["kind"] == "authentic").sum()),
+            "n_groups": int(table["group_id"].nunique()),
+        })
+    use = params.get("use", "random")
+    if use not in tables:
+        known = {p["name"]: p["status"] for p in protocols}
+        raise ValueError(f"split.use={use!r} is not a usable protocol; protocols: {known}")
+    splits = tables[use]
+    counts = splits.groupby(["split", "kind"]).size().unstack(fill_value=0)
+    logger.info("split protocols made: %s; `splits` = %s:\n%s", sorted(tables), use, counts.to_string())
+    return splits, tables, pd.DataFrame(summary, columns=PROTOCOL_COLUMNS)
+
+
 def split_samples(filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """One row per item: every kept edited sample, plus (``add_authentic``) every real base image
-    as an authentic negative with an all-zero label map, in the split of its group.
+    """One row per item of protocol ``params['use']`` (default: the ``names`` / ``ratios`` random cut):
+    every kept edited sample, plus (``add_authentic``) every real base image as an authentic
+    negative with an all-zero label map, in the split of its group.
 
     Seeds: 8:2 train/val (DiffSeg30k), 8:1:1 train/val/test (BR-Gen), always by real image.
     """
-    names, ratios = list(params["names"]), list(params["ratios"])
-    groups = sorted(set(base_manifest["group_id"]))
-    assignment = assign_groups(groups, names, ratios, int(params.get("seed", 0)))
-    kept = filtered_samples[filtered_samples["kept"]]
-    rows = [{
-        "item_id": s.sample_id, "split": assignment[s.group_id], "kind": "edited", "image_dataset": "edited_images",
-        "image_key": s.sample_id, "label_key": s.sample_id, "base_id": s.base_id, "group_id": s.group_id,
-        "last_generator": s.last_generator,
-    } for s in kept.itertuples()]
-    if params.get("add_authentic", True):
-        authentic = base_manifest[base_manifest["kind"] == "real"]
-        rows += [{
-            "item_id": f"{b.base_id}-authentic", "split": assignment[b.group_id], "kind": "authentic",
-            "image_dataset": "base_images", "image_key": b.base_id, "label_key": "", "base_id": b.base_id,
-            "group_id": b.group_id, "last_generator": "",
-        } for b in authentic.itertuples()]
-    table = pd.DataFrame(rows, columns=SPLIT_COLUMNS)
-    leaks = table.groupby("group_id")["split"].nunique()
-    if (leaks > 1).any():  # cannot happen by construction; a guard against future edits
-        raise AssertionError(f"groups in several splits: {list(leaks[leaks > 1].index)}")
-    counts = table.groupby(["split", "kind"]).size().unstack(fill_value=0)
-    logger.info("split counts:\n%s", counts.to_string())
-    return table
+    return make_splits(filtered_samples, base_manifest, params)[0]
