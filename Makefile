@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 export PYTHONPATH := $(CURDIR):$(CURDIR)/src
 
-.PHONY: venv run test bench viz clean-data
+.PHONY: venv run test bench viz viz-browser viz-check up down status clean-data
 
 # The venv is (re)built whenever the lock or pyproject changes.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -38,8 +38,37 @@ test: venv
 bench: venv
 	$(PY) benchmarks/run.py
 
+# Lineage: `kedro viz build` writes a static site (offline) into build/ (ignored). Its page fetches
+# build/api/*, so serve it rather than opening the file.
 viz: venv
-	$(VENV)/bin/kedro viz build --include-hooks 2>/dev/null || $(VENV)/bin/kedro viz build
+	$(VENV)/bin/kedro viz build
+	@echo "lineage site in build/: $(PY) -m http.server -d build -b 127.0.0.1 4141, then open http://127.0.0.1:4141"
+
+# Debian's chromium, for tests/infra/test_viz.py only; installed once if absent.
+viz-browser:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (for the kedro-viz page test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium \
+	  || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium; }; }
+
+# Builds the site, checks every pipeline is in it, renders it in headless Chromium, keeps the screenshot.
+viz-check: venv viz-browser
+	EDITLENS_VIZ_SCREENSHOT=$(CURDIR)/data/08_reporting/kedro_viz.png $(PY) -m pytest -q -p no:cacheprovider tests/infra/test_viz.py
+	@echo "screenshot: data/08_reporting/kedro_viz.png"
+
+# A local orchestration stack on 127.0.0.1 (flows/local_stack.py): Prefect server + UI, the `gpu`
+# process work pool with its concurrency limit and a worker, moto's S3 server with the bucket.
+# Pids, logs and env.sh in .prefect/stack/ (ignored). `make down` stops all of it.
+API_PORT ?= 4200
+S3_PORT ?= 9000
+up: venv
+	$(PY) -m flows.local_stack up --api-port $(API_PORT) --s3-port $(S3_PORT)
+
+down:
+	$(PY) -m flows.local_stack down
+
+status:
+	$(PY) -m flows.local_stack status
 
 clean-data:  # everything the pipelines wrote; data/01_raw (your inputs) is kept
 	find data/02_intermediate data/03_primary data/04_feature data/05_model_input data/06_models \

@@ -6,9 +6,9 @@ The S3 endpoint is moto's server (an S3 emulator speaking the real protocol over
 MinIO server can be installed from these machines' package registries; for a real MinIO use
 infra/docker-compose.yml: the catalog only sees ``EDITLENS_S3_ENDPOINT``.
 
-    python -m flows.local_stack up [--api-port 4200] [--s3-port 9000]   # background; pids in .prefect/stack/
-    python -m flows.local_stack status
-    python -m flows.local_stack down
+    python -m flows.local_stack up [--api-port 4200] [--s3-port 9000]   # = make up; pids in .prefect/stack/
+    python -m flows.local_stack status                                   # = make status
+    python -m flows.local_stack down                                     # = make down (children too)
     source .prefect/stack/env.sh     # PREFECT_API_URL, AWS_*, EDITLENS_S3_ENDPOINT for your shell
 """
 
@@ -110,15 +110,25 @@ class Service:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_service(name: str, command: list[str], state_dir: Path, env: dict[str, str],
-                  cwd: Path | None = None) -> Service:
+                  cwd: Path | None = None, die_with_parent: bool = False) -> Service:
     """Start ``command`` in its own session (so it and its children can be stopped together);
-    stdout and stderr go to ``state_dir/<name>.log``, the pid to ``state_dir/<name>.pid``."""
+    stdout and stderr go to ``state_dir/<name>.log``, the pid to ``state_dir/<name>.pid``.
+    ``die_with_parent`` (Linux): the service gets SIGTERM when the starting process dies, even
+    killed with SIGKILL, so a test run that is killed leaves no server behind."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or state_dir,
-                                   start_new_session=True)
+                                   start_new_session=True,
+                                   preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None)
     (state_dir / f"{name}.pid").write_text(str(process.pid))
     return Service(name, process, log)
 
@@ -158,23 +168,34 @@ def base_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
+def _stop_on_failure(service: Service, ready) -> None:
+    """Run ``ready()``; if it raises, stop ``service`` (and its children) before re-raising."""
+    try:
+        ready()
+    except BaseException:
+        stop_process_tree(service.process.pid)
+        raise
+
+
 def start_prefect_server(state_dir: Path, env: dict[str, str], port: int, ui: bool = True,
-                         scheduler: bool = True) -> tuple[Service, str]:
+                         scheduler: bool = True, die_with_parent: bool = False) -> tuple[Service, str]:
     """``prefect server start`` on 127.0.0.1:``port``; returns the service and its API URL."""
     command = [str(VENV_BIN / "prefect"), "server", "start", "--host", HOST, "--port", str(port),
                "--ui" if ui else "--no-ui", "--scheduler" if scheduler else "--no-scheduler", "--analytics-off"]
-    service = start_service("prefect-server", command, state_dir, env)
+    service = start_service("prefect-server", command, state_dir, env, die_with_parent=die_with_parent)
     api_url = f"http://{HOST}:{port}/api"
-    wait_until_ready(f"{api_url}/health", service)
+    _stop_on_failure(service, lambda: wait_until_ready(f"{api_url}/health", service))
     return service, api_url
 
 
-def start_s3(state_dir: Path, env: dict[str, str], port: int, bucket: str = BUCKET) -> tuple[Service, str]:
+def start_s3(state_dir: Path, env: dict[str, str], port: int, bucket: str = BUCKET,
+             die_with_parent: bool = False) -> tuple[Service, str]:
     """moto's S3 server on 127.0.0.1:``port`` with ``bucket`` created; returns it and its endpoint."""
-    service = start_service("s3", [str(VENV_BIN / "moto_server"), "-H", HOST, "-p", str(port)], state_dir, env)
+    service = start_service("s3", [str(VENV_BIN / "moto_server"), "-H", HOST, "-p", str(port)], state_dir, env,
+                            die_with_parent=die_with_parent)
     endpoint = f"http://{HOST}:{port}"
-    wait_until_ready(f"{endpoint}/moto-api/", service)
-    create_bucket(endpoint, bucket)
+    _stop_on_failure(service, lambda: (wait_until_ready(f"{endpoint}/moto-api/", service),
+                                       create_bucket(endpoint, bucket)))
     return service, endpoint
 
 
@@ -188,9 +209,11 @@ def create_bucket(endpoint: str, bucket: str, key: str = LOCAL_S3_KEY, secret: s
 
 
 def s3_env(endpoint: str) -> dict[str, str]:
-    """What conf/s3/credentials.yml reads, for the local emulator."""
+    """What conf/s3/credentials.yml reads, for the local emulator; plus botocore's own
+    ``AWS_ENDPOINT_URL_S3``, so any S3 client opened without the catalog's credentials (the aws
+    CLI, a bare ``s3fs``/``fsspec`` filesystem) reaches the same endpoint."""
     return {"AWS_ACCESS_KEY_ID": LOCAL_S3_KEY, "AWS_SECRET_ACCESS_KEY": LOCAL_S3_SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1", "EDITLENS_S3_ENDPOINT": endpoint}
+            "AWS_DEFAULT_REGION": "us-east-1", "EDITLENS_S3_ENDPOINT": endpoint, "AWS_ENDPOINT_URL_S3": endpoint}
 
 
 def setup_work_pool(api_url: str, pool: str = POOL, gpu_slots: int = 1) -> None:
@@ -212,13 +235,13 @@ def setup_work_pool(api_url: str, pool: str = POOL, gpu_slots: int = 1) -> None:
 
 
 def start_worker(state_dir: Path, env: dict[str, str], api_url: str, pool: str = POOL,
-                 poll_s: float = 5.0) -> Service:
+                 poll_s: float = 5.0, die_with_parent: bool = False) -> Service:
     """A process worker on ``pool``; its flow runs execute this checkout (EDITLENS_HOME)."""
     worker_env = {**env, "PREFECT_API_URL": api_url, "EDITLENS_HOME": str(PROJECT_ROOT),
                   "PREFECT_WORKER_QUERY_SECONDS": str(poll_s), "PREFECT_WORKER_PREFETCH_SECONDS": "5"}
     command = [str(VENV_BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process",
                "--name", f"{pool}-worker-{os.getpid()}"]
-    return start_service("worker", command, state_dir, worker_env)
+    return start_service("worker", command, state_dir, worker_env, die_with_parent=die_with_parent)
 
 
 # ---- make up / make down
@@ -246,7 +269,9 @@ def up(prefect_home: Path, api_port: int, s3_port: int, bucket: str = BUCKET) ->
         raise
     exports = {"PREFECT_API_URL": api_url, **s3_env(endpoint), "EDITLENS_HOME": str(PROJECT_ROOT)}
     (state / "env.sh").write_text("".join(f"export {k}={v}\n" for k, v in exports.items()))
-    (state / "stack.json").write_text(json.dumps({"api_url": api_url, "s3_endpoint": endpoint, "bucket": bucket}))
+    (state / "stack.json").write_text(json.dumps({
+        "api_url": api_url, "api_port": api_port, "s3_endpoint": endpoint, "s3_port": s3_port, "bucket": bucket,
+        "pids": {s.name: s.process.pid for s in started}}, indent=2))
     return exports
 
 
@@ -258,13 +283,23 @@ def down(prefect_home: Path) -> list[str]:
         if not pid_file.exists():
             continue
         pid = int(pid_file.read_text())
-        if _alive(pid):
+        if _alive(pid) and _is_ours(pid):
             stop_process_tree(pid)
             stopped.append(f"{name} (pid {pid})")
         pid_file.unlink()
     for leftover in ("env.sh", "stack.json"):
         (state / leftover).unlink(missing_ok=True)
     return stopped
+
+
+def _is_ours(pid: int) -> bool:
+    """A pid file may outlive its process (reboot): only stop a pid that still runs one of the
+    stack's programs from this venv."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(str(VENV_BIN / program) in command for program in ("prefect", "moto_server"))
 
 
 def status(prefect_home: Path) -> dict[str, str]:
@@ -285,11 +320,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         exports = up(home, args.api_port, args.s3_port, args.bucket)
         url = exports["PREFECT_API_URL"].removesuffix("/api")
-        print(f"Prefect UI {url}  |  work pool '{POOL}' + worker  |  S3 {exports['EDITLENS_S3_ENDPOINT']} "
-              f"bucket '{args.bucket}'\nlogs and pids: {_state_dir(home)}\n"
-              f"next:  source {_state_dir(home) / 'env.sh'}\n"
+        env_sh = _state_dir(home) / "env.sh"
+        print(f"Prefect UI {url}  |  work pool '{POOL}' + worker, '{GPU_TAG}' concurrency limit 1  |  "
+              f"S3 {exports['EDITLENS_S3_ENDPOINT']} bucket '{args.bucket}'\n"
+              f"logs and pids: {_state_dir(home)}   (stop everything: make down)\n"
+              f"environment for prefect and `kedro run --env s3` (in {env_sh}):\n"
+              + "".join(f"  export {k}={v}\n" for k, v in exports.items())
+              + f"next:  source {env_sh}\n"
               "       .venv/bin/prefect --no-prompt deploy --all\n"
-              "       .venv/bin/prefect deployment run editlens-generate/nightly --param env=tiny")
+              "       .venv/bin/prefect deployment run editlens-generate/nightly --param env=tiny\n"
+              "       .venv/bin/kedro run --env s3")
     elif args.command == "down":
         stopped = down(home)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

@@ -1,7 +1,8 @@
 """Real components on loopback for the flow tests: moto's S3 server, a Prefect server, the `gpu`
 process work pool with a worker, and a throwaway Kedro project whose `e2e` environment is the
 `tiny` sizes with every dataset in the bucket. Every process is started in its own session and
-stopped with its children in the fixtures' finalizers, also when a test fails."""
+stopped with its children in the fixtures' finalizers, also when a test fails; and each gets
+SIGTERM from the kernel if the test process itself is killed (PR_SET_PDEATHSIG)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def stack_env(stack_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def s3_endpoint(stack_dir, stack_env):
     started = time.perf_counter()
-    service, endpoint = local_stack.start_s3(stack_dir, stack_env, local_stack.free_port(), BUCKET)
+    service, endpoint = local_stack.start_s3(stack_dir, stack_env, local_stack.free_port(), BUCKET,
+                                             die_with_parent=True)
     try:
         print(f"\n[timing] S3 endpoint (moto) up in {time.perf_counter() - started:.1f} s")
         yield endpoint
@@ -48,7 +50,7 @@ def s3_endpoint(stack_dir, stack_env):
 def prefect_api(stack_dir, stack_env):
     started = time.perf_counter()
     service, api_url = local_stack.start_prefect_server(stack_dir, stack_env, local_stack.free_port(),
-                                                        ui=False, scheduler=False)
+                                                        ui=False, scheduler=False, die_with_parent=True)
     try:
         print(f"\n[timing] Prefect server up in {time.perf_counter() - started:.1f} s")
         yield api_url
@@ -60,7 +62,7 @@ def prefect_api(stack_dir, stack_env):
 def gpu_worker(stack_dir, stack_env, prefect_api, s3_endpoint):
     local_stack.setup_work_pool(prefect_api)
     service = local_stack.start_worker(stack_dir, {**stack_env, **local_stack.s3_env(s3_endpoint)}, prefect_api,
-                                       poll_s=1.0)
+                                       poll_s=1.0, die_with_parent=True)
     try:
         yield service
     finally:

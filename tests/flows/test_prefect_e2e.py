@@ -55,10 +55,18 @@ def _run_and_wait(client, deployment, parameters, timeout_s=240):
     pytest.fail(f"flow run {run.id} not finished after {timeout_s} s: {run.state}")
 
 
-def _logs(client, flow_run_id):
+def _logs(client, flow_run_id, page=200):
+    """Every log record of the flow run (its tasks' included), as the UI shows them."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
 
-    return client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    logs = []
+    while True:
+        batch = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                 limit=page, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
+        logs.extend(batch)
+        if len(batch) < page:
+            return logs
 
 
 def _task_runs(client, flow_run_id):
@@ -94,12 +102,22 @@ def test_deployment_from_prefect_yaml(nightly, client):
     assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
 
 
-def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_endpoint, e2e_project):
+def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_endpoint, e2e_project, stack_dir):
     run, seconds = _run_and_wait(client, nightly, {"env": E2E_ENV, "project_path": str(e2e_project),
                                                    "orchestration": FAST})
     print(f"\n[timing] generate deployment run (trigger -> Completed) {seconds:.1f} s")
     logs = _logs(client, run.id)
     assert run.state.is_completed(), f"{run.state}\n" + "\n".join(log.message for log in logs)[-6000:]
+
+    # the S3 secret reached the flow run through the worker's environment only: it is in none of
+    # the run's parameters, the deployment, the Prefect logs or the worker's own output
+    secret = local_stack.s3_env(s3_endpoint)["AWS_SECRET_ACCESS_KEY"]
+    deployment = client.read_deployment(nightly.id)
+    for what, text in [("flow run parameters", json.dumps(run.parameters, default=str)),
+                       ("deployment", deployment.model_dump_json()),
+                       ("flow run logs", "\n".join(log.message for log in logs)),
+                       ("worker output", (stack_dir / "worker.log").read_text(errors="replace"))]:
+        assert secret not in text, f"the S3 secret appears in the {what}"
 
     # one task per stage, GPU stages tagged, all done once
     tasks = _task_runs(client, run.id)
