@@ -177,6 +177,8 @@ def evaluate_checkpoint(
     if not ev.pixel_level:
         notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
                      "only image-level metrics are reported; pixel metrics are None.")
+    if config.get("skipped"):  # written by the train stage for a task that train.task left out
+        notes.append(f"NOT TRAINED: {config['skipped']}; these are the numbers of random weights.")
     timing: dict[str, float] = {}
 
     # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).

@@ -1,24 +1,47 @@
-"""Train: fit a segmentation detector on the train split, for the binary task (edited or not)
-or the semantic task (which generator edited each pixel)."""
+"""Train: fit a registry detector on a split, for the binary task (edited or not) and/or the
+semantic task (which generator edited each pixel).
+
+Everything comes from ``params:train`` (``conf/base/parameters_train.yml``):
+
+- ``model`` (any ``models.detectors.list_detectors()`` entry), built with ``models[<model>]``
+  (per-entry defaults) updated by ``model_kwargs``;
+- ``task``: ``binary`` | ``semantic`` | ``both`` (or a list): which tasks are trained for real.
+  Both nodes always write their checkpoint; a task left out gets an untrained (0-step)
+  placeholder of the same model whose config says ``"skipped": "<why>"``, so the evaluate stage
+  runs unchanged and flags it. To train one task and keep the other's checkpoint on disk, run one
+  node: ``kedro run --pipeline train --nodes train_semantic_detector``;
+- ``dataset``: ``protocol`` (null = the ``splits`` table, i.e. ``split.use``; or a protocol name of
+  ``split_tables``), ``split`` (train) and ``val_split`` (used when ``trainer.val_every > 0``);
+- ``exclude_generators``: edited items any of whose turns used one of them are dropped from the
+  train and validation items (cross-generator protocol); recorded as ``held_out_generators``;
+- ``trainer``: every ``models.detectors.training.TrainConfig`` field; ``checkpoint_dir`` is a base
+  folder, each task trains in ``<checkpoint_dir>/<task>``.
+
+Samples are decoded lazily (``SplitSamples``), so ``trainer.num_workers > 0`` decodes and
+augments in DataLoader worker processes.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from models.detectors import create_detector, detector_state
+from models.detectors import create_detector, detector_state, list_detectors
 from models.detectors.training import TrainConfig, train_detector
-from pipelines.inpaint.nodes import generator_names
-from pipelines.split.items import load_split_items
+from pipelines.inpaint.nodes import generator_entries, generator_names
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("binary", "semantic")
+TRAINER_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"task"}
 
 
 def class_names_for(task: str, generators: list[dict[str, Any]]) -> list[str]:
@@ -30,32 +53,233 @@ def class_names_for(task: str, generators: list[dict[str, Any]]) -> list[str]:
     raise ValueError(f"train task must be one of {TASKS}, got {task!r}")
 
 
-def _train(task: str, splits: pd.DataFrame, edited_images: dict[str, Callable], label_maps: dict[str, Callable],
-           base_images: dict[str, Callable], params: dict[str, Any]) -> dict[str, Any]:
-    names = class_names_for(task, params["generators"])
-    items, rows = load_split_items(splits, params.get("split", "train"), edited_images, label_maps, base_images)
-    torch.manual_seed(int(params.get("seed", 0)))
-    torch.set_num_threads(max(1, int(params.get("num_threads") or torch.get_num_threads())))
-    model = create_detector(params["model"], num_classes=len(names), **(params.get("model_kwargs") or {}))
-    cfg = TrainConfig(task=task, **params["trainer"])
-    logger.info("training %s (%s task, %d classes) on %d items (%d edited, %d authentic)", params["model"], task,
-                len(names), len(items), int((rows["kind"] == "edited").sum()), int((rows["kind"] == "authentic").sum()))
-    history = train_detector(model, items, cfg)
-    state, config = detector_state(model)
+def selected_tasks(value: Any) -> list[str]:
+    """``train.task`` -> the tasks to train: "binary", "semantic", "both"/"all" (or
+    "binary+semantic"), or a list of them."""
+    if value is None:
+        return list(TASKS)
+    names = value if isinstance(value, (list, tuple)) else str(value).replace("+", ",").split(",")
+    tasks: list[str] = []
+    for name in (str(n).strip() for n in names):
+        if name in ("both", "all"):
+            tasks += TASKS
+        elif name in TASKS:
+            tasks.append(name)
+        elif name:
+            raise ValueError(f"train.task must be binary, semantic, both or a list of them, got {value!r}")
+    if not tasks:
+        raise ValueError(f"train.task selects no task: {value!r}")
+    return list(dict.fromkeys(tasks))
+
+
+def model_kwargs_for(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``models[<model>]`` (per-entry defaults) updated by ``model_kwargs``."""
+    name = params["model"]
+    if name not in list_detectors():
+        raise ValueError(f"train.model={name!r} is not a detector; known: {', '.join(list_detectors())}")
+    defaults = (params.get("models") or {}).get(name) or {}
+    return {**defaults, **(params.get("model_kwargs") or {})}
+
+
+def excluded_names(exclude: Sequence[str] | str | None, generators: list[dict[str, Any]]) -> list[str]:
+    """Configured generator names matched by ``train.exclude_generators`` (case-insensitive; a class
+    label excludes every generator carrying it). Raises ValueError naming an unknown generator."""
+    if not exclude:
+        return []
+    if isinstance(exclude, str):
+        exclude = [e for e in exclude.replace("+", ",").split(",") if e.strip()]
+    entries = generator_entries(generators)
+    out: list[str] = []
+    for wanted in exclude:
+        key = str(wanted).strip().lower()
+        matched = [e["name"] for e in entries if key in (e["name"].lower(), e["label"].lower())]
+        if not matched:
+            known = [e["name"] for e in entries]
+            raise ValueError(f"train.exclude_generators names {wanted!r}, which is not in the generator list {known}")
+        out += matched
+    return list(dict.fromkeys(out))
+
+
+def _row_generators(row: pd.Series) -> set[str]:
+    value = row.get("generators")
+    if isinstance(value, str) and value:
+        return {g.strip().lower() for g in value.split(",") if g.strip()}
+    last = row.get("last_generator")
+    return {str(last).lower()} if isinstance(last, str) and last else set()
+
+
+def drop_excluded(rows: pd.DataFrame, excluded: Sequence[str]) -> tuple[pd.DataFrame, int]:
+    """Rows without any edit by an excluded generator (any turn, from the ``generators`` column;
+    ``last_generator`` when it is absent). Authentic rows always stay. Returns (kept, n dropped)."""
+    if not excluded or rows.empty:
+        return rows, 0
+    names = {g.lower() for g in excluded}
+    hit = rows.apply(lambda r: r["kind"] == "edited" and bool(_row_generators(r) & names), axis=1).astype(bool)
+    return rows[~hit].reset_index(drop=True), int(hit.sum())
+
+
+class SplitSamples(Sequence):
+    """``(image (H, W, 3) uint8, label_map (H, W) uint8)`` pairs of split rows, decoded when indexed.
+
+    Holds only the loaders of its own rows (the catalog's lazy partition loaders), so it is small
+    to hand to DataLoader worker processes. Authentic items get an all-zero label map.
+    """
+
+    def __init__(self, rows: pd.DataFrame, edited_images: Mapping[str, Callable], label_maps: Mapping[str, Callable],
+                 base_images: Mapping[str, Callable], where: str = "split table"):
+        sources = {"edited_images": edited_images, "base_images": base_images}
+        self._items: list[tuple[Callable, Callable | None]] = []
+        for row in rows.itertuples():
+            if row.image_dataset not in sources:
+                raise ValueError(f"{where}: item {row.item_id} names image dataset {row.image_dataset!r}; "
+                                 f"known: {sorted(sources)}")
+            loader = sources[row.image_dataset]
+            if row.image_key not in loader:
+                raise ValueError(f"{where}: item {row.item_id} names {row.image_dataset}/{row.image_key}, which does not exist")
+            label = None
+            if row.kind != "authentic":
+                if row.label_key not in label_maps:
+                    raise ValueError(f"{where}: item {row.item_id} names label_maps/{row.label_key}, which does not exist")
+                label = label_maps[row.label_key]
+            self._items.append((loader[row.image_key], label))
+        self.item_ids = list(rows["item_id"])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image_loader, label_loader = self._items[index]
+        image = np.asarray(_value(image_loader))
+        if label_loader is None:
+            return image, np.zeros(image.shape[:2], dtype=np.uint8)
+        return image, np.asarray(_value(label_loader))
+
+
+def _value(loader: Any) -> Any:
+    return loader() if callable(loader) else loader
+
+
+def _table(dataset: Mapping[str, Any], splits: pd.DataFrame, split_tables: Mapping[str, Any] | None) -> tuple[pd.DataFrame, str]:
+    protocol = dataset.get("protocol")
+    if not protocol:
+        return splits, "splits"
+    tables = split_tables or {}
+    if protocol not in tables:
+        raise ValueError(f"train.dataset.protocol={protocol!r} is not a saved split protocol "
+                         f"(data/05_model_input/splits/ holds: {sorted(tables)})")
+    return _value(tables[protocol]), f"split_tables/{protocol}"
+
+
+def held_out_of_protocol(split_protocols: pd.DataFrame | None, protocol: str | None,
+                          generators: list[dict[str, Any]]) -> list[str]:
+    """The generators a saved protocol keeps out of training: a leave-out protocol's ``held_out``;
+    for a train-on-one protocol, every configured generator but the ones it trains on."""
+    if split_protocols is None or not protocol or split_protocols.empty:
+        return []
+    rows = split_protocols[split_protocols["protocol"] == protocol]
+    if rows.empty:
+        return []
+    row = rows.iloc[0]
+    if row.get("kind") == "train_on_one" and isinstance(row.get("train_on"), str) and row["train_on"]:
+        kept = {g.strip().lower() for g in row["train_on"].replace("+", ",").split(",")}
+        return [e["name"] for e in generator_entries(generators) if e["name"].lower() not in kept]
+    held = row.get("held_out")
+    return list(json.loads(held) or []) if isinstance(held, str) else []
+
+
+def trainer_config(task: str, params: Mapping[str, Any]) -> TrainConfig:
+    """``TrainConfig`` from ``params['trainer']``; ``checkpoint_dir`` gets ``/<task>`` appended.
+    Raises ValueError naming unknown trainer settings."""
+    settings = dict(params.get("trainer") or {})
+    unknown = sorted(set(settings) - TRAINER_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown train.trainer settings {unknown}; known: {sorted(TRAINER_FIELDS)}")
+    settings.setdefault("seed", int(params.get("seed", 0)))
+    if settings.get("checkpoint_dir"):
+        settings["checkpoint_dir"] = str(Path(settings["checkpoint_dir"]) / task)
+    if isinstance(settings.get("augment"), Mapping):
+        settings["augment"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in settings["augment"].items()
+                               if v is not None}
+    return TrainConfig(task=task, **settings)
+
+
+def _summary(history: dict[str, Any]) -> dict[str, Any]:
     loss = history["loss"]
-    summary = {key: history[key] for key in ("steps", "seconds", "images_per_second", "stopped_by")}
+    keys = ("steps", "seconds", "images_per_second", "stopped_by", "batch_size", "images_per_step", "world_size",
+            "device", "amp", "resumed_from", "checkpoint_dir", "best")
+    summary = {key: history.get(key) for key in keys}
     summary["first_loss"] = float(np.mean(loss[:5])) if loss else None
     summary["last_loss"] = float(np.mean(loss[-5:])) if loss else None
-    logger.info("trained %s/%s: %s", params["model"], task, summary)
-    return {"state": state, "config": {"detector": config, "task": task, "class_names": names,
-                                       "trainer": cfg.__dict__, "history": summary}}
+    validations = history.get("validation") or []
+    summary["n_validations"] = len(validations)
+    summary["last_validation"] = validations[-1] if validations else None
+    return summary
 
 
-def train_binary_detector(splits, edited_images, label_maps, base_images, params):
+def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | None, split_protocols: pd.DataFrame | None,
+           edited_images: dict[str, Callable], label_maps: dict[str, Callable], base_images: dict[str, Callable],
+           params: dict[str, Any]) -> dict[str, Any]:
+    generators = params["generators"]
+    names = class_names_for(task, generators)
+    dataset = {"protocol": None, "split": params.get("split", "train"), "val_split": "val", **(params.get("dataset") or {})}
+    tasks = selected_tasks(params.get("task", "both"))
+    excluded = excluded_names(params.get("exclude_generators"), generators)
+    kwargs = model_kwargs_for(params)
+    cfg = trainer_config(task, params)
+    table, table_name = _table(dataset, splits, split_tables)
+    protocol = str(table["protocol"].iloc[0]) if "protocol" in table and len(table) else None
+    held_out = list(dict.fromkeys([*excluded, *held_out_of_protocol(split_protocols, protocol, generators)]))
+    record: dict[str, Any] = {"table": table_name, "protocol": protocol, "split": dataset["split"]}
+    config: dict[str, Any] = {"task": task, "class_names": names, "held_out_generators": held_out,
+                              "excluded_generators": excluded, "dataset": record}
+    torch.manual_seed(int(params.get("seed", 0)))
+    if params.get("num_threads"):
+        torch.set_num_threads(max(1, int(params["num_threads"])))
+
+    if task not in tasks:
+        model = create_detector(params["model"], num_classes=len(names), **kwargs)
+        reason = f"train.task={params.get('task')!r} does not select the {task} task: untrained placeholder"
+        logger.warning("%s: %s", task, reason)
+        state, detector = detector_state(model)
+        return {"state": state, "config": {**config, "skipped": reason, "detector": detector, "trainer": cfg.as_dict(),
+                                           "history": {"steps": 0, "stopped_by": "skipped"}}}
+
+    present = sorted(table["split"].unique()) if len(table) else []
+    rows = table[table["split"] == dataset["split"]].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"{table_name}: train.dataset.split={dataset['split']!r} has no items (splits present: {present})")
+    rows, dropped = drop_excluded(rows, excluded)
+    where = f"{table_name} ({dataset['split']})"
+    samples = SplitSamples(rows, edited_images, label_maps, base_images, where=where)
+    val_samples = None
+    if cfg.val_every > 0:
+        val_split = dataset.get("val_split")
+        val_rows = table[table["split"] == val_split].reset_index(drop=True)
+        if val_rows.empty:
+            raise ValueError(f"{table_name}: train.trainer.val_every > 0 but train.dataset.val_split={val_split!r} "
+                             f"has no items (splits present: {present})")
+        val_rows, val_dropped = drop_excluded(val_rows, excluded)
+        val_samples = SplitSamples(val_rows, edited_images, label_maps, base_images, where=f"{table_name} ({val_split})")
+        record.update(val_split=val_split, n_val=len(val_rows), n_val_dropped_excluded=val_dropped)
+    record.update(n_items=len(rows), n_edited=int((rows["kind"] == "edited").sum()),
+                  n_authentic=int((rows["kind"] == "authentic").sum()), n_dropped_excluded=dropped)
+    model = create_detector(params["model"], num_classes=len(names), **kwargs)
+    logger.info("training %s (%s task, %d classes) on %s: %d items (%d edited, %d authentic, %d dropped for %s)",
+                params["model"], task, len(names), where, len(rows), record["n_edited"], record["n_authentic"],
+                dropped, excluded or "no excluded generator")
+    history = train_detector(model, samples, cfg, val_samples=val_samples)
+    state, detector = detector_state(model)
+    summary = _summary(history)
+    logger.info("trained %s/%s: %s", params["model"], task,
+                {k: summary[k] for k in ("steps", "seconds", "images_per_second", "stopped_by", "first_loss", "last_loss")})
+    return {"state": state, "config": {**config, "detector": detector, "trainer": cfg.as_dict(), "history": summary}}
+
+
+def train_binary_detector(splits, split_tables, split_protocols, edited_images, label_maps, base_images, params):
     """Binary task: class 1 = any edited pixel. Returns a checkpoint dict {state, config}."""
-    return _train("binary", splits, edited_images, label_maps, base_images, params)
+    return _train("binary", splits, split_tables, split_protocols, edited_images, label_maps, base_images, params)
 
 
-def train_semantic_detector(splits, edited_images, label_maps, base_images, params):
+def train_semantic_detector(splits, split_tables, split_protocols, edited_images, label_maps, base_images, params):
     """Semantic task: class k = pixel last edited by generator k. Returns a checkpoint dict."""
-    return _train("semantic", splits, edited_images, label_maps, base_images, params)
+    return _train("semantic", splits, split_tables, split_protocols, edited_images, label_maps, base_images, params)

@@ -1,10 +1,11 @@
-"""Train pipeline: the train split -> one detector checkpoint per task (binary, semantic)."""
+"""Train pipeline: a split -> one detector checkpoint per task (binary, semantic); ``train.task``
+chooses which are trained, the other gets a marked untrained placeholder (see nodes.py)."""
 
 from kedro.pipeline import Node, Pipeline
 
 from pipelines.train.nodes import train_binary_detector, train_semantic_detector
 
-_INPUTS = ["splits", "edited_images", "label_maps", "base_images", "params:train"]
+_INPUTS = ["splits", "split_tables", "split_protocols", "edited_images", "label_maps", "base_images", "params:train"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
