@@ -5,8 +5,10 @@ storage (MinIO). Writes are all-or-nothing: on a local disk the bytes go to a te
 the same folder that is renamed into place; on object stores a single PUT makes the object appear
 only when complete. A reader therefore never sees a half-written image or checkpoint.
 
-Importing this module also makes every ``s3://`` write of the catalog all-or-nothing, including the
-kedro-datasets types (parquet, JSON, text, figures): see ``AllOrNothingS3FileSystem``.
+Importing this module also makes every ``s3://`` and every local write of the catalog
+all-or-nothing, including the kedro-datasets types (parquet, JSON, text, figures): see
+``AllOrNothingS3FileSystem`` and ``AllOrNothingLocalFileSystem``. A process killed mid-write
+leaves at most a hidden ``.tmp-<name>.<random>.part`` file, which no dataset suffix matches.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
 from PIL import Image
 
@@ -94,12 +98,83 @@ for _protocol in ("s3", "s3a"):
         fsspec.register_implementation(_protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
 
 
+class AllOrNothingLocalFileOpener(LocalFileOpener):
+    """A local file opened for writing (``w``/``wb``) that goes to a hidden temporary file in the
+    same folder (``.tmp-<name>.<random>.part``) and is renamed into place when closed normally.
+    Closed while an exception propagates, it is deleted and the previous file stays; killed
+    (SIGKILL), it leaves only the temporary file, which no dataset suffix matches."""
+
+    def _open(self) -> None:
+        atomic = (self.f is None and "w" in self.mode and "+" not in self.mode and self.autocommit
+                  and not self.compression)
+        if not atomic:
+            super()._open()
+            return
+        folder = os.path.dirname(self.path) or "."
+        fd, self._tmp_path = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.path.basename(self.path)}.", suffix=".part")
+        os.close(fd)
+        self.f = open(self._tmp_path, mode=self.mode)
+        self._exception_at_open = sys.exc_info()[1]
+
+    def _finish(self, failed: bool) -> None:
+        tmp, self._tmp_path = self._tmp_path, None
+        try:
+            self.f.close()
+        finally:
+            if failed:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            else:
+                os.replace(tmp, self.path)
+                os.chmod(self.path, 0o666 & ~_UMASK)
+
+    def close(self) -> None:
+        if getattr(self, "_tmp_path", None) is None or self.f is None or self.f.closed:
+            return super().close()
+        in_flight = sys.exc_info()[1]
+        # An exception already being handled when the file was opened is not a failure of this write.
+        self._finish(failed=in_flight is not None and in_flight is not self._exception_at_open)
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if getattr(self, "_tmp_path", None) is None:
+            return super().__exit__(exc_type, exc_value, traceback)
+        self._incontext = False
+        self._finish(failed=exc_value is not None)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # read once, at import: os.umask is process-wide
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+class AllOrNothingLocalFileSystem(LocalFileSystem):
+    """fsspec's local file system with all-or-nothing writes (``AllOrNothingLocalFileOpener``);
+    registered for ``file://`` and ``local://``, so every local write of the catalog (parquet,
+    JSON, text, figures) is atomic too, not only PNGs and checkpoints."""
+
+    def _open(self, path, mode="rb", block_size=None, **kwargs):
+        path = self._strip_protocol(path)
+        if self.auto_mkdir and ("w" in mode or "x" in mode or "a" in mode):
+            self.makedirs(self._parent(path), exist_ok=True)
+        return AllOrNothingLocalFileOpener(path, mode, fs=self, **kwargs)
+
+
+for _protocol in ("file", "local"):
+    fsspec.register_implementation(_protocol, AllOrNothingLocalFileSystem, clobber=True)
+
+
 def write_bytes_atomically(fs: Any, protocol: str, path: str, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see either the old object or the complete new one."""
     if protocol == "file":
         folder = os.path.dirname(path) or "."
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+        # ".tmp-<name>.<random>.part": hidden, and never matched by a dataset's filename_suffix, so a
+        # file left behind by a SIGKILL mid-write is never listed as a partition (nor by manifests).
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.path.basename(path)}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
@@ -160,29 +235,57 @@ class PNGDataset(AbstractDataset[np.ndarray, np.ndarray]):
         return {"filepath": self._filepath, "mode": self._mode}
 
 
-def decode_image(payload: bytes, mode: str | None, name: str) -> np.ndarray:
+def _image_size_from_header(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR without PIL, so even PIL's own bomb check never decodes."""
+    if payload[:8] == b"\x89PNG\r\n\x1a\n" and len(payload) >= 24 and payload[12:16] == b"IHDR":
+        return int.from_bytes(payload[16:20], "big"), int.from_bytes(payload[20:24], "big")
+    return None
+
+
+def _bomb_error(name: str, width: int, height: int) -> DatasetError:
+    return DatasetError(
+        f"{name}: {width}x{height} pixels exceeds the {MAX_IMAGE_PIXELS} pixel limit "
+        "(possible decompression bomb); refused before decoding"
+    )
+
+
+def decode_image(payload: bytes, mode: str | None, name: str, exif_transpose: bool | None = None) -> np.ndarray:
     """Decode image bytes to a uint8 array; ``name`` is used in error messages.
 
-    Raises ``DatasetError`` naming the file for empty, truncated, non-image or oversized inputs.
+    ``mode`` RGB gives (H, W, 3): grey, palette, CMYK, 16-bit and RGBA/LA/PA inputs are converted
+    (transparency composited on white), never rejected. ``mode`` L gives (H, W). The EXIF
+    orientation is applied (``exif_transpose``; default: for RGB, not for masks and label maps).
+
+    Raises ``DatasetError`` naming the file for empty, truncated, non-image or oversized inputs;
+    images over ``MAX_IMAGE_PIXELS`` are refused from their header, before any pixel is decoded.
     """
     if not payload:
         raise DatasetError(f"{name}: file is empty (0 bytes)")
+    size = _image_size_from_header(payload)
+    if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise _bomb_error(name, *size)
+    if exif_transpose is None:
+        exif_transpose = mode != "L"
     try:
         with Image.open(io.BytesIO(payload)) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise DatasetError(
-                    f"{name}: {img.width}x{img.height} pixels exceeds the {MAX_IMAGE_PIXELS} pixel limit "
-                    "(possible decompression bomb); refused before decoding"
-                )
+                raise _bomb_error(name, img.width, img.height)
             img.load()
+            if exif_transpose and img.getexif().get(0x0112, 1) not in (0, 1):  # EXIF Orientation
+                from PIL import ImageOps
+
+                img = ImageOps.exif_transpose(img)  # a rotated / mirrored copy
             if mode == "L":
                 if img.mode in ("I;16", "I;16B", "I"):
                     return np.asarray(img).astype(np.uint8)
                 return np.asarray(img.convert("L"))
-            if img.mode in ("I;16", "I;16B", "I"):
-                grey = (np.asarray(img).astype(np.float64) / 257.0).round().astype(np.uint8)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                grey = (np.asarray(img).astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
                 return np.stack([grey] * 3, axis=-1)
-            if img.mode in ("RGBA", "LA", "P", "PA"):
+            if img.mode == "F":
+                grey = np.asarray(img).astype(np.float64).round().clip(0, 255).astype(np.uint8)
+                return np.stack([grey] * 3, axis=-1)
+            if img.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La") or "transparency" in img.info:
                 # Composite transparency on white, the way viewers show it.
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -190,6 +293,17 @@ def decode_image(payload: bytes, mode: str | None, name: str) -> np.ndarray:
             return np.asarray(img.convert("RGB"))
     except DatasetError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"{name}: refused before decoding, possible decompression bomb ({exc})") from exc
+    except OSError as exc:
+        text = str(exc).lower()
+        if "cannot identify" in text:
+            problem = "not an image file (format not recognised)"
+        elif "truncated" in text or "ended" in text or "broken" in text:
+            problem = "truncated image data"
+        else:
+            problem = "corrupt image data"
+        raise DatasetError(f"{name}: not a readable image: {problem} ({type(exc).__name__}: {exc})") from exc
     except Exception as exc:  # PIL raises several unrelated types for bad files
         raise DatasetError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
 

@@ -20,8 +20,13 @@ class NodeTimingHooks:
         self.timings: dict[str, float] = {}
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         self.timings = {}
+        # Configuration errors (unknown registry names, ratios, thresholds) fail here, before any node.
+        if catalog is not None and "parameters" in catalog:
+            from pipelines.config_checks import check_run
+
+            check_run(catalog.load("parameters") or {}, pipeline)
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:

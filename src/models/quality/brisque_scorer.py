@@ -36,6 +36,14 @@ _SIGMA = 7 / 6
 _C = 1 / 255
 
 
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Reads pickles of plain data (dict, list, float, str) and refuses any class or function, so a
+    ``normalize.pickle`` from a ``model_dir`` in conf cannot execute code when loaded."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data is allowed in this pickle")
+
+
 def bundled_model_dir() -> Path:
     """Folder of the model files inside the installed ``brisque`` wheel (found, not imported).
 
@@ -143,7 +151,7 @@ class BrisqueScorer(QualityScorer):
         if self._model is None:
             raise ValueError(f"LIBSVM could not read the BRISQUE model {svm_path}")
         with open(folder / "normalize.pickle", "rb") as f:
-            scaling = pickle.load(f)
+            scaling = _PlainDataUnpickler(f).load()  # plain dicts/lists/floats only: no code runs
         self._min = np.asarray(scaling["min_"], dtype=np.float64)
         self._max = np.asarray(scaling["max_"], dtype=np.float64)
         self.model_dir = folder

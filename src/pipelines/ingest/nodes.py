@@ -45,6 +45,8 @@ MANIFEST_COLUMNS = [
 ANNOTATION_COLUMNS = ["base_id", "ann_index", "category", "supercategory", "isthing", "area_ratio", "rle"]
 ISSUE_COLUMNS = ["source", "item", "reason"]
 PHOTO_SOURCES = ("sample", "coco", "folder", "urls")
+MAX_GREY_MASK_FRACTION = 0.05  # binary masks with more pixels strictly between black and white are refused
+MIN_PHOTO_SIDE = 32  # px: photos with a shorter short side are quarantined whatever ingest.min_side says
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -117,7 +119,8 @@ def ingest_base_images(
     if image_size < 32:
         raise ValueError(f"ingest.image_size must be >= 32, got {image_size}")
     crops = int(params.get("crops_per_photo", 1))
-    min_side = int(params.get("min_side", 0))
+    # Upscaling a thumbnail to a base image invents its pixels: below MIN_PHOTO_SIDE, never.
+    min_side = max(int(params.get("min_side") or 0), MIN_PHOTO_SIDE)
     rng = np.random.default_rng(params.get("seed", 0))
     images: dict[str, np.ndarray] = {}
     rows, ann_rows = [], []
@@ -127,7 +130,10 @@ def ingest_base_images(
         photo: RawPhoto
         height, width = photo.image.shape[:2]
         if min(height, width) < min_side:
-            logger.warning("skipping %s: %dx%d is smaller than ingest.min_side=%d", photo.source_path, width, height, min_side)
+            reason = (f"image too small: {width}x{height} pixels, the short side must be at least {min_side} px "
+                      f"({'ingest.min_side' if min_side > MIN_PHOTO_SIDE else 'the smallest photo worth a crop'})")
+            logger.warning("skipping %s: %s", photo.source_path, reason)
+            issues.append({"source": photo.source, "item": photo.source_path, "reason": reason})
             continue
         for crop_index, box in enumerate(crop_boxes(height, width, crops, rng)):
             base = np.ascontiguousarray(square_crop(photo.image, box, image_size))
@@ -161,10 +167,43 @@ def ingest_base_images(
         raise SourceError(f"ingest source {params['source']!r} produced no images")
     logger.info("ingested %d base images from %d groups", len(images), len({r["group_id"] for r in rows}))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    if params.get("ai_bases"):  # DiffSeg30k: bases generated from captions (pipelines.ingest.synthesize)
+        from pipelines.ingest.synthesize import add_ai_bases
+
+        images, manifest = add_ai_bases(images, manifest, params["ai_bases"], int(params.get("seed", 0)), image_size)
     annotations = pd.DataFrame(ann_rows, columns=ANNOTATION_COLUMNS)
     if issues:
         logger.warning("ingest skipped %d item(s); see ingest_issues", len(issues))
     return _lazy(images), manifest, annotations, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
+def quarantine_report(issues: pd.DataFrame) -> str:
+    """Markdown page listing every quarantined item of the run (``ingest_issues``): what, why.
+
+    Rows whose reason starts with ``note:`` were kept (converted, clipped, renamed) and are listed
+    separately. Written as data/08_reporting/quarantine.md next to the table itself."""
+    issues = issues if issues is not None else pd.DataFrame(columns=ISSUE_COLUMNS)
+    is_note = issues["reason"].astype(str).str.startswith("note:") if len(issues) else pd.Series([], dtype=bool)
+    refused, notes = issues[~is_note], issues[is_note]
+
+    def table(frame: pd.DataFrame) -> list[str]:
+        rows = ["| source | item | reason |", "| --- | --- | --- |"]
+        for row in frame.itertuples(index=False):
+            cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in (row.source, row.item, row.reason)]
+            rows.append("| " + " | ".join(cells) + " |")
+        return rows
+
+    lines = ["# Quarantine", "",
+             f"{len(refused)} item(s) refused and left out of the run; {len(notes)} kept with a note. "
+             "Table: `ingest_issues` (data/08_reporting/ingest_issues.parquet).", ""]
+    if len(refused):
+        lines += ["## Refused", "", *table(refused), ""]
+    if len(notes):
+        lines += ["## Kept with a note", "", *table(notes), ""]
+    if len(refused):
+        logger.warning("quarantined %d item(s):\n%s", len(refused),
+                       "\n".join(f"  {r.item}: {r.reason}" for r in refused.itertuples(index=False)))
+    return "\n".join(lines)
 
 
 def _lazy(arrays: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
@@ -249,6 +288,14 @@ def published_label_map(item: PublishedItem, shape: tuple[int, int], label_index
             label_map[values == value] = label
             kinds.add(kind)
         return label_map, "binary" if "binary" in kinds else "semantic", notes
+    if item.mask_coding == "binary" and not (present <= {0, 255} or present <= {0, 1}):
+        # JPEG-saved masks have a little grey at the edges; a mask that is largely grey (or a colour
+        # mask read as the mean of its channels) is not a binary mask: refused, not guessed.
+        grey = float(((values > 32) & (values < 223)).mean())
+        if grey > MAX_GREY_MASK_FRACTION:
+            shown = sorted(present)[:8]
+            raise ValueError(f"mask has unexpected values: {grey:.0%} of its pixels are neither black nor white "
+                             f"(values {shown}{' ...' if len(present) > 8 else ''}); a binary mask is 0/255 or 0/1")
     if present <= {0, 1} and 1 in present and item.mask_coding == "binary":
         notes.append("0/1 mask (IMDL-BenCo's mean > 127.5 rule reads it as all zeros): read as > 0")
         edited = values > 0

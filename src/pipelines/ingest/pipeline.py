@@ -3,7 +3,7 @@ published dataset -> base images, edited images, label maps and their tables (`i
 
 from kedro.pipeline import Node, Pipeline
 
-from pipelines.ingest.nodes import import_published, ingest_base_images
+from pipelines.ingest.nodes import import_published, ingest_base_images, quarantine_report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,6 +15,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="ingest_photos",
             tags=["ingest"],
         ),
+        Node(quarantine_report, inputs="ingest_issues", outputs="quarantine_report", name="report_quarantine",
+             tags=["ingest"]),
     ])
 
 
@@ -30,4 +32,6 @@ def create_import_pipeline(**kwargs) -> Pipeline:
             name="import_published",
             tags=["import"],
         ),
+        Node(quarantine_report, inputs="ingest_issues", outputs="quarantine_report", name="report_quarantine",
+             tags=["import"]),
     ])

@@ -29,7 +29,7 @@ from typing import Any
 
 import fsspec
 
-from pipelines.ingest.sources import IMAGE_SUFFIXES, SourceError
+from pipelines.ingest.sources import IMAGE_SUFFIXES, SourceError, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,12 @@ def _fs(root: str):
     return fs, base.rstrip("/"), protocol
 
 
-def _file_reader(fs, path: str) -> Callable[[], bytes]:
+def _file_reader(fs, path: str, root: str | None = None) -> Callable[[], bytes]:
+    """Reads ``path``; with ``root`` on a local disk, refuses it first if it resolves outside
+    ``root`` (a symlink out of the dataset's folder), naming both."""
     def read() -> bytes:
+        if root is not None and "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            resolve_inside(path, root, path)
         with fs.open(path, "rb") as fh:
             return fh.read()
     return read
@@ -111,7 +115,8 @@ class _UniqueIds:
             n += 1
             unique = f"{item_id}-{n}"
         if unique != item_id:
-            self.issues.append({"source": self.source, "item": where, "reason": f"duplicate id {item_id}; renamed {unique}"})
+            self.issues.append({"source": self.source, "item": where,
+                                "reason": f"note: duplicate id {item_id}; kept as {unique}"})
         self.seen.add(unique)
         return unique
 
@@ -131,6 +136,7 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
     Tp/Gt are paired by file stem (a ``_gt`` / ``_mask`` suffix on the mask is ignored)."""
     issues = issues if issues is not None else []
     unique = _UniqueIds("imdl", issues)
+    listed: dict[str, str] = {}  # resolved image path -> the entry that listed it first
     if json:
         for split, path in _imdl_json_files(json):
             fs, _, protocol = _fs(path)
@@ -142,20 +148,29 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
             if not isinstance(entries, list):
                 raise SourceError(f"{path}: an IMDL-BenCo JSON must be a list of [image, mask] pairs")
             folder = posixpath.dirname(fsspec.core.url_to_fs(path)[1])
+            roots = [protocol + folder, *([root] if root else [])]
             for index, entry in enumerate(entries):
                 where = f"{path}[{index}]"
                 if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
                     _record(issues, "imdl", where, f"entry is not an [image, mask] pair of strings: {entry!r}")
                     continue
-                image_path = _resolve(entry[0], folder)
+                negative = entry[1] == "Negative"
+                try:  # entries stay inside the JSON's folder (or ingest.imdl.root): no ../../etc/passwd
+                    image_path = _inside(entry[0], roots, where)
+                    mask_path = None if negative else _inside(entry[1], roots, where)
+                except SourceError as exc:
+                    _record(issues, "imdl", where, str(exc).split(": ", 1)[1])
+                    continue
                 if not fs.exists(image_path):
                     _record(issues, "imdl", where, f"image {entry[0]} does not exist")
                     continue
-                negative = entry[1] == "Negative"
-                mask_path = None if negative else _resolve(entry[1], folder)
                 if mask_path is not None and not fs.exists(mask_path):
                     _record(issues, "imdl", where, f"mask {entry[1]} does not exist")
                     continue
+                if image_path in listed:
+                    _record(issues, "imdl", where, f"duplicate entry: {entry[0]} is already listed at {listed[image_path]}")
+                    continue
+                listed[image_path] = where
                 yield PublishedItem(
                     item_id=unique(_stem(image_path), where), kind="authentic" if negative else "edited",
                     image=_file_reader(fs, image_path), mask=None if negative else _file_reader(fs, mask_path),
@@ -183,8 +198,8 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
             used.add(stem)
             # Authentic or not is decided from the mask (all zero = authentic), as IMDL-BenCo does.
             yield PublishedItem(
-                item_id=unique(stem, protocol + image_path), kind="edited", image=_file_reader(fs, image_path),
-                mask=_file_reader(fs, mask_path), source="imdl", source_path=protocol + image_path,
+                item_id=unique(stem, protocol + image_path), kind="edited", image=_file_reader(fs, image_path, base),
+                mask=_file_reader(fs, mask_path, base), source="imdl", source_path=protocol + image_path,
                 generator=generator or "", split=split,
             )
         for stem in sorted(set(masks) - used):
@@ -198,10 +213,10 @@ def _strip_mask_suffix(stem: str) -> str:
     return stem
 
 
-def _resolve(path: str, folder: str) -> str:
-    if "://" in path or path.startswith("/"):
-        return fsspec.core.url_to_fs(path)[1] if "://" in path else path
-    return posixpath.normpath(posixpath.join(folder, path))
+def _inside(path: str, roots: list[str], where: str) -> str:
+    """``path`` from a list resolved inside one of ``roots`` (filesystem path, no protocol)."""
+    resolved = resolve_inside(path, roots, where)
+    return fsspec.core.url_to_fs(resolved)[1] if "://" in resolved else resolved
 
 
 def _json_load(payload: bytes, name: str) -> Any:
@@ -238,7 +253,7 @@ def iter_brgen(root: str, issues: list | None = None) -> Iterator[PublishedItem]
                 split_of[posixpath.basename(entry[0])] = split
     authentic = {_stem(p): p for p in _images_in(fs, f"{base}/Au")}
     for stem, path in authentic.items():
-        yield PublishedItem(item_id=stem, kind="authentic", image=_file_reader(fs, path), mask=None, source="brgen",
+        yield PublishedItem(item_id=stem, kind="authentic", image=_file_reader(fs, path, base), mask=None, source="brgen",
                             source_path=protocol + path, split=split_of.get(posixpath.basename(path), ""))
     masks = {_stem(p): p for p in _images_in(fs, f"{base}/Gt")}
     parsed = []
@@ -259,8 +274,8 @@ def iter_brgen(root: str, issues: list | None = None) -> Iterator[PublishedItem]
         real = f"{fields['source']}_{fields['id']}"
         base_key = real if real in authentic else _longest_prefix(real, authentic)
         yield PublishedItem(
-            item_id=fields["id"] if use_short else stem, kind="edited", image=_file_reader(fs, path),
-            mask=_file_reader(fs, mask), source="brgen", source_path=protocol + path,
+            item_id=fields["id"] if use_short else stem, kind="edited", image=_file_reader(fs, path, base),
+            mask=_file_reader(fs, mask, base), source="brgen", source_path=protocol + path,
             generator=fields["generator"], region_kind=fields["kind"], base_key=base_key,
             split=split_of.get(posixpath.basename(path), ""),
         )
@@ -412,7 +427,7 @@ def iter_diffseg30k(root: str | None = None, files: Any = None, class_names: lis
         kind = info.get("kind", "edited")
         yield PublishedItem(
             item_id=unique(str(info.get("item_id", number)), protocol + path), kind="authentic" if kind == "authentic" else "edited",
-            image=_file_reader(fs, path), mask=None if kind == "authentic" else _file_reader(fs, mask_path),
+            image=_file_reader(fs, path, base), mask=None if kind == "authentic" else _file_reader(fs, mask_path, base),
             source="diffseg30k", source_path=protocol + path, split=split, mask_coding="values", classes=classes,
             base_key=str(info.get("base_id", "")) if kind != "authentic" else "",
         )

@@ -91,6 +91,49 @@ def iter_sample_photos(names: list[str] | None) -> Iterator[RawPhoto]:
             )
 
 
+def _local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def resolve_inside(path: str, roots: list[str] | str, what: str) -> str:
+    """``path`` (relative ones against the first root) resolved, if it lies inside one of ``roots``.
+
+    Local paths are resolved with symlinks followed (a link out of the root is outside); other
+    protocols lexically ('..' collapsed). Raises ``SourceError`` naming ``what``, the path and the
+    roots for anything else: a manifest or an imported list never reaches outside its declared root.
+    """
+    import os
+    import posixpath
+
+    roots = [roots] if isinstance(roots, str) else [r for r in roots if r]
+    if not roots:
+        raise SourceError(f"{what}: no root to resolve {path!r} against")
+
+    def strip(p: str) -> str:
+        return p[len("file://"):] if p.startswith("file://") else p
+
+    if _local(path) and all(_local(r) for r in roots):
+        lexical = os.path.normpath(os.path.join(strip(roots[0]), strip(path)))
+        resolved = os.path.realpath(lexical)
+        for root in roots:
+            real_root = os.path.realpath(strip(root))
+            if os.path.commonpath([real_root, resolved]) == real_root:
+                return lexical
+    else:
+        protocol = roots[0].split("://", 1)[0] + "://" if "://" in roots[0] else ""
+        if "://" in path and not path.startswith(protocol):
+            raise SourceError(f"{what}: path {path!r} is not on {protocol or 'the local disk'} like its root; refused")
+        inner = path.split("://", 1)[1] if "://" in path else path
+        first = roots[0].split("://", 1)[1] if "://" in roots[0] else roots[0]
+        resolved = posixpath.normpath(inner if "://" in path or inner.startswith("/") else posixpath.join(first, inner))
+        for root in roots:
+            bare = posixpath.normpath(root.split("://", 1)[1] if "://" in root else root)
+            if resolved == bare or resolved.startswith(bare.rstrip("/") + "/"):
+                return protocol + resolved
+    raise SourceError(f"{what}: path {path!r} resolves to {resolved}, outside its root "
+                      f"{' or '.join(roots)}; refused")
+
+
 def _read_bytes(path: str) -> bytes:
     with fsspec.open(path, "rb") as fh:
         return fh.read()
@@ -118,11 +161,31 @@ def iter_coco_photos(
         dataset = json.loads(_read_bytes(annotations))
     except FileNotFoundError as exc:
         raise SourceError(f"{annotations}: COCO annotations file not found") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(f"{annotations}: not valid JSON ({exc})") from exc
+    if not isinstance(dataset, dict):
+        raise SourceError(f"{annotations}: a COCO file is a JSON object, got {type(dataset).__name__}")
     for key in ("images", "annotations", "categories"):
         if key not in dataset:
             raise SourceError(f"{annotations}: missing the COCO field {key!r}")
+        if not isinstance(dataset[key], list):
+            raise SourceError(f"{annotations}: the COCO field {key!r} must be a list")
+    # Entries pycocotools would crash on (KeyError deep in createIndex) are reported and dropped.
+    good_images = []
+    for index, info in enumerate(dataset["images"]):
+        if not isinstance(info, dict) or "id" not in info:
+            _record(issues, "coco", f"{annotations}#images[{index}]", "image entry without an 'id'")
+            continue
+        good_images.append(info)
+    good_anns = []
+    for index, ann in enumerate(dataset["annotations"]):
+        missing = [k for k in ("id", "image_id", "category_id", "segmentation") if not isinstance(ann, dict) or k not in ann]
+        if missing:
+            ident = ann.get("id", f"[{index}]") if isinstance(ann, dict) else f"[{index}]"
+            _record(issues, "coco", f"{annotations}#annotation={ident}", f"annotation without the field(s) {missing}")
+            continue
+        good_anns.append(ann)
+    dataset = {**dataset, "images": good_images, "annotations": good_anns}
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
@@ -131,21 +194,35 @@ def iter_coco_photos(
     if captions:
         for ann in json.loads(_read_bytes(captions)).get("annotations", []):
             caption_index.setdefault(ann["image_id"], []).append(ann["caption"])
-    categories = {c["id"]: c for c in dataset["categories"]}
+    categories = {c["id"]: c for c in dataset["categories"] if isinstance(c, dict) and "id" in c and "name" in c}
     image_ids = sorted(coco.imgs)[: max_images or None]
+    for ann in dataset["annotations"]:
+        if ann["image_id"] not in coco.imgs:
+            _record(issues, "coco", f"{annotations}#annotation={ann.get('id')}",
+                    f"annotation for image id {ann['image_id']}, which is not in 'images'")
     for image_id in image_ids:
         info = coco.imgs[image_id]
-        path = f"{images.rstrip('/')}/{info['file_name']}"
+        if not isinstance(info.get("file_name"), str) or not info["file_name"]:
+            _record(issues, "coco", f"{annotations}#image={image_id}", "image entry has no 'file_name'")
+            continue
         try:
+            path = resolve_inside(info["file_name"], images, f"{annotations}#image={image_id}")
             image = decode_image(_read_bytes(path), "RGB", name=path)
         except Exception as exc:  # a single bad photo must not stop the run
-            _record(issues, "coco", path, str(exc))
+            _record(issues, "coco", f"{images.rstrip('/')}/{info['file_name']}", str(exc))
             continue
         height, width = image.shape[:2]
         anns = []
         for ann in coco.imgToAnns.get(image_id, []):
             if ann.get("iscrowd", 0):
                 continue
+            where = f"{annotations}#annotation={ann.get('id')}"
+            problem = _annotation_problem(ann, width, height)
+            if problem:
+                _record(issues, "coco", where, problem)
+                if not problem.startswith("note:"):
+                    continue
+                ann = _clip_polygons(ann, width, height)
             category = categories.get(ann["category_id"])
             if category is None:
                 logger.warning("%s: annotation %s has unknown category %s; skipped", annotations, ann.get("id"), ann["category_id"])
@@ -174,6 +251,45 @@ def iter_coco_photos(
         )
 
 
+def _annotation_problem(ann: dict[str, Any], width: int, height: int) -> str:
+    """Why an annotation cannot be used ('' if it can; 'note: ...' if usable after clipping)."""
+    seg = ann["segmentation"]
+    if isinstance(seg, dict):  # RLE: its size must be the image's
+        size = seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2) or "counts" not in seg:
+            return "RLE segmentation without 'size' and 'counts'"
+        if list(size) != [height, width]:
+            return f"RLE segmentation is {size[1]}x{size[0]} but the image is {width}x{height}"
+        return ""
+    if not isinstance(seg, list) or not seg:
+        return "segmentation is neither a polygon list nor an RLE"
+    points = []
+    for polygon in seg:
+        if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2 \
+                or not all(isinstance(v, (int, float)) for v in polygon):
+            return "polygon is not a flat list of at least 3 (x, y) points"
+        points.append(np.asarray(polygon, dtype=np.float64).reshape(-1, 2))
+    xy = np.concatenate(points)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width) & (xy[:, 1] >= 0) & (xy[:, 1] <= height)
+    if inside.all():
+        return ""
+    if xy[:, 0].max() < 0 or xy[:, 0].min() > width or xy[:, 1].max() < 0 or xy[:, 1].min() > height:
+        return f"polygon lies entirely outside the {width}x{height} image"
+    return f"note: polygon has {int((~inside).sum())} point(s) outside the {width}x{height} image; clipped to it"
+
+
+def _clip_polygons(ann: dict[str, Any], width: int, height: int) -> dict[str, Any]:
+    if not isinstance(ann["segmentation"], list):
+        return ann
+    clipped = []
+    for polygon in ann["segmentation"]:
+        xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+        xy[:, 0] = xy[:, 0].clip(0, width)
+        xy[:, 1] = xy[:, 1].clip(0, height)
+        clipped.append(xy.reshape(-1).tolist())
+    return {**ann, "segmentation": clipped}
+
+
 def iter_folder_photos(root: str, max_images: int | None = None,
                        issues: list[dict[str, str]] | None = None) -> Iterator[RawPhoto]:
     """An ImageNet/Places-style tree ``root/<class>/<image>``; the class folder becomes the category.
@@ -193,6 +309,8 @@ def iter_folder_photos(root: str, max_images: int | None = None,
         category = parts[0] if len(parts) > 1 else ""
         full = protocol + path
         try:
+            if not protocol or protocol == "file://":
+                resolve_inside(path, base, f"{root}: {relative}")  # a symlink out of the root is refused
             with fs.open(path, "rb") as fh:
                 image = decode_image(fh.read(), "RGB", name=full)
         except Exception as exc:
