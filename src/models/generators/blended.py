@@ -166,7 +166,8 @@ def build_hunyuandit_blend(
 
 
 @GENERATORS.register("kolors-blend", description="Kolors text-to-image + blended latent inpainting (needs sentencepiece)",
-                     pipeline="KolorsPipeline", supported="needs sentencepiece")
+                     pipeline="KolorsPipeline",
+                     supported=True if importlib.util.find_spec("sentencepiece") else "needs sentencepiece")
 def build_kolors_blend(
     model: str,
     steps: int = 50,
