@@ -1,32 +1,51 @@
-"""`make bench`: where the time goes in EditLens' stages, measured side by side in one run.
+"""`make bench`: where the time goes in EditLens, measured side by side in one run.
 
-Prints seconds per item and ratios against a reference measured in the same process, so the
-numbers are comparable even though absolute times vary between runs on shared machines.
-Results are also written to benchmarks/results.json.
+Every comparison runs both sides in the same run (interleaved where it matters), so the ratios
+hold even though absolute times vary between runs on shared machines. Sections:
+
+  components     seconds per image of each CPU generator and of BRISQUE (the per-image costs
+                 docs/scaling.md starts from)
+  orchestration  the inpaint stage through Kedro vs a bare loop, same generators, same images
+  metrics        the project's evaluation vs a per-image reference on 500 label maps of 512 px
+  loading        the trainer's DataLoader (2 workers, decode + augment) vs raw PNG decode
+  trainer        train_detector's step vs a bare segmentation_models_pytorch step, same batch
+  memory         peak RSS of a tiny `kedro run`, of one generation worker, and of a streamed
+                 100k-row manifest
+  gpu            generation batched vs unbatched (1024 px fp16) and training images/s at 512 px
+                 with AMP, when CUDA is present ("skipped: no CUDA" otherwise)
+
+    python benchmarks/run.py                 # everything (about 5-10 min on 2 CPU cores)
+    python benchmarks/run.py --only metrics,loading
+
+Results: benchmarks/results.json (git-ignored) and a table on stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
+import platform
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-import cv2
-import numpy as np
-import skimage.data
-import torch
-
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "src")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
 
-from models.detectors import create_detector  # noqa: E402
-from models.detectors.training import TrainConfig, train_detector  # noqa: E402
-from models.generators import create_generator  # noqa: E402
-from models.metrics import BoundaryF1, ConfusionMatrix  # noqa: E402
-from models.quality import create_quality_scorer  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import skimage.data  # noqa: E402
+import torch  # noqa: E402
 
-SIZE = 256
+from benchmarks import gpu, memory, metrics_bench, orchestration, training_bench  # noqa: E402
+from benchmarks.common import REPO  # noqa: E402
+
+SECTIONS = ("components", "orchestration", "metrics", "loading", "trainer", "memory", "gpu")
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -39,47 +58,90 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def main() -> None:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    image = cv2.resize(skimage.data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    mask = np.zeros((SIZE, SIZE), bool)
+def components(size: int = 256) -> dict[str, float]:
+    from models.generators import create_generator
+    from models.quality import create_quality_scorer
+
+    image = cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((size, size), bool)
     mask[64:160, 80:176] = True  # 14% of the image, a typical object
-    results: dict[str, float] = {}
+    out: dict[str, float] = {"image_size": size}
     with tempfile.TemporaryDirectory() as tmp:
         specs = {"telea": {}, "navier_stokes": {}, "tiny-sd": {"model": str(Path(tmp) / "tiny-sd"), "steps": 4}}
         for name, kwargs in specs.items():
             generator = create_generator(name, **kwargs)
-            results[f"generator/{name} s/image"] = best_of(lambda g=generator: g.inpaint(image, mask, "a red car", 0))
+            out[f"{name}_s_per_edit"] = best_of(lambda g=generator: g.inpaint(image, mask, "a red car", 0))
     brisque = create_quality_scorer("brisque")
-    results["quality/brisque s/image"] = best_of(lambda: brisque.score(image))
+    out["brisque_s_per_image"] = best_of(lambda: brisque.score(image))
+    return out
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 4, size=(50, SIZE, SIZE))
-    preds = np.where(rng.random(labels.shape) < 0.8, labels, rng.integers(0, 4, size=labels.shape))
 
-    def metrics():
-        cm, bf = ConfusionMatrix(4), BoundaryF1(4, tolerance_px=2)
-        for p, t in zip(preds, labels):
-            cm.update(p, t)
-            bf.update(p, t)
-        cm.mean_iou(), bf.mean()
+def table(results: dict) -> list[str]:
+    rows = []
+    o, m, lo, t, mem = (results.get(k, {}) for k in ("orchestration", "metrics", "loading", "trainer", "memory"))
+    if o:
+        rows.append(("orchestration: kedro / bare loop", f"{o['ratio']:.2f}x", "<= 1.10x",
+                     f"{o['samples']} samples, {o['kedro_s']:.1f} s vs {o['bare_loop_s']:.1f} s"))
+    if m:
+        rows.append(("metrics: reference / project", f"{m['speedup']:.1f}x", ">= 10x",
+                     f"{m['label_maps']} maps {m['size']} px; identical: {m['identical']}"))
+    if lo:
+        rows.append(("loading: loader / raw decode", f"{lo['ratio']:.2f}x", ">= 0.9x",
+                     f"{lo['loader_img_s']:.0f} vs {lo['raw_decode_img_s']:.0f} img/s, {lo['workers']} workers"))
+    if t:
+        rows.append(("trainer step / bare smp step", f"{t['ratio']:.2f}x", "<= 1.10x",
+                     f"{t['trainer_s_per_step']:.2f} vs {t['bare_smp_s_per_step']:.2f} s/step (median of paired steps)"))
+    if mem:
+        if "tiny_kedro_run_peak_mib" in mem:
+            rows.append(("peak RSS, tiny `kedro run`", f"{mem['tiny_kedro_run_peak_mib']:.0f} MiB", "<= 4096 MiB",
+                         f"{mem['tiny_kedro_run_s']:.0f} s"))
+        if "stream_growth_10k_to_100k_mib" in mem:
+            rows.append(("manifest stream 10k -> 100k rows", f"{mem['stream_growth_10k_to_100k_mib']:+.0f} MiB", "flat",
+                         f"pandas load: {mem['pandas_growth_10k_to_100k_mib']:+.0f} MiB"))
+    if o.get("generation_worker_peak_mib"):
+        rows.append(("peak RSS, one generation worker", f"{o['generation_worker_peak_mib']:.0f} MiB", "",
+                     f"{o['samples']} samples at 256 px, {o['generation_worker_s']:.0f} s"))
+    g = results.get("gpu", {})
+    rows.append(("gpu", g.get("skipped") and f"skipped: {g['skipped']}" or "see results.json", "", ""))
+    lines = ["| measurement | value | target | details |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return lines
 
-    results["metrics/confusion+bF1 s/image"] = best_of(metrics, repeats=1) / len(labels)
 
-    samples = [(image, mask.astype(np.uint8))] * 8
-    for name, kwargs in {"deeplabv3plus": {"encoder_name": "resnet18"}, "segformer": {}}.items():
-        model = create_detector(name, num_classes=2, **kwargs)
-        cfg = TrainConfig(task="binary", steps=3, batch_size=4, warmup_steps=1)
-        history = train_detector(model, samples, cfg, progress=False)
-        results[f"train/{name} s/step (batch 4)"] = history["seconds"] / history["steps"]
-
-    reference = results["generator/telea s/image"]
-    width = max(map(len, results))
-    print(f"{'measurement':<{width}}  {'seconds':>9}  {'x telea':>8}")
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:9.4f}  {value / reference:8.1f}")
-    out = Path(__file__).with_name("results.json")
-    out.write_text(json.dumps({"image_size": SIZE, "cpu_threads": torch.get_num_threads(), **results}, indent=2))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {SECTIONS}")
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    results: dict = {"measured_on": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                                    f"load average {os.getloadavg()[0]:.1f} at start, torch {torch.__version__}",
+                     "cuda": torch.cuda.is_available()}
+    runners = {
+        "components": components, "orchestration": orchestration.run, "metrics": metrics_bench.run,
+        "loading": training_bench.loading, "trainer": training_bench.trainer_step,
+        "memory": lambda: {**memory.streaming(), **memory.tiny_run()}, "gpu": gpu.run,
+    }
+    start = time.perf_counter()
+    for name in chosen:
+        began = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        results[name] = runners[name]()
+        print(f"[bench] {name}: {json.dumps(results[name], default=float)[:300]} ({time.perf_counter() - began:.0f} s)",
+              flush=True)
+    results["total_s"] = time.perf_counter() - start
+    results["load_average_at_end"] = os.getloadavg()[0]
+    print()
+    print("\n".join(table(results)))
+    print(f"\nmeasured on: {results['measured_on']}; load average at end {results['load_average_at_end']:.1f}; "
+          f"total {results['total_s']:.0f} s")
+    out = REPO / "benchmarks" / "results.json"
+    out.write_text(json.dumps(results, indent=2, default=float))
     print(f"written {out}")
 
 

@@ -1,4 +1,13 @@
-"""Shards: independent slices of a dataset build, each under its own data root.
+"""Shards, two kinds.
+
+1. Sample shards (``flows.sharded``): one data root, and shard ``i`` of ``n`` is the set of base ids
+   whose crc32 mod ``n`` is ``i`` (``pipelines.resume.shard_of``). The inpaint and filter stages
+   process one shard per Prefect task when their parameters carry ``shard: {index, count}``
+   (``shard_params``) and write every finished sample to their work store; the ordinary stage
+   run afterwards merges. This is how one dataset is spread over many GPU workers.
+
+2. Data-root shards (below, ``--shard`` of ``flows.kedro_flow``): independent slices of a dataset
+   build, each under its own data root.
 
 A shard named ``s`` runs the same pipeline with ``data_root`` = ``<data_root>/shards/<s>``: it reads
 its inputs from there (``01_raw/...``, or the ingest parameters the run passes, such as
@@ -16,9 +25,11 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import yaml
+
+from pipelines.resume import parse_shard, shard_of  # noqa: F401  (shard_of: re-exported)
 
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -59,3 +70,12 @@ def shard_conf_source(project_path: str | Path, env: str | None, shard: str | No
         values["data_root"] = shard_data_root(data_root, shard)
         env_globals.write_text(yaml.safe_dump(values, sort_keys=False))
         yield str(copy)
+
+
+def shard_params(stage: str, index: int, count: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Runtime parameters that restrict ``stage`` (inpaint, filter) to sample shard ``index`` of
+    ``count``, on top of ``params`` (not modified)."""
+    parse_shard({"index": index, "count": count})  # validates
+    merged = {key: (dict(value) if isinstance(value, dict) else value) for key, value in (params or {}).items()}
+    merged[stage] = {**(merged.get(stage) or {}), "shard": {"index": int(index), "count": int(count)}}
+    return merged

@@ -167,7 +167,22 @@ class BrisqueScorer(QualityScorer):
         features = brisque_features(image)
         scaled = -1 + 2.0 * (features - self._min) / (self._max - self._min)
         nodes, _ = self._svmutil.gen_svm_nodearray([float(v) for v in scaled], isKernel=False)
-        return float(self._svmutil.libsvm.svm_predict(self._model, nodes))
+        # The libsvm wheel is built with OpenMP: its parallel sum over the support vectors rounds
+        # differently from call to call (~1e-13); one thread makes the score reproducible.
+        with _one_openmp_thread():
+            return float(self._svmutil.libsvm.svm_predict(self._model, nodes))
+
+
+_OPENMP = None
+
+
+def _one_openmp_thread():
+    global _OPENMP
+    if _OPENMP is None:  # built once (it enumerates the loaded libraries), after libsvm is loaded
+        from threadpoolctl import ThreadpoolController
+
+        _OPENMP = ThreadpoolController()
+    return _OPENMP.limit(limits=1, user_api="openmp")
 
 
 @QUALITY_SCORERS.register("brisque", description="no-reference BRISQUE, bundled SVR of brisque 0.2.0")

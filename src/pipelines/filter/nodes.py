@@ -9,6 +9,7 @@ prompts (one per turn, from ``provenance``); one that needs a reference gets the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +19,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models.quality import create_quality_scorer
+from models.quality import QUALITY_SCORERS, create_quality_scorer
+from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,14 @@ def _score_samples(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     rules = list(params["checks"])
     _check_rules(rules)
-    scorers = {rule.get("name", rule["scorer"]): create_quality_scorer(rule["scorer"], **(rule.get("kwargs") or {}))
-               for rule in rules}
+    # Resumption / shards (pipelines.resume): scores are kept per sample in the work store.
+    shard = parse_shard(params.get("shard"))
+    if shard is not None:
+        samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
+    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    settings = result_params(params)
+    build = _shared_scorer if shard is not None else create_quality_scorer
+    scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {})) for rule in rules}
     prompts = _prompts_by_sample(provenance) if any("prompt" in s.needs for s in scorers.values()) else {}
     score_imported = bool(params.get("score_imported", False))
     origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
@@ -76,6 +84,13 @@ def _score_samples(
                 scores[name].append(float("nan"))
             continue
         image = edited_images[row.sample_id]()
+        fp = fingerprint(settings, normalise(row._asdict()), prompts.get(row.sample_id), image) if store.enabled else ""
+        record = store.load_record(row.sample_id, fp) if store.enabled else None
+        if record is not None:  # scored by an earlier (interrupted) run or by a shard task
+            for name in scorers:
+                scores[name].append(float(record["data"]["scores"][name]))
+            reasons[i] += record["data"]["reasons"]
+            continue
         for name, scorer in scorers.items():
             try:
                 context: dict[str, Any] = {}
@@ -88,6 +103,8 @@ def _score_samples(
                 logger.warning("%s: %s could not score it: %s", row.sample_id, name, exc)
                 scores[name].append(float("nan"))
                 reasons[i].append(f"{name} unscorable: {exc}")
+        if store.enabled:
+            store.save(row.sample_id, {}, {"scores": {n: scores[n][-1] for n in scorers}, "reasons": reasons[i]}, fp)
     table = samples.copy()
     for name, values in scores.items():
         table[f"quality_{name}"] = values
@@ -112,6 +129,19 @@ def _score_samples(
     logger.info("filter kept %d of %d samples; dropped per last generator: %s", int(table["kept"].sum()),
                 len(table), dropped["last_generator"].value_counts().to_dict() if "last_generator" in table else {})
     return table, checks
+
+
+# Shard tasks in one worker process share their scorers (CLIP, VLM, perceptual models load once
+# per process, not once per shard); keyed by the registered builder and its arguments.
+_SHARED_SCORERS: dict[tuple[int, str, str], tuple[Any, Any]] = {}
+
+
+def _shared_scorer(name: str, **kwargs: Any) -> Any:
+    builder = QUALITY_SCORERS.get(name)
+    key = (id(builder), name, json.dumps(kwargs, sort_keys=True, default=str))
+    if key not in _SHARED_SCORERS:  # the builder is kept with it, so its id is not reused
+        _SHARED_SCORERS[key] = (builder, create_quality_scorer(name, **kwargs))
+    return _SHARED_SCORERS[key][1]
 
 
 def filter_samples(

@@ -30,6 +30,7 @@ from models.generators import (
     set_max_resident,
 )
 from pipelines.perceive.nodes import sample_rng
+from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params, split_done
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,13 @@ def inpaint_samples(
     # Every random choice is drawn per sample up front, so the order work is done in below
     # changes nothing in the results.
     plans = []
+    shard = parse_shard(params.get("shard"))
+    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    settings = result_params(params)
+    fingerprints: dict[str, str] = {}
     for sample_id, turns in regions.sort_values(["sample_id", "turn"]).groupby("sample_id", sort=True):
+        if not in_shard(turns["base_id"].iloc[0], shard):
+            continue
         rng = sample_rng(seed, f"inpaint:{sample_id}")
         chosen = draw_generators(rng, inpainters, len(turns), bool(params.get("distinct_generators_per_sample", True)))
         edits = [
@@ -184,6 +191,20 @@ def inpaint_samples(
             for gen, row in zip(chosen, turns.itertuples())
         ]
         plans.append((sample_id, turns, edits))
+        if store.enabled:
+            base_id = turns["base_id"].iloc[0]
+            fingerprints[sample_id] = fingerprint(
+                settings, sample_id, manifest.at[base_id, "sha256"] if "sha256" in manifest.columns else base_id,
+                normalise(turns.to_dict("records")), *[edit.mask for edit in edits])
+    # Resumption: samples already complete in the work store are loaded, not redone.
+    done, _ = split_done(store, fingerprints.items())
+    results: dict[str, tuple] = {}  # sample_id -> (image or loader, label map or loader, sample row, provenance rows)
+    for sample_id, record in done.items():
+        results[sample_id] = (store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record),
+                              record["data"]["sample"], record["data"]["provenance"])
+    if done:
+        logger.info("inpaint: %d of %d samples already complete in %s; skipped", len(done), len(plans), store.url)
+    plans = [plan for plan in plans if plan[0] not in done]
     progress = tqdm(total=sum(len(edits) for _, _, edits in plans), desc="inpaint", unit="edit")
     # Within a chunk of samples, turn t of every sample runs grouped by generator: a model is
     # used for all its edits in a row (one load / device move per chunk, not per sample).
@@ -203,16 +224,25 @@ def inpaint_samples(
         for sample_id, turns, edits in block:
             image, label_map, provenance = sessions.pop(sample_id).finish()
             base_id = turns["base_id"].iloc[0]
-            edited[sample_id], label_maps[sample_id] = image, label_map
             kinds = dict(zip(turns["region_id"], turns["kind"]))
-            provenance_rows += [_provenance_row(sample_id, kinds.get(r["region_id"], ""), r) for r in provenance]
             chosen = [edit.generator for edit in edits]
-            sample_rows.append({
+            sample_row = normalise({
                 "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
                 "base_kind": manifest.at[base_id, "kind"], "n_turns": len(edits), "generators": ",".join(chosen),
                 "last_generator": chosen[-1], "edited_area_ratio": float((label_map > 0).mean()),
                 "edit_types": ",".join(turns["edit_type"]), "region_kinds": ",".join(turns["kind"]),
             })
+            rows = normalise([_provenance_row(sample_id, kinds.get(r["region_id"], ""), r) for r in provenance])
+            if store.enabled:  # written as soon as the sample is done; held in memory no longer
+                record = store.save(sample_id, {"image": image, "label_map": label_map},
+                                    {"sample": sample_row, "provenance": rows}, fingerprints[sample_id])
+                image, label_map = store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record)
+            results[sample_id] = (image, label_map, sample_row, rows)
+    for sample_id in sorted(results):  # the order of an uninterrupted run, however the work was split
+        image, label_map, sample_row, rows = results[sample_id]
+        edited[sample_id], label_maps[sample_id] = image, label_map
+        sample_rows.append(sample_row)
+        provenance_rows += rows
     progress.close()
     synthesis = dict(params.get("full_synthesis") or {})
     ratio = float(synthesis.get("ratio") or 0.0)
@@ -221,32 +251,47 @@ def inpaint_samples(
     if ratio > 0:
         for base_id in tqdm(sorted(manifest.index), desc="full synthesis", unit="base"):
             rng = sample_rng(seed, f"synthesis:{base_id}")
-            if rng.random() >= ratio:
+            if rng.random() >= ratio or not in_shard(base_id, shard):
                 continue
             name = synthesizers[int(rng.integers(0, len(synthesizers)))]
-            height, width = base_images[base_id]().shape[:2]
+            sample_id = f"{base_id}-full"
             prompt = _caption(manifest, base_id, str(synthesis.get("prompt") or "a photo"))
             generator_seed = int(rng.integers(0, 2**31 - 1))
+            fp = fingerprint(settings, sample_id, manifest.at[base_id, "sha256"] if "sha256" in manifest.columns
+                             else base_id, prompt) if store.enabled else ""
+            record = store.load_record(sample_id, fp)
+            if record is not None:  # resumption: already complete
+                edited[sample_id] = store.lazy(sample_id, "image", record)
+                label_maps[sample_id] = store.lazy(sample_id, "label_map", record)
+                provenance_rows += record["data"]["provenance"]
+                sample_rows.append(record["data"]["sample"])
+                continue
+            height, width = base_images[base_id]().shape[:2]
             image = generators[name].generate(prompt, height, width, generator_seed)
-            sample_id = f"{base_id}-full"
             label = label_index[name]
-            edited[sample_id] = image
-            label_maps[sample_id] = np.full((height, width), label, dtype=np.uint8)
+            label_map = np.full((height, width), label, dtype=np.uint8)
             described = generators[name].describe()
-            provenance_rows.append(_provenance_row(sample_id, "whole", {
+            rows = normalise([_provenance_row(sample_id, "whole", {
                 "turn": 1, "generator": name, "label": label, "region_id": "", "edit_type": FULL_SYNTHESIS,
                 "prompt": prompt, "seed": generator_seed, "mask_area_ratio": 1.0, "changed_pixel_ratio": 1.0,
                 "registry": described.get("registry", ""), "model": described.get("model", ""),
                 "candidate_seeds": [generator_seed], "candidate_scores": [], "details": {},
-            }))
-            sample_rows.append({
+            })])
+            sample_row = normalise({
                 "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
                 "base_kind": manifest.at[base_id, "kind"], "n_turns": 1, "generators": name, "last_generator": name,
                 "edited_area_ratio": 1.0, "edit_types": FULL_SYNTHESIS, "region_kinds": "whole",
             })
+            if store.enabled:
+                record = store.save(sample_id, {"image": image, "label_map": label_map},
+                                    {"sample": sample_row, "provenance": rows}, fp)
+                image, label_map = store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record)
+            edited[sample_id], label_maps[sample_id] = image, label_map
+            provenance_rows += rows
+            sample_rows.append(sample_row)
     samples = pd.DataFrame(sample_rows, columns=SAMPLE_COLUMNS)
     provenance_table = pd.DataFrame(provenance_rows, columns=PROVENANCE_COLUMNS)
     logger.info("inpainted %d samples, %d edits; turns per sample: %s", len(samples), len(provenance_table),
                 samples["n_turns"].value_counts().sort_index().to_dict())
-    lazy = lambda arrays: {k: (lambda v=v: v) for k, v in arrays.items()}  # noqa: E731
+    lazy = lambda arrays: {k: v if callable(v) else (lambda v=v: v) for k, v in arrays.items()}  # noqa: E731
     return lazy(edited), lazy(label_maps), samples, provenance_table

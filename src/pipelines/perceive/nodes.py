@@ -24,6 +24,7 @@ from models.perception import (
     write_region_edits,
 )
 from pipelines.ingest.nodes import decode_rle
+from pipelines.resume import WorkStore, fingerprint, normalise, result_params
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,29 @@ def perceive_regions(
 
     masks: dict[str, np.ndarray] = {}
     rows = []
+    # Resumption (pipelines.resume): each base's regions go to the work store when done. The
+    # balancer's counts carry over from base to base, so a base's fingerprint chains those of
+    # every base before it, and a skipped base replays its choices into the counts.
+    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    chain = fingerprint(result_params(params))
     for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
         image = base_images[base_id]()
         annotations = _annotations_for(base_id, base_annotations)
+        if store.enabled:
+            chain = fingerprint(chain, base_id, image, [[a["category"], a["supercategory"], a["isthing"]] for a in annotations],
+                                *[a["mask"] for a in annotations])
+            record = store.load_record(base_id, chain)
+            if record is not None:
+                previous = None
+                for row in record["data"]["rows"]:
+                    if row["edit_group"] != previous:  # what balancer.record(region) counted, once per region
+                        balancer.category_counts["background" if row["kind"] == "background" else row["label"]] += 1
+                        balancer.bucket_counts[row["area_bucket"]] += 1
+                    previous = row["edit_group"]
+                    rows.append(row)
+                    masks[row["region_id"]] = store.lazy(base_id, row["region_id"], record)
+                continue
+        first_row = len(rows)
         name, perceiver = perceiver_for(bool(annotations))
         object_names, names_source = None, name
         extra = {}
@@ -181,10 +202,15 @@ def perceive_regions(
                         "description": edit.description, "perturbed": edit.perturbed, "prompt": edit.prompt,
                         "perceiver": name, "label_source": label_source, "prompt_source": edit.prompt_source,
                     })
+        rows[first_row:] = normalise(rows[first_row:])
+        if store.enabled:
+            done = [row["region_id"] for row in rows[first_row:]]
+            record = store.save(base_id, {r: masks[r] for r in done}, {"rows": rows[first_row:]}, chain, compress=True)
+            masks.update({r: store.lazy(base_id, r, record) for r in done})
     if not rows:
         raise ValueError("perceive produced no regions: check perceive.min_area_ratio / max_area_ratio")
     regions = pd.DataFrame(rows, columns=REGION_COLUMNS)
     logger.info("perceived %d turns on %d regions for %d samples; prompt sources %s", len(regions),
                 regions["edit_group"].nunique(), regions["sample_id"].nunique(),
                 dict(Counter(regions["prompt_source"])))
-    return {k: (lambda v=v: v) for k, v in masks.items()}, regions
+    return {k: v if callable(v) else (lambda v=v: v) for k, v in masks.items()}, regions

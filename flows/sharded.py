@@ -1,0 +1,165 @@
+"""Sharded, resumable generation: the ``generate`` pipeline with inpaint and filter fanned out over
+sample shards, one Prefect task per shard.
+
+For every node group of ``generate`` (``flows.node_groups``), in order:
+
+- ingest, perceive, split, stats run as one task each (``flows.kedro_flow.run_node_group``).
+  Perceive is not sharded: its region balancer keeps dataset-level counts, so cutting it into
+  shards would change which regions are chosen (and it is cheap next to diffusion).
+- inpaint and filter first run ``num_shards`` shard tasks (``shard_task.map``): each opens a
+  KedroSession with the runtime parameter ``<stage>.shard = {index, count}`` and runs the stage's
+  node on its shard's samples; every finished sample goes to the stage's work store
+  (``pipelines.resume``), nothing else is written. Then the stage's ordinary task runs: it finds
+  every sample complete, assembles the catalog outputs (images, tables) exactly as an unsharded
+  run would, runs the data-quality gates and writes the stage's manifest (the merge).
+
+Resumption comes with it: a shard task that was killed is simply run again (Prefect retries on
+storage errors; a re-run of the flow re-runs every shard) and skips the samples it already finished.
+Same config + seed -> the same dataset whatever ``num_shards`` is, because every random choice is
+drawn per sample (``sample_rng``) and a sample's result depends on nothing else.
+
+Where the tasks run is the task runner's business, not this module's:
+- default (``ThreadPoolTaskRunner``): shard tasks of one flow run in this process one after the
+  other (a KedroSession changes the process-wide working directory); the diffusers pipeline cache
+  (``models.generators.diffusion``) keeps every model loaded once for all of them;
+- one flow run per GPU host via the Kubernetes work pool (infra/): after ingest + perceive, each
+  host runs ``--only-stage inpaint --shards 0-15`` (its share), and one last full run merges
+  (every sample is then complete, so it only assembles) and goes on; or a Dask / Ray task
+  runner (``prefect-dask`` / ``prefect-ray``, not installed here) with one worker process per GPU:
+  each worker process loads each model once and keeps it for all the shards it is given.
+
+    python -m flows.sharded --env tiny --num-shards 4
+    python -m flows.sharded --env gpu --num-shards 64 --only-stage inpaint --shards 0-15   # one host
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from flows.kedro_flow import PROJECT_ROOT, Orchestration, retry_on_storage_errors, run_node_group
+from flows.node_groups import node_groups
+from flows.shards import shard_params
+
+SHARDED_STAGES = ("inpaint", "filter")
+# KedroSession + relative catalog paths need the project as working directory, which is
+# process-wide: shard tasks in one process take turns.
+_PROCESS_LOCK = threading.Lock()
+
+
+def run_shard(stage: str, index: int, count: int, project_path: str | Path, env: str | None = None,
+              params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``stage``'s node on sample shard ``index`` of ``count`` in this process; only the work
+    store is written. Returns {stage, shard, count, samples}."""
+    if stage not in SHARDED_STAGES:
+        raise ValueError(f"stage {stage!r} cannot be sharded; sharded stages: {SHARDED_STAGES}")
+    import pipelines.datasets  # noqa: F401  (all-or-nothing s3:// writes)
+    from kedro.framework.project import pipelines
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    project = str(Path(project_path).resolve())
+    runtime = shard_params(stage, index, count, params)
+    with _PROCESS_LOCK, contextlib.chdir(project):
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env=env, runtime_params=runtime) as session:
+            catalog = session.load_context().catalog
+            nodes = [n for n in pipelines[stage].nodes if f"params:{stage}" in n.inputs]
+            if len(nodes) != 1:
+                raise ValueError(f"stage {stage!r} must have exactly one node reading params:{stage}, got {nodes}")
+            node = nodes[0]
+            outputs = node.run({name: catalog.load(name) for name in node.inputs})
+    table = outputs.get("samples", outputs.get("filtered_samples"))
+    return {"stage": stage, "shard": int(index), "count": int(count), "samples": int(len(table))}
+
+
+@task(name="kedro-shard", task_run_name="{stage}-shard-{index}-of-{count}", cache_policy=NO_CACHE,
+      persist_result=False)
+def shard_task(stage: str, index: int, count: int, project_path: str, env: str | None,
+               params: dict[str, Any] | None) -> dict[str, Any]:
+    get_run_logger().info("%s: shard %d of %d", stage, index, count)
+    return run_shard(stage, index, count, project_path, env, params)
+
+
+def parse_range(text: str | None, count: int) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; None -> every shard. Raises ValueError outside 0..count-1."""
+    if not text:
+        return list(range(count))
+    out: list[int] = []
+    for part in str(text).split(","):
+        low, _, high = part.partition("-")
+        out += range(int(low), int(high or low) + 1)
+    bad = [i for i in out if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"shards {bad} outside 0..{count - 1}")
+    return sorted(set(out))
+
+
+@flow(name="editlens-generate-sharded", log_prints=True)
+def sharded_generate_flow(num_shards: int = 4, env: str | None = None, params: dict[str, Any] | None = None,
+                          shards: str | None = None, only_stage: str | None = None, project_path: str | None = None,
+                          stages: list[str] | None = None,
+                          orchestration: Orchestration | None = None) -> dict[str, Any]:
+    """``generate`` with inpaint and filter mapped over ``num_shards`` sample shards.
+
+    ``shards`` ('0-15') limits the shard tasks to some indices; ``only_stage`` ('inpaint') runs only
+    that stage's shard tasks (a host's share, once the stages before it are done), no merge."""
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    logger = get_run_logger()
+    options = orchestration or Orchestration()
+    project = str(Path(project_path or PROJECT_ROOT).resolve())
+    sharded = tuple(stages or SHARDED_STAGES)
+    indices = parse_range(shards, num_shards)
+    with contextlib.chdir(project):
+        from kedro.framework.startup import bootstrap_project
+        bootstrap_project(project)
+        groups = node_groups("generate")
+    results: dict[str, Any] = {}
+    if only_stage is not None and only_stage not in sharded:
+        raise ValueError(f"only_stage must be one of {sharded}, got {only_stage!r}")
+    for group in groups:
+        if only_stage is not None and group.stage != only_stage:
+            continue
+        retry = dict(retries=options.retries, retry_condition_fn=retry_on_storage_errors,
+                     retry_delay_seconds=exponential_backoff(options.retry_backoff_s) if options.retry_backoff_s else 0,
+                     timeout_seconds=options.timeout_for(group), tags=options.tags_for(group))
+        if group.stage in sharded:
+            futures = shard_task.with_options(**retry).map(group.stage, indices, unmapped(num_shards), unmapped(project),
+                                                           unmapped(env), unmapped(params))
+            results[f"{group.name}.shards"] = [f.result() for f in futures]
+            logger.info("%s: %d shard(s) done: %s", group.name, len(indices), results[f"{group.name}.shards"])
+            if only_stage is not None:
+                continue
+        results[group.name] = run_node_group.with_options(**retry)(group, project, env, params, None,
+                                                                  options.checksums, "generate")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-shards", type=int, default=4)
+    parser.add_argument("--shards", default=None, help="shard indices for this run, e.g. 0-15 (default: all)")
+    parser.add_argument("--only-stage", default=None, choices=SHARDED_STAGES, help="only this stage's shard tasks")
+    parser.add_argument("--env", default=None)
+    parser.add_argument("--params", default=None, help="JSON object of runtime parameters")
+    parser.add_argument("--project-path", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    project = args.project_path or (str(Path.cwd()) if (Path.cwd() / "pyproject.toml").exists() else str(PROJECT_ROOT))
+    result = sharded_generate_flow(args.num_shards, env=args.env, params=json.loads(args.params) if args.params else None,
+                                   shards=args.shards, only_stage=args.only_stage, project_path=project)
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
