@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import GENERATORS, GeneratorNotSupportedError
-from .diffusion import DiffusersInpaintGenerator, batched
+from .base import GeneratorNotSupportedError
+from .diffusion import DiffusersInpaintGenerator, batched, register_diffusers_entry
 
 
 class BlendedLatentInpaintGenerator(DiffusersInpaintGenerator):
@@ -142,48 +142,17 @@ class KolorsBlendedInpaintGenerator(BlendedLatentInpaintGenerator):
         super().__init__(model, **kwargs)
 
 
-@GENERATORS.register("hunyuandit-blend", description="HunyuanDiT text-to-image + blended latent inpainting "
-                     "(diffusers has no HunyuanDiT inpainting pipeline)", pipeline="HunyuanDiTPipeline", supported=True)
-def build_hunyuandit_blend(
-    model: str,
-    steps: int = 50,
-    guidance_scale: float = 6.0,
-    resolution: int | None = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> HunyuanDiTBlendedInpaintGenerator:
-    """HunyuanDiT checkpoint used for inpainting by latent blending."""
-    return HunyuanDiTBlendedInpaintGenerator(
-        model, steps=steps, guidance_scale=guidance_scale, resolution=resolution, device=device, dtype=dtype,
-        negative_prompt=negative_prompt, max_batch=max_batch, scheduler=scheduler, scheduler_kwargs=scheduler_kwargs,
-        variant=variant,
-    )
+build_hunyuandit_blend = register_diffusers_entry(
+    "hunyuandit-blend", HunyuanDiTBlendedInpaintGenerator,
+    description="HunyuanDiT text-to-image + blended latent inpainting (diffusers has no HunyuanDiT inpainting pipeline)",
+    pipeline="HunyuanDiTPipeline", exclude=('strength',), steps=50, guidance_scale=6.0, resolution=1024,
+)
 
 
-@GENERATORS.register("kolors-blend", description="Kolors text-to-image + blended latent inpainting (needs sentencepiece)",
-                     pipeline="KolorsPipeline",
-                     supported=True if importlib.util.find_spec("sentencepiece") else "needs sentencepiece")
-def build_kolors_blend(
-    model: str,
-    steps: int = 50,
-    guidance_scale: float = 5.0,
-    resolution: int | None = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> KolorsBlendedInpaintGenerator:
-    """Kolors checkpoint used for inpainting by latent blending."""
-    return KolorsBlendedInpaintGenerator(
-        model, steps=steps, guidance_scale=guidance_scale, resolution=resolution, device=device, dtype=dtype,
-        negative_prompt=negative_prompt, max_batch=max_batch, scheduler=scheduler, scheduler_kwargs=scheduler_kwargs,
-        variant=variant,
-    )
+build_kolors_blend = register_diffusers_entry(
+    "kolors-blend", KolorsBlendedInpaintGenerator,
+    description="Kolors text-to-image + blended latent inpainting (needs sentencepiece)",
+    pipeline="KolorsPipeline",
+    supported=True if importlib.util.find_spec("sentencepiece") else "needs sentencepiece", exclude=('strength',),
+    steps=50, guidance_scale=5.0, resolution=1024,
+)

@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from .base import GENERATORS, GeneratorNotSupportedError
-from .diffusion import DiffusersInpaintGenerator, batched, load_pipeline, mask_image
+from .diffusion import DiffusersInpaintGenerator, batched, load_pipeline, mask_image, register_diffusers_entry
 
 
 class DeepFloydIFInpaintGenerator(DiffusersInpaintGenerator):
@@ -96,31 +96,11 @@ class DeepFloydIFInpaintGenerator(DiffusersInpaintGenerator):
                 "stands_in_for": "glide"}
 
 
-@GENERATORS.register("if-inpaint", description="DeepFloyd IF inpainting 64 -> 256 px (IFInpaintingPipeline + "
-                     "IFInpaintingSuperResolutionPipeline); the closest diffusers model to GLIDE",
-                     pipeline="IFInpaintingPipeline", supported=True)
-def build_if_inpaint(
-    model: str,
-    sr_model: str,
-    steps: int = 50,
-    guidance_scale: float = 7.0,
-    sr_steps: int = 50,
-    sr_guidance_scale: float = 4.0,
-    noise_level: int = 250,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> DeepFloydIFInpaintGenerator:
-    """DeepFloyd IF two-stage inpainting; see ``DeepFloydIFInpaintGenerator``."""
-    return DeepFloydIFInpaintGenerator(
-        model, sr_model=sr_model, sr_steps=sr_steps, sr_guidance_scale=sr_guidance_scale, noise_level=noise_level,
-        steps=steps, guidance_scale=guidance_scale, device=device, dtype=dtype, negative_prompt=negative_prompt,
-        max_batch=max_batch, scheduler=scheduler, scheduler_kwargs=scheduler_kwargs, variant=variant,
-    )
+build_if_inpaint = register_diffusers_entry(
+    "if-inpaint", DeepFloydIFInpaintGenerator,
+    description="DeepFloyd IF inpainting 64 -> 256 px (IFInpaintingPipeline + IFInpaintingSuperResolutionPipeline); the closest diffusers model to GLIDE",
+    pipeline="IFInpaintingPipeline", exclude=('resolution', 'strength'), steps=50, guidance_scale=7.0,
+)
 
 
 GLIDE_NOT_SUPPORTED = (

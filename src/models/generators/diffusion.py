@@ -20,6 +20,7 @@ OpenCV edits) never touch a diffusion model.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 from collections import OrderedDict
@@ -466,25 +467,49 @@ class StableDiffusionInpaintGenerator(DiffusersInpaintGenerator):
         return list(output.images)
 
 
-@GENERATORS.register("sd-inpaint", description="SD 1.5 / 2 / 2.1 inpainting (StableDiffusionInpaintPipeline)",
-                     pipeline="StableDiffusionInpaintPipeline", supported=True)
-def build_sd_inpaint(
-    model: str,
-    steps: int = 30,
-    guidance_scale: float = 7.5,
-    resolution: int | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    strength: float = 1.0,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> StableDiffusionInpaintGenerator:
-    """A Stable Diffusion inpainting checkpoint (hub id or local folder); see ``StableDiffusionInpaintGenerator``."""
-    return StableDiffusionInpaintGenerator(
-        model, steps=steps, guidance_scale=guidance_scale, resolution=resolution, device=device, dtype=dtype,
-        negative_prompt=negative_prompt, strength=strength, max_batch=max_batch, scheduler=scheduler,
-        scheduler_kwargs=scheduler_kwargs, variant=variant,
-    )
+def register_diffusers_entry(name: str, cls: type, *, description: str, pipeline: str, supported: Any = True,
+                             exclude: Sequence[str] = (), **defaults: Any) -> Any:
+    """Register ``cls`` as generator ``name`` with its own default arguments.
+
+    The builder's signature is ``cls.__init__``'s, merged up the class hierarchy through
+    ``**kwargs`` forwarding (so ``inspect.signature`` lists every accepted argument, which the
+    configuration checks use), minus ``name`` and ``exclude``, with ``defaults`` applied; ``model``
+    is the only positional argument. Returns the builder.
+    """
+    parameters: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        own = inspect.signature(klass.__init__).parameters.values()
+        for parameter in own:
+            if parameter.name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                parameters.setdefault(parameter.name, parameter)
+        if not any(parameter.kind == parameter.VAR_KEYWORD for parameter in own):
+            break
+    for dropped in ("name", *exclude):
+        parameters.pop(dropped, None)
+    unknown = set(defaults) - set(parameters)
+    if unknown:
+        raise TypeError(f"{name}: defaults for arguments {cls.__name__} does not take: {sorted(unknown)}")
+    signature = inspect.Signature([
+        parameter.replace(kind=parameter.POSITIONAL_OR_KEYWORD if key == "model" else parameter.KEYWORD_ONLY,
+                          default=defaults.get(key, parameter.default))
+        for key, parameter in sorted(parameters.items(), key=lambda item: item[0] != "model")
+    ])
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return cls(**bound.arguments)
+
+    build.__signature__ = signature
+    build.__name__ = build.__qualname__ = "build_" + name.replace("-", "_").replace(".", "_")
+    build.__doc__ = f"{description}; see ``{cls.__name__}``."
+    GENERATORS.register(name, description=description, pipeline=pipeline, supported=supported)(build)
+    return build
+
+
+build_sd_inpaint = register_diffusers_entry(
+    "sd-inpaint", StableDiffusionInpaintGenerator, description="SD 1.5 / 2 / 2.1 inpainting (StableDiffusionInpaintPipeline)",
+    pipeline="StableDiffusionInpaintPipeline", steps=30, guidance_scale=7.5, resolution=None,
+)

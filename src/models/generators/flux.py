@@ -14,8 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from .base import GENERATORS
-from .diffusion import DiffusersInpaintGenerator, batched, mask_image
+from .diffusion import DiffusersInpaintGenerator, batched, mask_image, register_diffusers_entry
 
 
 class FluxFillGenerator(DiffusersInpaintGenerator):
@@ -57,25 +56,7 @@ class FluxFillGenerator(DiffusersInpaintGenerator):
         return list(output.images)
 
 
-@GENERATORS.register("flux-fill", description="FLUX.1 Fill (FluxFillPipeline)", pipeline="FluxFillPipeline",
-                     supported=True)
-def build_flux_fill(
-    model: str,
-    steps: int = 50,
-    guidance_scale: float = 30.0,
-    resolution: int | None = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    strength: float = 1.0,
-    max_batch: int = 2,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-    max_sequence_length: int = 512,
-) -> FluxFillGenerator:
-    """A FLUX.1 Fill checkpoint; see ``FluxFillGenerator``."""
-    return FluxFillGenerator(
-        model, max_sequence_length=max_sequence_length, steps=steps, guidance_scale=guidance_scale,
-        resolution=resolution, device=device, dtype=dtype, strength=strength, max_batch=max_batch,
-        scheduler=scheduler, scheduler_kwargs=scheduler_kwargs, variant=variant,
-    )
+build_flux_fill = register_diffusers_entry(
+    "flux-fill", FluxFillGenerator, description="FLUX.1 Fill (FluxFillPipeline)", pipeline="FluxFillPipeline",
+    exclude=('negative_prompt',), steps=50, guidance_scale=30.0, resolution=1024, max_batch=2,
+)

@@ -13,8 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from .base import GENERATORS
-from .diffusion import DiffusersInpaintGenerator, batched, load_pipeline, mask_image
+from .diffusion import DiffusersInpaintGenerator, batched, load_pipeline, mask_image, register_diffusers_entry
 
 
 class Kandinsky22InpaintGenerator(DiffusersInpaintGenerator):
@@ -79,28 +78,8 @@ class Kandinsky22InpaintGenerator(DiffusersInpaintGenerator):
         return {**super().describe(), "prior_model": self.prior_model, "prior_steps": self.prior_steps}
 
 
-@GENERATORS.register("kandinsky22-inpaint", description="Kandinsky 2.2 inpainting (KandinskyV22PriorPipeline + "
-                     "KandinskyV22InpaintPipeline)", pipeline="KandinskyV22InpaintPipeline", supported=True)
-def build_kandinsky22_inpaint(
-    model: str,
-    prior_model: str,
-    steps: int = 50,
-    guidance_scale: float = 4.0,
-    prior_steps: int = 25,
-    prior_guidance_scale: float = 4.0,
-    resolution: int | None = 768,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> Kandinsky22InpaintGenerator:
-    """Kandinsky 2.2 inpainting from a decoder-inpaint and a prior checkpoint."""
-    return Kandinsky22InpaintGenerator(
-        model, prior_model=prior_model, prior_steps=prior_steps, prior_guidance_scale=prior_guidance_scale,
-        steps=steps, guidance_scale=guidance_scale, resolution=resolution, device=device, dtype=dtype,
-        negative_prompt=negative_prompt, max_batch=max_batch, scheduler=scheduler, scheduler_kwargs=scheduler_kwargs,
-        variant=variant,
-    )
+build_kandinsky22_inpaint = register_diffusers_entry(
+    "kandinsky22-inpaint", Kandinsky22InpaintGenerator,
+    description="Kandinsky 2.2 inpainting (KandinskyV22PriorPipeline + KandinskyV22InpaintPipeline)",
+    pipeline="KandinskyV22InpaintPipeline", exclude=('strength',), steps=50, guidance_scale=4.0, resolution=768,
+)

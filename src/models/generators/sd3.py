@@ -14,8 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from .base import GENERATORS
-from .diffusion import DiffusersInpaintGenerator, batched, mask_image
+from .diffusion import DiffusersInpaintGenerator, batched, mask_image, register_diffusers_entry
 
 
 class StableDiffusion3InpaintGenerator(DiffusersInpaintGenerator):
@@ -65,27 +64,8 @@ class StableDiffusion3InpaintGenerator(DiffusersInpaintGenerator):
         return {**super().describe(), "drop_t5": self.drop_t5}
 
 
-@GENERATORS.register("sd3-inpaint", description="SD3 / SD3.5 inpainting (StableDiffusion3InpaintPipeline)",
-                     pipeline="StableDiffusion3InpaintPipeline", supported=True)
-def build_sd3_inpaint(
-    model: str,
-    steps: int = 28,
-    guidance_scale: float = 7.0,
-    resolution: int | None = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    strength: float = 1.0,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-    max_sequence_length: int = 256,
-    drop_t5: bool = False,
-) -> StableDiffusion3InpaintGenerator:
-    """An SD3 / SD3.5 checkpoint used for inpainting; see ``StableDiffusion3InpaintGenerator``."""
-    return StableDiffusion3InpaintGenerator(
-        model, max_sequence_length=max_sequence_length, drop_t5=drop_t5, steps=steps, guidance_scale=guidance_scale,
-        resolution=resolution, device=device, dtype=dtype, negative_prompt=negative_prompt, strength=strength,
-        max_batch=max_batch, scheduler=scheduler, scheduler_kwargs=scheduler_kwargs, variant=variant,
-    )
+build_sd3_inpaint = register_diffusers_entry(
+    "sd3-inpaint", StableDiffusion3InpaintGenerator,
+    description="SD3 / SD3.5 inpainting (StableDiffusion3InpaintPipeline)",
+    pipeline="StableDiffusion3InpaintPipeline", steps=28, guidance_scale=7.0, resolution=1024,
+)

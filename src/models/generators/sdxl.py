@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from .base import GENERATORS
-from .diffusion import DiffusersInpaintGenerator, _offline, batched, mask_image
+from .diffusion import DiffusersInpaintGenerator, _offline, batched, mask_image, register_diffusers_entry
 
 _LORA_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 
@@ -196,28 +196,11 @@ class StableDiffusionXLLoraInpaintGenerator(StableDiffusionXLInpaintGenerator):
                 "lora_scale": self.lora_scale}
 
 
-@GENERATORS.register("sdxl-inpaint", description="SDXL inpainting (StableDiffusionXLInpaintPipeline)",
-                     pipeline="StableDiffusionXLInpaintPipeline", supported=True)
-def build_sdxl_inpaint(
-    model: str,
-    steps: int = 30,
-    guidance_scale: float = 8.0,
-    resolution: int | None = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    negative_prompt: str | None = None,
-    strength: float = 0.99,
-    max_batch: int = 4,
-    scheduler: str | None = None,
-    scheduler_kwargs: dict[str, Any] | None = None,
-    variant: str | None = None,
-) -> StableDiffusionXLInpaintGenerator:
-    """An SDXL inpainting checkpoint; see ``StableDiffusionXLInpaintGenerator``."""
-    return StableDiffusionXLInpaintGenerator(
-        model, steps=steps, guidance_scale=guidance_scale, resolution=resolution, device=device, dtype=dtype,
-        negative_prompt=negative_prompt, strength=strength, max_batch=max_batch, scheduler=scheduler,
-        scheduler_kwargs=scheduler_kwargs, variant=variant,
-    )
+build_sdxl_inpaint = register_diffusers_entry(
+    "sdxl-inpaint", StableDiffusionXLInpaintGenerator,
+    description="SDXL inpainting (StableDiffusionXLInpaintPipeline)", pipeline="StableDiffusionXLInpaintPipeline",
+    guidance_scale=8.0, resolution=1024, strength=0.99,
+)
 
 
 @GENERATORS.register("sdxl-inpaint-lora", description="SDXL inpainting + a fused LoRA (e.g. Hyper-SD 8-step) + DDIM",
