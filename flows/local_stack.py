@@ -25,7 +25,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -232,6 +234,36 @@ def setup_work_pool(api_url: str, pool: str = POOL, gpu_slots: int = 1) -> None:
                 name=pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
                 description="EditLens flows; tasks tagged 'gpu' share the gpu concurrency limit"))
         client.create_concurrency_limit(tag=GPU_TAG, concurrency_limit=gpu_slots)
+        if not client.read_automations_by_name(ZOMBIE_AUTOMATION):
+            create_zombie_automation(client)
+
+
+# A worker killed with its flow run leaves nobody to report the run: Prefect's documented zombie
+# detection is an automation that crashes a flow run whose heartbeats stop. The runs send one every
+# HEARTBEAT_S (prefect.yaml's PREFECT_FLOWS_HEARTBEAT_FREQUENCY; 30 s is Prefect's minimum); three
+# missed heartbeats mark the run Crashed, so a re-run can take over its work.
+HEARTBEAT_S = 30
+ZOMBIE_AFTER_S = 90
+ZOMBIE_AUTOMATION = "editlens: crash flow runs whose heartbeats stopped"
+
+
+def create_zombie_automation(client: Any, after_s: float = ZOMBIE_AFTER_S, name: str = ZOMBIE_AUTOMATION) -> Any:
+    """Create the automation that sets a flow run Crashed when no heartbeat (and no final state)
+    arrived for ``after_s`` seconds; ``client`` is a SyncPrefectClient. Returns its id."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return client.create_automation(AutomationCore(
+        name=name,
+        trigger=EventTrigger(
+            posture=Posture.Proactive, match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            for_each={"prefect.resource.id"}, threshold=1, within=timedelta(seconds=after_s)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {after_s:g} s: the flow run's worker or process died")]))
 
 
 def start_worker(state_dir: Path, env: dict[str, str], api_url: str, pool: str = POOL,
