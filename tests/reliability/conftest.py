@@ -105,8 +105,17 @@ class TcpOutage:
 
     @staticmethod
     def _reset(sock: socket.socket) -> None:
+        # shutdown() first: a pump thread blocked in recv() on this socket keeps it alive through a
+        # bare close(), so the peer would see neither FIN nor RST and wait forever (seen once in CI).
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             sock.close()
         except OSError:
             pass

@@ -195,9 +195,11 @@ def s3_outage(tmp_path_factory, tcp_outage):
 
     env = _env({**local_stack.s3_env(hop.endpoint), "AWS_SECRET_ACCESS_KEY": FAKE_SECRET})
     result: dict = {"endpoint": hop.endpoint, "keys": keys, "s3": s3, "prefix": prefix, "project": project}
+    started: list[subprocess.Popen] = []
     try:
         down_after = random.Random().randint(1, N_IMAGES - 1)
         process, log = _kedro(project, "rel_s3", 256, env, "outage.log")
+        started.append(process)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None:
             if len(keys(prefix)) >= down_after:
@@ -216,12 +218,16 @@ def s3_outage(tmp_path_factory, tcp_outage):
                                            for k in result["keys_after_failure"]}
         hop.up()
         rerun, log = _kedro(project, "rel_s3", 256, env, "rerun.log")
+        started.append(rerun)
         rerun.wait(timeout=400)
         result["rerun_output"] = log.read_text()
         result["rerun_rc"] = rerun.returncode
         result["objects_after_rerun"] = {k: s3.get_object(Bucket=local_stack.BUCKET, Key=k)["Body"].read() for k in keys()}
         yield result
     finally:
+        for child in started:  # a run that hung must not outlive the test
+            if child.poll() is None:
+                local_stack.stop_process_tree(child.pid)
         hop.close()
         local_stack.stop_process_tree(service.process.pid)
 
