@@ -413,8 +413,34 @@ class DiffusersInpaintGenerator(InpaintGenerator):
 
     def _call(self, pipe: Any, image: np.ndarray, mask: np.ndarray, prompt: str, generators: list[Any],
               height: int, width: int) -> Sequence[np.ndarray]:
-        """Run the pipeline once for ``len(generators)`` outputs; return float (h, w, 3) arrays in [0, 1]."""
-        raise NotImplementedError
+        """Run the pipeline once for ``len(generators)`` outputs; return float (h, w, 3) arrays in [0, 1].
+
+        This is diffusers' common inpainting call (SD, SDXL, SD3, FLUX Fill: image + mask_image +
+        strength); a family adds arguments in ``extra_call_kwargs`` or overrides this method when its
+        pipeline is called differently (blended latents, Kandinsky's prior, DeepFloyd's cascade)."""
+        count = len(generators)
+        kwargs = {}
+        if self.negative_prompt is not None:
+            kwargs["negative_prompt"] = batched(self.negative_prompt, count)
+        output = pipe(
+            prompt=batched(prompt, count),
+            image=batched(Image.fromarray(image), count),
+            mask_image=batched(mask_image(mask), count),
+            height=height,
+            width=width,
+            strength=self.strength,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            generator=generators,
+            output_type="np",
+            **kwargs,
+            **self.extra_call_kwargs(),
+        )
+        return list(output.images)
+
+    def extra_call_kwargs(self) -> dict[str, Any]:
+        """Family-specific pipeline arguments added to the common inpainting call."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         return {"registry": self.name, "model": self.model, "pipeline": self.pipeline_class, "steps": self.steps,
@@ -448,23 +474,6 @@ class StableDiffusionInpaintGenerator(DiffusersInpaintGenerator):
 
     def from_pretrained_kwargs(self) -> dict[str, Any]:
         return {**super().from_pretrained_kwargs(), "safety_checker": None, "requires_safety_checker": False}
-
-    def _call(self, pipe, image, mask, prompt, generators, height, width):
-        count = len(generators)
-        output = pipe(
-            prompt=batched(prompt, count),
-            image=batched(Image.fromarray(image), count),
-            mask_image=batched(mask_image(mask), count),
-            height=height,
-            width=width,
-            strength=self.strength,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
-            negative_prompt=None if self.negative_prompt is None else batched(self.negative_prompt, count),
-            generator=generators,
-            output_type="np",
-        )
-        return list(output.images)
 
 
 def register_diffusers_entry(name: str, cls: type, *, description: str, pipeline: str, supported: Any = True,

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
 
-from .diffusion import DiffusersInpaintGenerator, batched, mask_image, register_diffusers_entry
+from .diffusion import DiffusersInpaintGenerator, register_diffusers_entry
 
 
 class FluxFillGenerator(DiffusersInpaintGenerator):
@@ -38,22 +37,8 @@ class FluxFillGenerator(DiffusersInpaintGenerator):
         # Latents are packed in 2x2 patches: sides must divide by vae_scale_factor * 2.
         return max(16, pipe.vae_scale_factor * 2)
 
-    def _call(self, pipe, image, mask, prompt, generators, height, width):
-        count = len(generators)
-        output = pipe(
-            prompt=batched(prompt, count),
-            image=batched(Image.fromarray(image), count),
-            mask_image=batched(mask_image(mask), count),
-            height=height,
-            width=width,
-            strength=self.strength,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
-            generator=generators,
-            max_sequence_length=self.max_sequence_length,
-            output_type="np",
-        )
-        return list(output.images)
+    def extra_call_kwargs(self) -> dict[str, Any]:
+        return {"max_sequence_length": self.max_sequence_length}
 
 
 build_flux_fill = register_diffusers_entry(

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
 
-from .diffusion import DiffusersInpaintGenerator, batched, mask_image, register_diffusers_entry
+from .diffusion import DiffusersInpaintGenerator, register_diffusers_entry
 
 
 class StableDiffusion3InpaintGenerator(DiffusersInpaintGenerator):
@@ -42,23 +41,8 @@ class StableDiffusion3InpaintGenerator(DiffusersInpaintGenerator):
         # The transformer patchifies the latent: sides must divide by vae_scale_factor * patch_size.
         return max(16, pipe.vae_scale_factor * int(pipe.transformer.config.patch_size))
 
-    def _call(self, pipe, image, mask, prompt, generators, height, width):
-        count = len(generators)
-        output = pipe(
-            prompt=batched(prompt, count),
-            image=batched(Image.fromarray(image), count),
-            mask_image=batched(mask_image(mask), count),
-            height=height,
-            width=width,
-            strength=self.strength,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
-            negative_prompt=None if self.negative_prompt is None else batched(self.negative_prompt, count),
-            generator=generators,
-            max_sequence_length=self.max_sequence_length,
-            output_type="np",
-        )
-        return list(output.images)
+    def extra_call_kwargs(self) -> dict[str, Any]:
+        return {"max_sequence_length": self.max_sequence_length}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "drop_t5": self.drop_t5}

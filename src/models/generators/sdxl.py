@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 
 from .base import GENERATORS
-from .diffusion import DiffusersInpaintGenerator, _offline, batched, mask_image, register_diffusers_entry
+from .diffusion import DiffusersInpaintGenerator, _offline, register_diffusers_entry
 
 _LORA_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 
@@ -33,23 +32,6 @@ class StableDiffusionXLInpaintGenerator(DiffusersInpaintGenerator):
 
     pipeline_class = "StableDiffusionXLInpaintPipeline"
     name = "sdxl-inpaint"
-
-    def _call(self, pipe, image, mask, prompt, generators, height, width):
-        count = len(generators)
-        output = pipe(
-            prompt=batched(prompt, count),
-            image=batched(Image.fromarray(image), count),
-            mask_image=batched(mask_image(mask), count),
-            height=height,
-            width=width,
-            strength=self.strength,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
-            negative_prompt=None if self.negative_prompt is None else batched(self.negative_prompt, count),
-            generator=generators,
-            output_type="np",
-        )
-        return list(output.images)
 
 
 def resolve_lora_file(lora: str, weight_name: str | None = None) -> Path:

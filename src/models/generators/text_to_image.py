@@ -124,11 +124,17 @@ class DiffusersTextToImageGenerator(TextToImageGenerator):
             images += [to_uint8(a, height, width) for a in arrays]
         return images
 
-    def _negative(self, count: int) -> list[str] | None:
-        return None if self.negative_prompt is None else batched(self.negative_prompt, count)
-
     def _call(self, pipe: Any, prompts: list[str], generators: list[Any], height: int, width: int) -> Sequence[np.ndarray]:
-        raise NotImplementedError
+        """diffusers' common text-to-image call; a family adds arguments in ``extra_call_kwargs``."""
+        extra = dict(self.extra_call_kwargs())
+        if self.negative_prompt is not None:
+            extra["negative_prompt"] = batched(self.negative_prompt, len(prompts))
+        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
+                         guidance_scale=self.guidance_scale, generator=generators, output_type="np", **extra).images)
+
+    def extra_call_kwargs(self) -> dict[str, Any]:
+        """Family-specific pipeline arguments added to the common call."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         return {"registry": self.name, "model": self.model, "pipeline": self.pipeline_class, "steps": self.steps,
@@ -147,22 +153,12 @@ class StableDiffusionTextToImage(DiffusersTextToImageGenerator):
     def from_pretrained_kwargs(self) -> dict[str, Any]:
         return {**super().from_pretrained_kwargs(), "safety_checker": None, "requires_safety_checker": False}
 
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, negative_prompt=self._negative(len(prompts)),
-                         generator=generators, output_type="np").images)
-
 
 class StableDiffusionXLTextToImage(DiffusersTextToImageGenerator):
     """SDXL text-to-image (``StableDiffusionXLPipeline``), 1024 px."""
 
     pipeline_class = "StableDiffusionXLPipeline"
     name = "sdxl-txt2img"
-
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, negative_prompt=self._negative(len(prompts)),
-                         generator=generators, output_type="np").images)
 
 
 class StableDiffusion3TextToImage(DiffusersTextToImageGenerator):
@@ -174,11 +170,6 @@ class StableDiffusion3TextToImage(DiffusersTextToImageGenerator):
     def run_multiple(self, pipe: Any) -> int:
         return max(16, pipe.vae_scale_factor * int(pipe.transformer.config.patch_size))
 
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, negative_prompt=self._negative(len(prompts)),
-                         generator=generators, output_type="np").images)
-
 
 class FluxTextToImage(DiffusersTextToImageGenerator):
     """FLUX.1 [dev] / [schnell] text-to-image (``FluxPipeline``), 1024 px; no negative prompt."""
@@ -186,12 +177,13 @@ class FluxTextToImage(DiffusersTextToImageGenerator):
     pipeline_class = "FluxPipeline"
     name = "flux-txt2img"
 
+    def __init__(self, model: str, **kwargs: Any):
+        super().__init__(model, **kwargs)
+        if self.negative_prompt is not None:
+            raise ValueError("FLUX.1 text-to-image takes no negative prompt here (guidance is distilled into the model)")
+
     def run_multiple(self, pipe: Any) -> int:
         return max(16, pipe.vae_scale_factor * 2)
-
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, generator=generators, output_type="np").images)
 
 
 class HunyuanDiTTextToImage(DiffusersTextToImageGenerator):
@@ -206,10 +198,8 @@ class HunyuanDiTTextToImage(DiffusersTextToImageGenerator):
     def run_multiple(self, pipe: Any) -> int:
         return max(16, pipe.vae_scale_factor * int(pipe.transformer.config.patch_size))
 
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, negative_prompt=self._negative(len(prompts)),
-                         generator=generators, output_type="np", use_resolution_binning=False).images)
+    def extra_call_kwargs(self) -> dict[str, Any]:
+        return {"use_resolution_binning": False}  # keep the requested size
 
 
 class KolorsTextToImage(DiffusersTextToImageGenerator):
@@ -223,11 +213,6 @@ class KolorsTextToImage(DiffusersTextToImageGenerator):
             raise GeneratorNotSupportedError("kolors-txt2img: Kolors' ChatGLM tokenizer needs the `sentencepiece` "
                                              "package, which is not installed (add it to requirements.in)")
         super().__init__(model, **kwargs)
-
-    def _call(self, pipe, prompts, generators, height, width):
-        return list(pipe(prompt=prompts, height=height, width=width, num_inference_steps=self.steps,
-                         guidance_scale=self.guidance_scale, negative_prompt=self._negative(len(prompts)),
-                         generator=generators, output_type="np").images)
 
 
 _FAMILIES = {
