@@ -253,3 +253,22 @@ def test_vlm_scorer_takes_a_factory_path(photos):
 
 def fake_vlm_factory():
     return fake_vlm
+
+
+def test_vlm_scorer_loads_a_checkpoint_through_the_perception_adapter(photos, tmp_path):
+    """A checkpoint folder goes through models.perception.vlm (the tiny random Qwen2.5-VL here):
+    random weights answer byte soup, which must end as a parse failure or a 0-5 score."""
+    from models.perception.tiny import tiny_checkpoint
+    from models.quality.vlm_score import DIFFSEG30K_DEMONSTRATIONS, with_demonstrations
+
+    folder = tiny_checkpoint("qwen2.5-vl", tmp_path)
+    scorer = create_quality_scorer("vlm", model=str(folder), vlm="qwen2.5-vl", vlm_kwargs={"max_new_tokens": 8})
+    try:
+        assert 0 <= scorer.score(photos["clean"]) <= 5
+    except ValueError as err:
+        assert "not parseable" in str(err)
+    assert isinstance(scorer.last_answer.raw, str)
+    question = with_demonstrations(DIFFSEG30K_QUALITY_PROMPT)
+    assert question.startswith(DIFFSEG30K_QUALITY_PROMPT) and all(d in question for d in DIFFSEG30K_DEMONSTRATIONS)
+    with pytest.raises(UnknownNameError, match="qwen2.5-vl"):  # lists the known VLMs
+        create_quality_scorer("vlm", model=str(folder), vlm="no-such-vlm")

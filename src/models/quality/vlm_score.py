@@ -7,7 +7,8 @@ images are not public, so they are given as text turns.
 
 The model is pluggable: any callable ``(image (H, W, 3) uint8, prompt str) -> answer str``, a
 ``"package.module:function"`` path to a factory that returns such a callable, or a hub id /
-local folder run through transformers' ``image-text-to-text`` pipeline. Answers are parsed by
+local folder loaded by the perception VLM adapter named by ``vlm`` (default ``qwen2.5-vl``, as in
+DiffSeg30k; ``vlm_kwargs`` go to it: dtype, max_new_tokens, ...). Answers are parsed by
 ``parse_quality_answer``; an answer that cannot be parsed raises ``ValueError`` (the filter
 records it as unscorable, with the raw answer), never crashes the run.
 """
@@ -96,7 +97,13 @@ def parse_quality_answer(text: object) -> QualityAnswer:
     return QualityAnswer(score, reason, None, raw)
 
 
-def _resolve_model(model: Callable | str, device: str) -> Callable[[np.ndarray, str], str]:
+def with_demonstrations(prompt: str) -> str:
+    """The question with DiffSeg30k's two demonstration answers as text (their images are not public)."""
+    examples = "\n".join(f"- {answer}" for answer in DIFFSEG30K_DEMONSTRATIONS)
+    return f"{prompt}\nExamples of answers for other images:\n{examples}"
+
+
+def _resolve_model(model: Callable | str, device: str, vlm: str, vlm_kwargs: dict | None) -> Callable[[np.ndarray, str], str]:
     if callable(model):
         return model
     if not isinstance(model, str) or not model:
@@ -104,28 +111,12 @@ def _resolve_model(model: Callable | str, device: str) -> Callable[[np.ndarray, 
     if ":" in model and not model.startswith(("/", ".")):
         module, _, attr = model.partition(":")
         return getattr(importlib.import_module(module), attr)()
-    return _TransformersVlm(model, device)
+    # A checkpoint: the perception VLM adapters (models.perception.vlm) load it, with their offline
+    # rules, family check and per-process cache, so the perceive stage and this filter share one copy.
+    from ..perception.vlm import create_vlm
 
-
-class _TransformersVlm:
-    """A hub id / local folder through transformers' ``image-text-to-text`` pipeline (chat format)."""
-
-    def __init__(self, model: str, device: str):
-        from transformers import pipeline
-
-        self._pipe = pipeline("image-text-to-text", model=model, device=device)
-
-    def __call__(self, image: np.ndarray, prompt: str) -> str:
-        from PIL import Image
-
-        messages = []
-        for answer in DIFFSEG30K_DEMONSTRATIONS:
-            messages += [{"role": "user", "content": [{"type": "text", "text": prompt}]},
-                         {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
-        messages.append({"role": "user", "content": [{"type": "image", "image": Image.fromarray(image)},
-                                                     {"type": "text", "text": prompt}]})
-        out = self._pipe(text=messages, max_new_tokens=60, return_full_text=False)
-        return out[0]["generated_text"] if isinstance(out, list) else str(out)
+    adapter = create_vlm(vlm, model=model, device=device, **(vlm_kwargs or {}))
+    return lambda image, prompt: adapter.ask(image, with_demonstrations(prompt))
 
 
 class VlmQualityScore(QualityScorer):
@@ -133,9 +124,10 @@ class VlmQualityScore(QualityScorer):
 
     Args:
         model: callable ``(image, prompt) -> answer``, ``"package.module:factory"``, or a hub id /
-            local folder for transformers' ``image-text-to-text`` pipeline.
+            local folder for the perception VLM adapter ``vlm`` (``models.perception.vlm``).
         prompt: the question; default DiffSeg30k's.
-        device: for the transformers path.
+        device, vlm, vlm_kwargs: for a checkpoint: the device, the adapter's registry name and
+            its other arguments.
 
     ``last_answer`` keeps the most recent parsed answer (score, reason, raw text).
     """
@@ -145,8 +137,9 @@ class VlmQualityScore(QualityScorer):
     valid_range = (0.0, 5.0)
     min_side = 8
 
-    def __init__(self, model: Callable | str, prompt: str = DIFFSEG30K_QUALITY_PROMPT, device: str = "cpu"):
-        self._model = _resolve_model(model, device)
+    def __init__(self, model: Callable | str, prompt: str = DIFFSEG30K_QUALITY_PROMPT, device: str = "cpu",
+                 vlm: str = "qwen2.5-vl", vlm_kwargs: dict | None = None):
+        self._model = _resolve_model(model, device, vlm, vlm_kwargs)
         self.prompt = prompt
         self.last_answer: QualityAnswer | None = None
 
@@ -165,5 +158,6 @@ class VlmQualityScore(QualityScorer):
 
 
 @QUALITY_SCORERS.register("vlm", description="DiffSeg30k's 0-5 VLM naturalness rating (callable, factory path or hub id)")
-def build_vlm(model: Callable | str, prompt: str = DIFFSEG30K_QUALITY_PROMPT, device: str = "cpu") -> VlmQualityScore:
-    return VlmQualityScore(model=model, prompt=prompt, device=device)
+def build_vlm(model: Callable | str, prompt: str = DIFFSEG30K_QUALITY_PROMPT, device: str = "cpu",
+              vlm: str = "qwen2.5-vl", vlm_kwargs: dict | None = None) -> VlmQualityScore:
+    return VlmQualityScore(model=model, prompt=prompt, device=device, vlm=vlm, vlm_kwargs=vlm_kwargs)
