@@ -1,14 +1,15 @@
 """Kedro project settings for EditLens."""
 
-from kedro.config import OmegaConfigLoader
-
+from pipelines.config_loader import CachedOmegaConfigLoader
 from pipelines.hooks import DataGateHooks, NodeTimingHooks
 
 # DataGateHooks runs the data quality gates (conf/<env>/gates.yml) between stages. pluggy calls
 # the last registered hook first: registered first, the gates run after the node's timing is taken.
 HOOKS = (DataGateHooks(), NodeTimingHooks())
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader plus a per-process cache keyed by the conf files' bytes, env and runtime
+# params: the Prefect flows open one session per task, all in one worker process.
+CONFIG_LOADER_CLASS = CachedOmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
