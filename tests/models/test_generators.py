@@ -191,3 +191,15 @@ def test_the_clip_candidate_scorer_looks_at_the_edited_region(image):
     assert seen[0][:2] == (32, 32) and seen[1] == image.shape
     with pytest.raises(ValueError, match="region"):
         ClipCandidateScorer(Recorder(), region="crop")
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_pixels_differ_is_any_over_channels(channels):
+    from models.generators.base import pixels_differ
+
+    rng = np.random.default_rng(channels)
+    a = rng.integers(0, 4, (37, 23, channels), dtype=np.uint8)
+    b = a.copy()
+    b[rng.random(a.shape) < 0.1] += 1  # single channels change, sometimes several
+    assert np.array_equal(pixels_differ(a, b), np.any(a != b, axis=-1))
+    assert not pixels_differ(a, a).any() and pixels_differ(a, a).shape == a.shape[:2]

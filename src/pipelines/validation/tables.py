@@ -116,6 +116,15 @@ def perceive_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.Data
 
 
 # ---------------------------------------------------------------------------------------- inpaint
+def _value_counts(label: np.ndarray) -> list[tuple[Any, int]]:
+    """(value, pixels) for every value present in a label map: a bincount for uint8 maps (no sort)."""
+    if label.dtype == np.uint8:
+        counts = np.bincount(label.ravel(), minlength=256)
+        return [(int(v), int(counts[v])) for v in np.flatnonzero(counts)]
+    found, counts = np.unique(label, return_counts=True)
+    return list(zip(found, counts))
+
+
 def inpaint_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFrame]:
     """``items``: per sample, edited image and label map readable and of one size, turns recorded
     in provenance; ``label_values``: one row per (sample, label value present); ``provenance`` and
@@ -140,8 +149,7 @@ def inpaint_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataF
             "n_turns": int(row.n_turns), "provenance_turns": int(turns.get(row.sample_id, 0)),
         })
         if label_ok:
-            found, counts = np.unique(label, return_counts=True)
-            values += [{"sample_id": row.sample_id, "label": int(v), "pixels": int(c)} for v, c in zip(found, counts)]
+            values += [{"sample_id": row.sample_id, "label": int(v), "pixels": int(c)} for v, c in _value_counts(label)]
     provenance = provenance.copy()
     provenance["sample_known"] = provenance["sample_id"].isin(set(samples["sample_id"]))
     return {
