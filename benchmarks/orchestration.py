@@ -1,14 +1,19 @@
 """Orchestration overhead: the ``inpaint`` stage through Kedro (catalog, hooks and data-quality
-gates, work store, partitioned PNG datasets, parquet tables) vs a bare Python loop that calls the
-same generators on the same images and masks and writes the same PNGs.
+gates, work store, partitioned PNG datasets, parquet tables) and as a Prefect flow run (the same,
+plus a planning session, Prefect's task and flow engines and the stage manifest) vs a bare Python
+loop that calls the same generators on the same images and masks and writes the same PNGs
+(``tests/benchmarks`` checks that its files are identical to the pipeline's).
 
-Both run in this process on the embedded default (256 px; every sample of ``kedro run``'s dataset,
+All run in this process on the embedded default (256 px; every sample of ``kedro run``'s dataset,
 about 70 with the CPU generators telea, navier_stokes and tiny-sd), after ingest + perceive, with
-tiny-sd already loaded (the process-wide diffusers cache serves both)."""
+tiny-sd already loaded (the process-wide diffusers cache serves every path)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,48 +54,123 @@ def _bare_loop(root: Path, params: dict[str, Any], out: Path) -> int:
     return n
 
 
-def run(repeats: int = 5, with_worker: bool = True) -> dict[str, Any]:
-    with project_copy() as root:
+def _prefect_home() -> None:
+    """A throwaway Prefect home (its ephemeral API server's database) unless one is configured."""
+    import tempfile
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="editlens-bench-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _rounds(arms: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Interleaved rounds, the order rotating every round: the machine's load drifts, and
+    whichever side ran last would otherwise always see the same drift."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    names = list(arms)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            times[name].append(timed(arms[name])[0])
+    return times
+
+
+def _ratios(times: dict[str, list[float]], name: str, prefix: str) -> dict[str, Any]:
+    """Median of the per-round ratios ``name`` / bare: each round measures every side back to
+    back, so a load swing longer than a round (slow on every side) cancels out."""
+    bare = times["bare"]
+    ratios = [t / b for t, b in zip(times[name], bare)]
+    middle = int(np.argsort(ratios)[len(ratios) // 2])
+    return {f"{prefix}ratio": float(np.median(ratios)), f"{prefix}pair_ratios": [round(r, 3) for r in ratios],
+            f"{prefix}s" if prefix else f"{name}_s": times[name][middle],
+            f"{prefix}bare_loop_s": bare[middle], f"{prefix}all_s" if prefix else f"all_{name}_s": times[name],
+            f"{prefix}all_bare_s": bare}
+
+
+class _Stage:
+    """A project copy after ingest + perceive, and the three ways of running its inpaint stage."""
+
+    def __init__(self, root: Path, params: dict[str, Any] | None):
+        self.root, self.params = root, params
         for stage in ("ingest", "perceive"):
-            with kedro_session(root) as session:
-                session.run(pipeline_name=stage)
-        with kedro_session(root) as session:
-            params = session.load_context().params["inpaint"]
-        bare_out = root / "bare"
-        _bare_loop(root, params, root / "warm-up")  # loads / builds tiny-sd once for both paths
-        bare, kedro = [], []
-        n = 0
-        def through_kedro() -> None:
-            for folder in ("inpaint_work", "edited_images", "label_maps"):
-                shutil.rmtree(root / "data" / "04_feature" / folder, ignore_errors=True)
-            with kedro_session(root) as session:
-                session.run(pipeline_names=["inpaint"])
+            with kedro_session(root, params=params) as session:
+                session.run(pipeline_names=[stage])
+        with kedro_session(root, params=params) as session:
+            self.inpaint_params = session.load_context().params["inpaint"]
+        self.samples = _bare_loop(root, self.inpaint_params, root / "warm-up")  # loads tiny-sd for every path
 
-        def bare_loop() -> int:
-            shutil.rmtree(bare_out, ignore_errors=True)
-            return _bare_loop(root, params, bare_out)
+    def _clear(self) -> None:
+        for folder in ("inpaint_work", "edited_images", "label_maps"):
+            shutil.rmtree(self.root / "data" / "04_feature" / folder, ignore_errors=True)
 
-        # Interleaved pairs, the order alternating (bare first, then Kedro first): the machine's
-        # load drifts, and whichever side runs second would otherwise always see the same drift.
-        for repeat in range(repeats):
-            if repeat % 2 == 0:
-                seconds, n = timed(bare_loop)
-                kedro.append(timed(through_kedro)[0])
-            else:
-                kedro.append(timed(through_kedro)[0])
-                seconds, n = timed(bare_loop)
-            bare.append(seconds)
-        samples = pd.read_parquet(root / "data" / "04_feature" / "samples.parquet")
-        assert len(samples) == n, (len(samples), n)
+    def bare(self) -> int:
+        shutil.rmtree(self.root / "bare", ignore_errors=True)
+        return _bare_loop(self.root, self.inpaint_params, self.root / "bare")
+
+    def kedro(self) -> None:
+        self._clear()
+        with kedro_session(self.root, params=self.params) as session:
+            session.run(pipeline_names=["inpaint"])
+
+    def prefect(self) -> None:
+        from flows.kedro_flow import kedro_pipeline_flow
+
+        self._clear()
+        kedro_pipeline_flow("inpaint", params=self.params, project_path=str(self.root))
+
+    def check(self) -> None:
+        samples = pd.read_parquet(self.root / "data" / "04_feature" / "samples.parquet")
+        assert len(samples) == self.samples, (len(samples), self.samples)
+
+
+def _empty_flow_s(repeats: int = 3) -> float:
+    """Median wall time of a Prefect flow run that does nothing: Prefect's own cost per run."""
+    from prefect import flow
+
+    @flow(name="editlens-bench-empty")
+    def empty() -> int:
+        return 0
+
+    return float(np.median([timed(empty)[0] for _ in range(repeats)]))
+
+
+def run(repeats: int = 5, with_worker: bool = True, with_prefect: bool = True, scale: int = 3) -> dict[str, Any]:
+    """1. bare loop vs ``kedro run --pipeline inpaint`` (a KedroSession in this process), ``repeats``
+    rounds, before any Prefect server exists;
+    2. with ``with_prefect``: bare loop vs the same pipeline as a Prefect flow run
+    (``flows.kedro_flow.kedro_pipeline_flow``: planning session, one task, stage manifest with
+    checksums; Prefect's ephemeral API server in a subprocess on the same cores), 3 rounds, and
+    the wall time of an empty flow run (Prefect's fixed cost per run);
+    3. with ``scale`` > 1: phase 2 again on ``scale`` times as many samples (more crops per photo),
+    where that fixed cost is spread over more images."""
+    out: dict[str, Any] = {"image_size": 256, "rounds": repeats, "target": "<= 1.10"}
+    with project_copy() as root:
+        stage = _Stage(root, None)
+        times = _rounds({"bare": stage.bare, "kedro": stage.kedro}, repeats)
+        stage.check()
+        out.update(samples=stage.samples, **_ratios(times, "kedro", ""))
+        if with_prefect:
+            _prefect_home()
+            started = time.perf_counter()
+            stage.prefect()  # starts Prefect's ephemeral API server: once per process, not timed
+            out["prefect_server_start_s"] = time.perf_counter() - started
+            out["prefect_empty_flow_s"] = _empty_flow_s()
+            times = _rounds({"bare": stage.bare, "prefect": stage.prefect}, 3)
+            stage.check()
+            out.update(_ratios(times, "prefect", "prefect_"))
         worker: dict[str, Any] = {}
         if with_worker:
             from benchmarks.memory import generation_worker
             shutil.rmtree(root / "data" / "04_feature" / "inpaint_work", ignore_errors=True)
             worker = generation_worker(root)
-    # Each repeat is a pair measured back to back; the median pair ratio resists load swings
-    # that last longer than one pair (a pair measured during a spike is slow on both sides).
-    ratios = [k / b for k, b in zip(kedro, bare)]
-    best = int(np.argsort(ratios)[len(ratios) // 2])
-    return {"samples": n, "image_size": 256, "bare_loop_s": bare[best], "kedro_s": kedro[best],
-            "ratio": float(np.median(ratios)), "pair_ratios": [round(r, 3) for r in ratios], "target": "<= 1.10",
-            "all_bare_s": bare, "all_kedro_s": kedro, **worker}
+    if with_prefect and scale > 1:
+        with project_copy() as root:
+            base_crops = _crops_per_photo(root)
+            scaled = _Stage(root, {"ingest": {"crops_per_photo": base_crops * scale}})
+            times = _rounds({"bare": scaled.bare, "prefect": scaled.prefect}, 3)
+            scaled.check()
+            out.update(scaled_samples=scaled.samples, **_ratios(times, "prefect", "scaled_prefect_"))
+    return {**out, **worker}
+
+
+def _crops_per_photo(root: Path) -> int:
+    with kedro_session(root) as session:
+        return int(session.load_context().params["ingest"]["crops_per_photo"])

@@ -5,7 +5,7 @@ hold even though absolute times vary between runs on shared machines. Sections:
 
   components     seconds per image of each CPU generator and of BRISQUE (the per-image costs
                  docs/scaling.md starts from)
-  orchestration  the inpaint stage through Kedro vs a bare loop, same generators, same images
+  orchestration  the inpaint stage through Kedro and as a Prefect flow vs a bare loop, same generators, same images
   metrics        the project's evaluation vs a per-image reference on 500 label maps of 512 px
   loading        the trainer's DataLoader (2 workers, decode + augment) vs raw PNG decode
   trainer        train_detector's step vs a bare segmentation_models_pytorch step, same batch
@@ -81,7 +81,18 @@ def table(results: dict) -> list[str]:
     o, m, lo, t, mem = (results.get(k, {}) for k in ("orchestration", "metrics", "loading", "trainer", "memory"))
     if o:
         rows.append(("orchestration: kedro / bare loop", f"{o['ratio']:.2f}x", "<= 1.10x",
-                     f"{o['samples']} samples, {o['kedro_s']:.1f} s vs {o['bare_loop_s']:.1f} s"))
+                     f"{o['samples']} samples, {o['kedro_s']:.1f} s vs {o['bare_loop_s']:.1f} s; "
+                     f"rounds {' / '.join(f'{r:.2f}' for r in o['pair_ratios'])}"))
+        if "prefect_ratio" in o:
+            rows.append(("orchestration: Prefect flow / bare loop", f"{o['prefect_ratio']:.2f}x", "<= 1.10x",
+                         f"{o['prefect_s']:.1f} s vs {o['prefect_bare_loop_s']:.1f} s; "
+                         f"rounds {' / '.join(f'{r:.2f}' for r in o['prefect_pair_ratios'])}; "
+                         f"an empty flow run takes {o['prefect_empty_flow_s']:.2f} s"))
+        if "scaled_prefect_ratio" in o:
+            rows.append((f"orchestration: Prefect flow / bare loop, {o['scaled_samples']} samples",
+                         f"{o['scaled_prefect_ratio']:.2f}x", "<= 1.10x",
+                         f"{o['scaled_prefect_s']:.1f} s vs {o['scaled_prefect_bare_loop_s']:.1f} s; "
+                         f"rounds {' / '.join(f'{r:.2f}' for r in o['scaled_prefect_pair_ratios'])}"))
     if m:
         rows.append(("metrics: reference / project", f"{m['speedup']:.1f}x", ">= 10x",
                      f"{m['label_maps']} maps {m['size']} px; identical: {m['identical']}"))
