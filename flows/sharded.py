@@ -22,13 +22,18 @@ Where the tasks run is the task runner's business, not this module's:
 - default (``ThreadPoolTaskRunner``): shard tasks of one flow run in this process one after the
   other (a KedroSession changes the process-wide working directory); the diffusers pipeline cache
   (``models.generators.diffusion``) keeps every model loaded once for all of them;
+- ``--task-runner dask`` (``prefect-dask``'s ``DaskTaskRunner``): the shard tasks fan out to Dask
+  worker processes, ``--workers`` of them on a local cluster (one thread each), or to an existing
+  cluster at ``--dask-address`` (workers on many hosts); ``--dask-cluster-class
+  dask_cuda.LocalCUDACluster`` gives one worker per GPU (dask-cuda pins each to its device; not
+  installed here). A worker process loads each model once and keeps it for every shard it is
+  given. The other tasks (ingest, perceive, the merges) run in the flow's own process;
 - one flow run per GPU host via the Kubernetes work pool (infra/): after ingest + perceive, each
   host runs ``--only-stage inpaint --shards 0-15`` (its share), and one last full run merges
-  (every sample is then complete, so it only assembles) and goes on; or a Dask / Ray task
-  runner (``prefect-dask`` / ``prefect-ray``, not installed here) with one worker process per GPU:
-  each worker process loads each model once and keeps it for all the shards it is given.
+  (every sample is then complete, so it only assembles) and goes on.
 
     python -m flows.sharded --env tiny --num-shards 4
+    python -m flows.sharded --env tiny --num-shards 4 --task-runner dask --workers 2
     python -m flows.sharded --env gpu --num-shards 64 --only-stage inpaint --shards 0-15   # one host
 """
 
@@ -38,6 +43,8 @@ import argparse
 import contextlib
 import json
 import logging
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,7 +86,50 @@ def run_shard(stage: str, index: int, count: int, project_path: str | Path, env:
             node = nodes[0]
             outputs = node.run({name: catalog.load(name) for name in node.inputs})
     table = outputs.get("samples", outputs.get("filtered_samples"))
-    return {"stage": stage, "shard": int(index), "count": int(count), "samples": int(len(table))}
+    return {"stage": stage, "shard": int(index), "count": int(count), "samples": int(len(table)),
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
+TASK_RUNNERS = ("threads", "dask")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def worker_thread_env() -> dict[str, str]:
+    """OMP/MKL/OpenBLAS thread counts for Dask workers: this process's values, else the CPU count
+    (what torch and OpenCV use in a plain process)."""
+    return {name: os.environ.get(name, str(os.cpu_count() or 1)) for name in THREAD_VARIABLES}
+
+
+def make_task_runner(kind: str = "threads", workers: int | None = None, address: str | None = None,
+                     cluster_class: str | None = None) -> Any:
+    """The Prefect task runner the shard tasks are mapped on: None (Prefect's default thread pool,
+    every shard in the flow's process) for ``threads``; for ``dask`` a ``DaskTaskRunner`` on an
+    existing cluster (``address``) or on a new local one: ``workers`` processes (default 2) with
+    one thread each, on 127.0.0.1 unless ``cluster_class`` says otherwise."""
+    if kind not in TASK_RUNNERS:
+        raise ValueError(f"task runner must be one of {TASK_RUNNERS}, got {kind!r}")
+    if kind == "threads":
+        if workers or address or cluster_class:
+            raise ValueError("--workers / --dask-address / --dask-cluster-class need --task-runner dask")
+        return None
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:  # pragma: no cover - prefect-dask is in the lock
+        raise RuntimeError("--task-runner dask needs prefect-dask: pip install prefect-dask") from exc
+    if address:
+        if workers or cluster_class:
+            raise ValueError("--dask-address connects to a running cluster: --workers / --dask-cluster-class do not apply")
+        return DaskTaskRunner(address=address)
+    n = 2 if workers is None else int(workers)
+    if n < 1:
+        raise ValueError(f"--workers must be >= 1, got {n}")
+    kwargs: dict[str, Any] = {"n_workers": n, "threads_per_worker": 1, "dashboard_address": None}
+    if cluster_class is None:
+        # Dask starts workers with OMP/MKL/OpenBLAS limited to 1 thread; CPU kernels then sum in
+        # another order than in `kedro run` and the images differ in their last bits. Workers keep
+        # this host's thread settings instead, so every way of running gives the same dataset.
+        kwargs.update(processes=True, host="127.0.0.1", env=worker_thread_env())
+    return DaskTaskRunner(cluster_class=cluster_class, cluster_kwargs=kwargs)
 
 
 @task(name="kedro-shard", task_run_name="{stage}-shard-{index}-of-{count}", cache_policy=NO_CACHE,
@@ -153,10 +203,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", default=None)
     parser.add_argument("--params", default=None, help="JSON object of runtime parameters")
     parser.add_argument("--project-path", default=None)
+    parser.add_argument("--task-runner", default="threads", choices=TASK_RUNNERS,
+                        help="where shard tasks run: this process (threads) or Dask worker processes (dask)")
+    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes (default 2)")
+    parser.add_argument("--dask-address", default=None, help="scheduler of a running Dask cluster, e.g. tcp://host:8786")
+    parser.add_argument("--dask-cluster-class", default=None, help="e.g. dask_cuda.LocalCUDACluster (one worker per GPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    if args.task_runner == "dask":  # a closing local cluster logs each worker's dropped connection
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    try:
+        runner = make_task_runner(args.task_runner, args.workers, args.dask_address, args.dask_cluster_class)
+    except ValueError as exc:
+        parser.error(str(exc))
     project = args.project_path or (str(Path.cwd()) if (Path.cwd() / "pyproject.toml").exists() else str(PROJECT_ROOT))
-    result = sharded_generate_flow(args.num_shards, env=args.env, params=json.loads(args.params) if args.params else None,
+    # The importable module's flow, not __main__'s (python -m flows.sharded): Dask workers unpickle
+    # the shard task by reference, and only flows.sharded.shard_task can be imported there.
+    from flows import sharded as importable
+
+    flow_fn = importable.sharded_generate_flow
+    flow_fn = flow_fn if runner is None else flow_fn.with_options(task_runner=runner)
+    result = flow_fn(args.num_shards, env=args.env, params=json.loads(args.params) if args.params else None,
                                    shards=args.shards, only_stage=args.only_stage, project_path=project)
     print(json.dumps(result, indent=2, default=str))
 

@@ -237,3 +237,49 @@ def test_a_hosts_share_of_shards_is_parsed_and_checked():
         shard_params("filter", 4, 4)
     with pytest.raises(ValueError, match="stage 'perceive' cannot be sharded"):
         run_shard("perceive", 0, 2, REPO)
+
+
+@pytest.mark.slow
+def test_dask_task_runner_fans_shards_out_to_worker_processes_and_builds_the_same_dataset(project_copy: Path):
+    """``--task-runner dask``: shard tasks run in 2 local Dask worker processes (not the flow's),
+    each keeping its models; the dataset is byte for byte the one a plain `kedro run` builds."""
+    plain, dask = project_copy / "plain", project_copy / "dask"
+    for folder in (plain, dask):
+        folder.mkdir()
+        shutil.copy(project_copy / "pyproject.toml", folder / "pyproject.toml")
+        shutil.copytree(project_copy / "conf", folder / "conf")
+        (folder / "src").mkdir()
+    reference = _kedro(plain)
+    flow = _start(dask, [sys.executable, "-m", "flows.sharded", "--env", "tiny", "--num-shards", "3",
+                         "--task-runner", "dask", "--workers", "2"])
+    _finish(reference, plain, timeout=400)
+    _finish(flow, dask, timeout=400)
+    log = sorted(dask.glob("kedro-*.log"))[-1].read_text()
+    result, _ = json.JSONDecoder().raw_decode(log[log.index("{\n"):])
+    shards = result["inpaint.shards"] + result["filter.shards"]
+    assert sorted(s["shard"] for s in result["inpaint.shards"]) == [0, 1, 2]
+    pids = {s["pid"] for s in shards}
+    assert len(pids) == 2 and flow.pid not in pids, pids  # two worker processes, neither the flow's
+    n_samples = len(pd.read_parquet(plain / "data" / "04_feature" / "samples.parquet"))
+    assert sum(s["samples"] for s in result["inpaint.shards"]) == n_samples
+    want, got = _hashes(plain / "data"), _hashes(dask / "data")
+    assert len([k for k in want if k.endswith(".png")]) == 2 * n_samples
+    assert got == want
+
+
+def test_task_runner_options_are_checked():
+    from flows.sharded import make_task_runner, worker_thread_env
+
+    assert make_task_runner("threads") is None
+    with pytest.raises(ValueError, match="need --task-runner dask"):
+        make_task_runner("threads", workers=2)
+    with pytest.raises(ValueError, match="must be one of"):
+        make_task_runner("ray")
+    with pytest.raises(ValueError, match="--workers must be >= 1"):
+        make_task_runner("dask", workers=0)
+    with pytest.raises(ValueError, match="running cluster"):
+        make_task_runner("dask", workers=2, address="tcp://127.0.0.1:8786")
+    runner = make_task_runner("dask", workers=3)
+    assert type(runner).__name__ == "DaskTaskRunner"
+    assert runner.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "dashboard_address": None,
+                                     "processes": True, "host": "127.0.0.1", "env": worker_thread_env()}
