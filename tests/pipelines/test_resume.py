@@ -45,6 +45,16 @@ def _finish(proc: subprocess.Popen, cwd: Path, timeout: float = 240) -> None:
     assert code == 0, logs
 
 
+def _project(parent: Path, name: str) -> Path:
+    """Another copy of the project in ``parent`` (pyproject.toml, conf/, an empty src/)."""
+    folder = parent / name
+    folder.mkdir()
+    shutil.copy(parent / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(parent / "conf", folder / "conf")
+    (folder / "src").mkdir()
+    return folder
+
+
 def _hashes(data: Path) -> dict[str, str]:
     out = {}
     for item in COMPARED:
@@ -57,12 +67,7 @@ def _hashes(data: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_generation_killed_mid_inpaint_resumes_to_the_sharded_flows_dataset(project_copy: Path):
-    reference, crashed = project_copy / "reference", project_copy / "crashed"
-    for folder in (reference, crashed):
-        folder.mkdir()
-        shutil.copy(project_copy / "pyproject.toml", folder / "pyproject.toml")
-        shutil.copytree(project_copy / "conf", folder / "conf")
-        (folder / "src").mkdir()
+    reference, crashed = _project(project_copy, "reference"), _project(project_copy, "crashed")
     # Both start at once (2 cores); the crashed run saves every sample as soon as it is done
     # (chunk_size 1: a scheduling knob that must not change any result).
     uninterrupted = _start(reference, [sys.executable, "-m", "flows.sharded", "--env", "tiny", "--num-shards", "3"])
@@ -243,12 +248,7 @@ def test_a_hosts_share_of_shards_is_parsed_and_checked():
 def test_dask_task_runner_fans_shards_out_to_worker_processes_and_builds_the_same_dataset(project_copy: Path):
     """``--task-runner dask``: shard tasks run in 2 local Dask worker processes (not the flow's),
     each keeping its models; the dataset is byte for byte the one a plain `kedro run` builds."""
-    plain, dask = project_copy / "plain", project_copy / "dask"
-    for folder in (plain, dask):
-        folder.mkdir()
-        shutil.copy(project_copy / "pyproject.toml", folder / "pyproject.toml")
-        shutil.copytree(project_copy / "conf", folder / "conf")
-        (folder / "src").mkdir()
+    plain, dask = _project(project_copy, "plain"), _project(project_copy, "dask")
     reference = _kedro(plain)
     flow = _start(dask, [sys.executable, "-m", "flows.sharded", "--env", "tiny", "--num-shards", "3",
                          "--task-runner", "dask", "--workers", "2"])
