@@ -1,7 +1,8 @@
 """Memory: peak resident memory of a whole tiny `kedro run` and of one generation worker (a
 process running one inpaint shard, ``flows.sharded.run_shard``), each in its own process; and a
-manifest streamed by shard (``pipelines.resume.stream_shard``) at 10k and 100k rows, whose peak
-must not grow with the row count (a pandas load of the same file is shown next to it)."""
+shard task's read of its input table (``pipelines.datasets.ShardedParquetDataset``, streamed by
+``pipelines.resume.shard_batches``) from a 10k- and a 100k-row table in 2,500-row shards, whose
+peak must not grow with the table (a whole pandas load of the same file is shown next to it)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,24 @@ import pandas as pd
 
 from benchmarks.common import peak_rss_of, project_copy
 
+# A shard task's read of its input table (pipelines.datasets.ShardedParquetDataset, what the
+# catalog's `regions`, `base_manifest` and `samples` are), with shards of ~2,500 rows: the number
+# of shards grows with the table, as it would for a real run, so the worker's share stays the same.
+SHARD_ROWS = 2_500
 STREAM = """
 import sys
-from pipelines.resume import stream_shard
-rows = sum(b.num_rows for b in stream_shard(sys.argv[1], (0, 4)))
-print('rows', rows)
-"""
+from pipelines.datasets import ShardedParquetDataset
+count = max(1, int(sys.argv[2]) // %d)
+table = ShardedParquetDataset(filepath=sys.argv[1], shard={"index": 0, "count": count}).load()
+print('rows', len(table))
+""" % SHARD_ROWS
 PANDAS = """
 import sys, pandas as pd
+from pipelines.resume import shard_of
+count = max(1, int(sys.argv[2]) // %d)
 table = pd.read_parquet(sys.argv[1])
-print('rows', len(table[table.index % 4 == 0]))
-"""
+print('rows', len(table[[shard_of(b, count) == 0 for b in table['base_id']]]))
+""" % SHARD_ROWS
 
 
 def manifest(path: Path, rows: int) -> None:
@@ -46,8 +54,8 @@ def streaming() -> dict[str, Any]:
         for rows in (10_000, 100_000):
             path = Path(tmp) / f"manifest-{rows}.parquet"
             manifest(path, rows)
-            out[f"stream_{rows}_rows_mib"] = peak_rss_of([sys.executable, "-c", STREAM, str(path)], Path(tmp))[1]
-            out[f"pandas_{rows}_rows_mib"] = peak_rss_of([sys.executable, "-c", PANDAS, str(path)], Path(tmp))[1]
+            out[f"stream_{rows}_rows_mib"] = peak_rss_of([sys.executable, "-c", STREAM, str(path), str(rows)], Path(tmp))[1]
+            out[f"pandas_{rows}_rows_mib"] = peak_rss_of([sys.executable, "-c", PANDAS, str(path), str(rows)], Path(tmp))[1]
     out["stream_growth_10k_to_100k_mib"] = out["stream_100000_rows_mib"] - out["stream_10000_rows_mib"]
     out["pandas_growth_10k_to_100k_mib"] = out["pandas_100000_rows_mib"] - out["pandas_10000_rows_mib"]
     return out

@@ -107,7 +107,7 @@ def table(results: dict) -> list[str]:
             rows.append(("peak RSS, tiny `kedro run`", f"{mem['tiny_kedro_run_peak_mib']:.0f} MiB", "<= 4096 MiB",
                          f"{mem['tiny_kedro_run_s']:.0f} s"))
         if "stream_growth_10k_to_100k_mib" in mem:
-            rows.append(("manifest stream 10k -> 100k rows", f"{mem['stream_growth_10k_to_100k_mib']:+.0f} MiB", "flat",
+            rows.append(("shard task's table read, 10k -> 100k rows", f"{mem['stream_growth_10k_to_100k_mib']:+.0f} MiB", "flat",
                          f"pandas load: {mem['pandas_growth_10k_to_100k_mib']:+.0f} MiB"))
     if o.get("generation_worker_peak_mib"):
         rows.append(("peak RSS, one generation worker", f"{o['generation_worker_peak_mib']:.0f} MiB", "",

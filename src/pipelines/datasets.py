@@ -26,8 +26,10 @@ from typing import Any
 import cv2
 import fsspec
 import numpy as np
+import pandas as pd
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
+from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
@@ -369,6 +371,49 @@ class ParallelPartitionedDataset(PartitionedDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "save_workers": self._save_workers}
+
+
+class ShardedParquetDataset(ParquetDataset):
+    """``pandas.ParquetDataset`` that a shard task reads only its share of.
+
+    With ``shard: {index, count}`` (in the catalog from the run's runtime parameters, e.g.
+    ``shard: ${runtime_params:inpaint.shard, null}``), ``load`` streams the file a row batch at a
+    time and keeps the rows whose ``shard_key`` column falls in that shard
+    (``pipelines.resume.shard_of``): a generation worker's memory for the table grows with its
+    shard, not with the dataset. Without a shard it is kedro-datasets' ParquetDataset, and
+    ``save`` always is (a shard task never writes these tables)."""
+
+    def __init__(self, *, shard: dict[str, Any] | None = None, shard_key: str = "base_id", **kwargs: Any) -> None:
+        from pipelines.resume import parse_shard
+
+        super().__init__(**kwargs)
+        try:
+            self._shard = parse_shard(shard)
+        except ValueError as exc:
+            raise DatasetError(f"{kwargs.get('filepath')}: {exc}") from exc
+        self._shard_key = shard_key
+
+    def load(self) -> pd.DataFrame:
+        if self._shard is None:
+            return super().load()
+        import pyarrow as pa
+
+        from pipelines.resume import shard_batches
+
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        columns = self._load_args.get("columns")
+        with self._fs.open(path, "rb") as handle:
+            batches = list(shard_batches(handle, self._shard, self._shard_key, columns=columns, name=path))
+            if not batches:  # an empty shard: the schema, no rows
+                import pyarrow.parquet as pq
+
+                schema = pq.ParquetFile(handle).schema_arrow
+                schema = pa.schema([schema.field(c) for c in columns]) if columns else schema
+                return schema.empty_table().to_pandas()
+        return pa.Table.from_batches(batches).to_pandas()
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "shard": self._shard, "shard_key": self._shard_key}
 
 
 class SafetensorsCheckpointDataset(AbstractDataset[dict, dict]):

@@ -204,23 +204,34 @@ def split_done(store: WorkStore, items: Iterable[tuple[str, str]]) -> tuple[dict
     return done, todo
 
 
-def stream_shard(path: str, shard: tuple[int, int] | None, key: str = "base_id", batch_rows: int = 8192,
-                 storage_options: dict[str, Any] | None = None) -> Iterable[Any]:
-    """Row batches (pyarrow RecordBatch) of the parquet manifest at ``path`` whose ``key`` column
-    falls in ``shard``, read ``batch_rows`` at a time: a worker's memory stays flat however long
-    the manifest is (benchmarks/memory.py shows it on 100k rows)."""
+def shard_batches(handle: Any, shard: tuple[int, int] | None, key: str = "base_id", batch_rows: int = 8192,
+                  columns: list[str] | None = None, name: str = "parquet file") -> Iterable[Any]:
+    """Row batches (pyarrow RecordBatch) of the open parquet file ``handle`` whose ``key`` column
+    falls in ``shard``, read ``batch_rows`` at a time, so memory holds one batch plus the rows
+    kept. ``columns``: only these (``key`` is read for the test either way)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    reader = pq.ParquetFile(handle)
+    names = reader.schema_arrow.names
+    if key not in names:
+        raise ValueError(f"{name}: no column {key!r} to shard on (columns: {names})")
+    wanted = None if columns is None else list(dict.fromkeys([*columns, key]))
+    for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
+        if shard is not None:
+            keep = [shard_of(value, shard[1]) == shard[0] for value in batch.column(key).to_pylist()]
+            batch = batch.filter(pa.array(keep)) if not all(keep) else batch
+        if columns is not None and key not in columns:
+            batch = batch.select(columns)
+        if batch.num_rows:
+            yield batch
+
+
+def stream_shard(path: str, shard: tuple[int, int] | None, key: str = "base_id", batch_rows: int = 8192,
+                 storage_options: dict[str, Any] | None = None) -> Iterable[Any]:
+    """``shard_batches`` of the parquet manifest at ``path`` (local or an fsspec URL): a worker's
+    memory stays flat however long the manifest is (benchmarks/memory.py shows it on 100k rows)."""
     protocol, fs_path = get_protocol_and_path(path)
     fs = fsspec.filesystem(protocol, **(storage_options or {}))
     with fs.open(fs_path, "rb") as handle:
-        reader = pq.ParquetFile(handle)
-        if key not in reader.schema_arrow.names:
-            raise ValueError(f"{path}: no column {key!r} to shard on (columns: {reader.schema_arrow.names})")
-        for batch in reader.iter_batches(batch_size=batch_rows):
-            if shard is not None:
-                keep = [shard_of(value, shard[1]) == shard[0] for value in batch.column(key).to_pylist()]
-                batch = batch.filter(pa.array(keep)) if not all(keep) else batch
-            if batch.num_rows:
-                yield batch
+        yield from shard_batches(handle, shard, key, batch_rows, name=path)
