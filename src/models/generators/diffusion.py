@@ -281,7 +281,62 @@ def swap_scheduler(pipe: Any, scheduler: str | None, scheduler_kwargs: dict[str,
     pipe.scheduler = cls.from_config(pipe.scheduler.config, **(scheduler_kwargs or {}))
 
 
-class DiffusersInpaintGenerator(InpaintGenerator):
+class DiffusersPipelineSettings:
+    """What every diffusers adapter, inpainting or text-to-image, keeps and how it loads its
+    pipeline: checkpoint, steps, guidance, run resolution, device / dtype, negative prompt, batch
+    cap, scheduler swap and weight variant. ``_configure`` checks and stores them; ``load`` goes
+    through the process-wide pipeline cache (``load_pipeline``). Families override
+    ``load_options`` / ``prepare`` / ``from_pretrained_kwargs`` / ``run_multiple``."""
+
+    pipeline_class = ""
+
+    def _configure(self, model: str, steps: int, guidance_scale: float, resolution: int | None, device: str,
+                   dtype: str, negative_prompt: str | None, max_batch: int, scheduler: str | None,
+                   scheduler_kwargs: dict[str, Any] | None, variant: str | None) -> None:
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        if resolution is not None and (int(resolution) <= 0 or int(resolution) % 8):
+            raise ValueError(f"resolution must be a positive multiple of 8, got {resolution}")
+        if int(max_batch) < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        check_dtype(dtype)
+        self.model = str(model)
+        self.steps = int(steps)
+        self.guidance_scale = float(guidance_scale)
+        self.resolution = None if resolution is None else int(resolution)
+        self.device = device
+        self.dtype = dtype
+        self.negative_prompt = negative_prompt
+        self.max_batch = int(max_batch)
+        self.scheduler = scheduler
+        self.scheduler_kwargs = dict(scheduler_kwargs or {})
+        self.variant = variant
+
+    def load_options(self) -> dict[str, Any]:
+        """What, beyond the checkpoint, makes this pipeline differ from another of the same
+        checkpoint (part of the cache key)."""
+        return {"scheduler": self.scheduler, "scheduler_kwargs": self.scheduler_kwargs}
+
+    def prepare(self, pipe: Any) -> None:
+        """Called once after loading, before the pipeline moves to its device."""
+        swap_scheduler(pipe, self.scheduler, self.scheduler_kwargs)
+
+    def from_pretrained_kwargs(self) -> dict[str, Any]:
+        return {"variant": self.variant} if self.variant else {}
+
+    def load(self) -> Any:
+        """Return the (cached) diffusers pipeline, loading it if needed."""
+        return load_pipeline(self.pipeline_class, self.model, self.device, self.dtype, options=self.load_options(),
+                             prepare=self.prepare, **self.from_pretrained_kwargs())
+
+    def run_multiple(self, pipe: Any) -> int:
+        """Both run sides are rounded to a multiple of this (the VAE's downsampling by default)."""
+        return math.lcm(8, int(getattr(pipe, "vae_scale_factor", 8)))
+
+
+class DiffusersInpaintGenerator(DiffusersPipelineSettings, InpaintGenerator):
     """What every diffusers inpainting adapter shares; a family subclass sets ``pipeline_class``
     and implements ``_call``.
 
@@ -310,7 +365,6 @@ class DiffusersInpaintGenerator(InpaintGenerator):
             strength outside (0, 1], max_batch < 1, unknown dtype.
     """
 
-    pipeline_class = ""
     name = "diffusers"
 
     def __init__(
@@ -329,55 +383,15 @@ class DiffusersInpaintGenerator(InpaintGenerator):
         variant: str | None = None,
         name: str | None = None,
     ):
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
-        if resolution is not None and (int(resolution) <= 0 or int(resolution) % 8):
-            raise ValueError(f"resolution must be a positive multiple of 8, got {resolution}")
         if not 0.0 < float(strength) <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
-        if int(max_batch) < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        check_dtype(dtype)
+        self._configure(model, steps, guidance_scale, resolution, device, dtype, negative_prompt, max_batch,
+                        scheduler, scheduler_kwargs, variant)
         if name is not None:
             self.name = name
-        self.model = str(model)
-        self.steps = int(steps)
-        self.guidance_scale = float(guidance_scale)
-        self.resolution = None if resolution is None else int(resolution)
-        self.device = device
-        self.dtype = dtype
-        self.negative_prompt = negative_prompt
         self.strength = float(strength)
-        self.max_batch = int(max_batch)
-        self.scheduler = scheduler
-        self.scheduler_kwargs = dict(scheduler_kwargs or {})
-        self.variant = variant
-
-    # ------------------------------------------------------------------ loading
-    def load_options(self) -> dict[str, Any]:
-        """What, beyond the checkpoint, makes this pipeline differ from another of the same
-        checkpoint (part of the cache key)."""
-        return {"scheduler": self.scheduler, "scheduler_kwargs": self.scheduler_kwargs}
-
-    def prepare(self, pipe: Any) -> None:
-        """Called once after loading, before the pipeline moves to its device."""
-        swap_scheduler(pipe, self.scheduler, self.scheduler_kwargs)
-
-    def from_pretrained_kwargs(self) -> dict[str, Any]:
-        return {"variant": self.variant} if self.variant else {}
-
-    def load(self) -> Any:
-        """Return the (cached) diffusers pipeline, loading it if needed."""
-        return load_pipeline(self.pipeline_class, self.model, self.device, self.dtype, options=self.load_options(),
-                             prepare=self.prepare, **self.from_pretrained_kwargs())
 
     # ------------------------------------------------------------------ sizes
-    def run_multiple(self, pipe: Any) -> int:
-        """Both run sides are rounded to a multiple of this (the VAE's downsampling by default)."""
-        return math.lcm(8, int(getattr(pipe, "vae_scale_factor", 8)))
-
     def run_size(self, height: int, width: int, vae_scale_factor: int = 8) -> tuple[int, int]:
         """(height, width) the diffusion runs at for an image of ``height`` x ``width``, both
         rounded to a multiple of ``lcm(8, vae_scale_factor)``."""

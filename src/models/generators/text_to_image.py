@@ -13,7 +13,6 @@ One explicit adapter per family, sharing the process-wide pipeline cache of ``di
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..registry import Registry
 from .base import GeneratorNotSupportedError
-from .diffusion import _round_to, batched, check_dtype, load_pipeline, swap_scheduler, to_uint8
+from .diffusion import DiffusersPipelineSettings, _round_to, batched, to_uint8
 
 TEXT_TO_IMAGE = Registry("text-to-image generator")
 
@@ -61,7 +60,7 @@ class TextToImageGenerator:
         return {"registry": self.name, "model": ""}
 
 
-class DiffusersTextToImageGenerator(TextToImageGenerator):
+class DiffusersTextToImageGenerator(DiffusersPipelineSettings, TextToImageGenerator):
     """What every diffusers text-to-image adapter shares; a family sets ``pipeline_class`` and ``_call``.
 
     Args:
@@ -73,40 +72,12 @@ class DiffusersTextToImageGenerator(TextToImageGenerator):
             adapters (``DiffusersInpaintGenerator``).
     """
 
-    pipeline_class = ""
-
     def __init__(self, model: str, steps: int = 30, guidance_scale: float = 7.5, resolution: int | None = None,
                  device: str = "cpu", dtype: str = "float32", negative_prompt: str | None = None, max_batch: int = 4,
                  scheduler: str | None = None, scheduler_kwargs: dict[str, Any] | None = None,
                  variant: str | None = None):
-        if int(steps) < 1 or guidance_scale < 0 or int(max_batch) < 1:
-            raise ValueError(f"need steps >= 1, guidance_scale >= 0, max_batch >= 1; got {steps}, {guidance_scale}, {max_batch}")
-        if resolution is not None and (int(resolution) <= 0 or int(resolution) % 8):
-            raise ValueError(f"resolution must be a positive multiple of 8, got {resolution}")
-        check_dtype(dtype)
-        self.model = str(model)
-        self.steps = int(steps)
-        self.guidance_scale = float(guidance_scale)
-        self.resolution = None if resolution is None else int(resolution)
-        self.device = device
-        self.dtype = dtype
-        self.negative_prompt = negative_prompt
-        self.max_batch = int(max_batch)
-        self.scheduler = scheduler
-        self.scheduler_kwargs = dict(scheduler_kwargs or {})
-        self.variant = variant
-
-    def from_pretrained_kwargs(self) -> dict[str, Any]:
-        return {"variant": self.variant} if self.variant else {}
-
-    def load(self) -> Any:
-        return load_pipeline(self.pipeline_class, self.model, self.device, self.dtype,
-                             options={"scheduler": self.scheduler, "scheduler_kwargs": self.scheduler_kwargs},
-                             prepare=lambda pipe: swap_scheduler(pipe, self.scheduler, self.scheduler_kwargs),
-                             **self.from_pretrained_kwargs())
-
-    def run_multiple(self, pipe: Any) -> int:
-        return math.lcm(8, int(getattr(pipe, "vae_scale_factor", 8)))
+        self._configure(model, steps, guidance_scale, resolution, device, dtype, negative_prompt, max_batch,
+                        scheduler, scheduler_kwargs, variant)
 
     def _generate_batch(self, prompts: list[str], height: int, width: int, seeds: list[int]) -> list[np.ndarray]:
         import torch
