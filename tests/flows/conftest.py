@@ -7,6 +7,7 @@ SIGTERM from the kernel if the test process itself is killed (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -98,3 +99,53 @@ def e2e_project(tmp_path_factory) -> Path:
         {"expectation": "expect_table_row_count_to_be_between", "min_value": 1, "max_value": 2,
          "why": "e2e: at most 2 base images (fails on purpose)"}]}}}}))
     return project
+
+
+@pytest.fixture(scope="module")
+def client(prefect_api):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(prefect_api) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def nightly(prefect_api, stack_env, gpu_worker, client):
+    """The `nightly` deployment of the generate flow: `prefect deploy --name nightly` from the
+    checkout (prefect.yaml), as the README says."""
+    started = time.perf_counter()
+    done = subprocess.run([str(local_stack.VENV_BIN / "prefect"), "--no-prompt", "deploy", "--name", "nightly"],
+                          cwd=REPO_ROOT, env={**stack_env, "PREFECT_API_URL": prefect_api},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    print(f"\n[timing] prefect deploy in {time.perf_counter() - started:.1f} s")
+    return client.read_deployment_by_name("editlens-generate/nightly")
+
+
+@pytest.fixture(scope="module")
+def flow_run_logs(client):
+    """``read(flow_run_id, wait_for=None, timeout_s=30)``: every log record of a flow run (its
+    tasks' included, oldest first), as the UI shows them. A finished run's last records reach the
+    API after its final state (the run's process sends logs in batches), so with ``wait_for`` the
+    records are read again until one contains that text or ``timeout_s`` passes."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    def read_all(flow_run_id):
+        logs = []
+        while True:
+            batch = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                     limit=200, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
+            logs.extend(batch)
+            if len(batch) < 200:
+                return logs
+
+    def read(flow_run_id, wait_for: str | None = None, timeout_s: float = 30):
+        deadline = time.monotonic() + timeout_s
+        logs = read_all(flow_run_id)
+        while wait_for is not None and not any(wait_for in log.message for log in logs) and time.monotonic() < deadline:
+            time.sleep(1)
+            logs = read_all(flow_run_id)
+        return logs
+
+    return read

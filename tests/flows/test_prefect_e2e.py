@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,26 +23,6 @@ GPU_GROUPS = {"perceive", "inpaint", "filter"}
 FAST = {"retries": 1, "retry_backoff_s": 1, "timeouts_s": {"default": 300}}
 
 
-@pytest.fixture(scope="module")
-def client(prefect_api):
-    from prefect.client.orchestration import SyncPrefectClient
-
-    with SyncPrefectClient(prefect_api) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def nightly(prefect_api, stack_env, gpu_worker, client):
-    """`prefect deploy --name nightly` from the checkout, as the README says."""
-    started = time.perf_counter()
-    done = subprocess.run([str(local_stack.VENV_BIN / "prefect"), "--no-prompt", "deploy", "--name", "nightly"],
-                          cwd=REPO_ROOT, env={**stack_env, "PREFECT_API_URL": prefect_api},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    print(f"\n[timing] prefect deploy in {time.perf_counter() - started:.1f} s")
-    return client.read_deployment_by_name("editlens-generate/nightly")
-
-
 def _run_and_wait(client, deployment, parameters, timeout_s=240):
     started = time.perf_counter()
     run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
@@ -53,20 +32,6 @@ def _run_and_wait(client, deployment, parameters, timeout_s=240):
             return run, time.perf_counter() - started
         time.sleep(1)
     pytest.fail(f"flow run {run.id} not finished after {timeout_s} s: {run.state}")
-
-
-def _logs(client, flow_run_id, page=200):
-    """Every log record of the flow run (its tasks' included), as the UI shows them."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.client.schemas.sorting import LogSort
-
-    logs = []
-    while True:
-        batch = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                                 limit=page, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
-        logs.extend(batch)
-        if len(batch) < page:
-            return logs
 
 
 def _task_runs(client, flow_run_id):
@@ -102,11 +67,12 @@ def test_deployment_from_prefect_yaml(nightly, client):
     assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
 
 
-def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_endpoint, e2e_project, stack_dir):
+def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_endpoint, e2e_project, stack_dir,
+                                                           flow_run_logs):
     run, seconds = _run_and_wait(client, nightly, {"env": E2E_ENV, "project_path": str(e2e_project),
                                                    "orchestration": FAST})
     print(f"\n[timing] generate deployment run (trigger -> Completed) {seconds:.1f} s")
-    logs = _logs(client, run.id)
+    logs = flow_run_logs(run.id, wait_for="Completed node: inpaint_samples")
     assert run.state.is_completed(), f"{run.state}\n" + "\n".join(log.message for log in logs)[-6000:]
 
     # the S3 secret reached the flow run through the worker's environment only: it is in none of
@@ -167,14 +133,15 @@ def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_en
     assert all("06_models/tiny-sd-inpaint" in str(p) for p in local), local[:5]
 
 
-def test_failing_gate_fails_the_flow_run_with_its_message(nightly, client, s3_endpoint, e2e_project):
+def test_failing_gate_fails_the_flow_run_with_its_message(nightly, client, s3_endpoint, e2e_project, flow_run_logs):
     shard = "gate-check"
     run, seconds = _run_and_wait(client, nightly, {"env": GATE_ENV, "project_path": str(e2e_project),
                                                    "shard": shard, "orchestration": FAST})
     print(f"\n[timing] failing-gate deployment run (trigger -> Failed) {seconds:.1f} s")
     assert run.state.is_failed(), run.state
-    messages = "\n".join(log.message for log in _logs(client, run.id))
-    assert "data quality gate 'ingest' failed after node 'ingest_photos'" in messages
+    gate_message = "data quality gate 'ingest' failed after node 'ingest_photos'"
+    messages = "\n".join(log.message for log in flow_run_logs(run.id, wait_for=gate_message))
+    assert gate_message in messages
     assert "expect_table_row_count_to_be_between" in messages
 
     tasks = _task_runs(client, run.id)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -70,19 +69,6 @@ def _parquet(s3, key: str):
     import pandas as pd
 
     return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
-
-
-def _logs(client, flow_run_id) -> str:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.client.schemas.sorting import LogSort
-
-    logs = []
-    while True:
-        batch = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                                 limit=200, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
-        logs.extend(batch)
-        if len(batch) < 200:
-            return "\n".join(log.message for log in logs)
 
 
 def _wait_final(client, run_id, timeout_s: float):
@@ -159,25 +145,9 @@ def zombie_automation(client):
     return local_stack.create_zombie_automation(client, after_s=ZOMBIE_AFTER_S, name="test: crash zombie flow runs")
 
 
-@pytest.fixture(scope="module")
-def client(prefect_api):
-    from prefect.client.orchestration import SyncPrefectClient
-
-    with SyncPrefectClient(prefect_api) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def nightly(prefect_api, stack_env, gpu_worker, client):
-    done = subprocess.run([str(local_stack.VENV_BIN / "prefect"), "--no-prompt", "deploy", "--name", "nightly"],
-                          cwd=REPO_ROOT, env={**stack_env, "PREFECT_API_URL": prefect_api},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return client.read_deployment_by_name("editlens-generate/nightly")
-
-
 def test_killed_flow_run_and_killed_worker_are_crashed_and_a_rerun_resumes(
-        nightly, client, gpu_worker, zombie_automation, s3_endpoint, e2e_project, stack_dir, stack_env, prefect_api):
+        nightly, client, gpu_worker, zombie_automation, s3_endpoint, e2e_project, stack_dir, stack_env, prefect_api,
+        flow_run_logs):
     started = time.perf_counter()
     s3 = _s3(s3_endpoint)
     # every run sends heartbeats every 30 s (the zombie automation judges every flow run)
@@ -229,7 +199,7 @@ def test_killed_flow_run_and_killed_worker_are_crashed_and_a_rerun_resumes(
         # C. the re-run, on the new worker, completes and resumes
         third = client.create_flow_run_from_deployment(nightly.id, parameters=parameters, job_variables=job_variables)
         rerun = _wait_final(client, third.id, 240)
-        logs = _logs(client, third.id)
+        logs = "\n".join(log.message for log in flow_run_logs(third.id, wait_for="samples already complete"))
         assert rerun.state.is_completed(), f"{rerun.state}\n{logs[-6000:]}\n{worker.log_tail()}"
     finally:
         local_stack.stop_process_tree(worker.process.pid)
