@@ -155,7 +155,9 @@ def test_exported_layouts_follow_the_published_conventions(exported, dataset):
     imdl = json.loads((exported / "imdl" / "train.json").read_text())
     assert any(entry[1] == "Negative" for entry in imdl)
     tp, gt = next(e for e in imdl if e[1] != "Negative")
-    assert tp.startswith("train/Tp/") and gt.startswith("train/Gt/")
+    assert tp.startswith(str(exported / "imdl" / "train" / "Tp") + "/") and gt.startswith(str(exported / "imdl" / "train" / "Gt"))
+    au = next(e[0] for e in imdl if e[1] == "Negative")  # authentic: in Au/, never in Tp/ (IMDL-BenCo: Tp = tampered)
+    assert au.startswith(str(exported / "imdl" / "train" / "Au") + "/") and Path(au).exists()
     assert set(np.unique(np.asarray(Image.open(exported / "imdl" / gt)))) <= {0, 255}  # masks 0/255
     assert sorted(p.name for p in (exported / "imdl" / "train" / "Tp").iterdir()) == \
         sorted(p.name for p in (exported / "imdl" / "train" / "Gt").iterdir())  # paired by sorted name
@@ -358,7 +360,8 @@ def test_url_ingest_downloads_with_retries_limit_and_checksums(tmp_path):
         pd.DataFrame(rows).to_parquet(tmp_path / "urls.parquet")
         params = {"source": "urls", "image_size": 32, "crops_per_photo": 1,
                   "urls": {"table": str(tmp_path / "urls.parquet"), "sha256_column": "sha256", "caption_column": "caption",
-                           "concurrency": 2, "retries": 2, "backoff_s": 0.01, "timeout_s": 5}}
+                           "concurrency": 2, "retries": 2, "backoff_s": 0.01, "timeout_s": 5,
+                           "allow_private": True}}  # the test server is on loopback
         images, manifest, _, issues = ingest_base_images(params)
     finally:
         server.httpd.shutdown()
