@@ -364,6 +364,43 @@ class ParallelPartitionedDataset(PartitionedDataset):
         self._save_workers = workers
 
     def save(self, data: dict[str, Any]) -> None:
+        """Save every partition. Partition ids that would leave the folder are refused before
+        anything is deleted. On a local disk with ``overwrite`` the new partitions are written
+        into a hidden sibling folder that replaces the old one only when all are saved: a failing
+        partition leaves the previous folder whole, so it still agrees with the tables saved
+        with it (on S3 the old objects are removed first, as kedro-datasets does)."""
+        for partition_id in data:
+            try:
+                self._partition_to_path(partition_id)
+            except Exception as exc:
+                raise DatasetError(f"{self._path}: partition id {partition_id!r} is not a name inside the folder "
+                                   f"({exc}); nothing was written") from exc
+        if self._overwrite and self._protocol == "file":
+            return self._save_beside_then_swap(data)
+        return self._save_partitions(data)
+
+    def _save_beside_then_swap(self, data: dict[str, Any]) -> None:
+        import shutil
+        import uuid
+
+        final = self._filesystem._strip_protocol(self._normalized_path).rstrip("/")
+        parent, name = os.path.split(final)
+        staging = os.path.join(parent, f".tmp-{name}.{uuid.uuid4().hex[:8]}.part")
+        staged = copy.copy(self)
+        staged._path, staged._overwrite, staged._cached_partitions = staging, False, None
+        try:
+            staged._save_partitions(data)
+            os.makedirs(staging, exist_ok=True)  # an empty save still replaces the folder
+            trash = staging[:-len(".part")] + ".old"
+            if os.path.exists(final):
+                os.rename(final, trash)
+            os.rename(staging, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            self._invalidate_caches()
+
+    def _save_partitions(self, data: dict[str, Any]) -> None:
         if self._save_workers == 1 or len(data) < 2:
             return super().save(data)
         if self._overwrite and self._filesystem.exists(self._normalized_path):

@@ -15,6 +15,7 @@ import hashlib
 import io
 import ipaddress
 import logging
+import os
 import re
 import socket
 import time
@@ -22,7 +23,7 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +114,6 @@ def resolve_inside(path: str, roots: list[str] | str, what: str) -> str:
     protocols lexically ('..' collapsed). Raises ``SourceError`` naming ``what``, the path and the
     roots for anything else: a manifest or an imported list never reaches outside its declared root.
     """
-    import os
     import posixpath
 
     roots = [roots] if isinstance(roots, str) else [r for r in roots if r]
@@ -238,47 +238,80 @@ class UniqueIds:
 
 
 # ------------------------------------------------------------------------------------------ COCO
-_MISSING = object()
+MAX_JSON_DEPTH = 512  # COCO needs 5 levels; a deeper file is refused before it costs memory
+_OPENS, _CLOSES = ("start_map", "start_array"), ("end_map", "end_array")
 
 
-def _json_events_error(path: str, exc: BaseException) -> SourceError:
+def _json_error(path: str, exc: BaseException) -> SourceError:
+    if isinstance(exc, SourceError):
+        return exc
     if isinstance(exc, FileNotFoundError):
         return SourceError(f"{path}: file not found")
-    if isinstance(exc, RecursionError):
-        return SourceError(f"{path}: JSON nested too deeply to read")
     return SourceError(f"{path}: not valid JSON ({short_reason(exc, path)})")
 
 
-def _stream_json(path: str, prefix: str) -> Iterator[Any]:
-    """The values at ``prefix`` of the JSON file ``path`` (ijson: one value in memory at a time).
-    Raises SourceError naming the file for a missing file or invalid / too deeply nested JSON."""
+def scan_json_object(path: str, build: tuple[str, ...] = (), stream: str | None = None,
+                     on_item: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """One streaming pass (ijson events) over the JSON object in ``path``.
+
+    Returns {key: value} for the top-level keys in ``build`` that are present; each item of the
+    top-level list ``stream`` is built and handed to ``on_item`` one at a time (``stream`` maps to
+    True when it was a list, False when it was something else). Memory: one item or built value
+    at a time. Raises SourceError naming the file: not found, invalid JSON, not an object, or
+    nested deeper than ``MAX_JSON_DEPTH`` (refused as it is read: no recursion, no blow-up).
+    """
     import ijson
 
+    values: dict[str, Any] = {}
+    key, builder, depth, fresh = None, None, 0, False
     try:
         with fsspec.open(path, "rb") as fh:
-            yield from ijson.items(fh, prefix, use_float=True)
-    except (OSError, ValueError, RecursionError, ijson.JSONError) as exc:
-        raise _json_events_error(path, exc) from exc
+            for event, value in ijson.basic_parse(fh, use_float=True):
+                if event in _OPENS:
+                    depth += 1
+                    if depth > MAX_JSON_DEPTH:
+                        raise SourceError(f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep; refused")
+                if depth <= 1 and key is None and event not in ("map_key", "end_map"):
+                    if depth == 1 and event == "start_map":
+                        continue
+                    raise SourceError(f"{path}: not a JSON object (COCO files are {{\"images\": [...], ...}})")
+                if depth == 1 and event in ("map_key", "end_map"):
+                    key, fresh = value, True
+                    depth -= event == "end_map"
+                    continue
+                first, fresh = fresh, False
+                if key == stream and first:
+                    values[stream] = event == "start_array"
+                if key == stream and values[stream] and depth >= 2 and not (depth == 2 and event in ("start_array", "end_array")):
+                    builder = builder or ijson.ObjectBuilder()
+                    builder.event(event, value)
+                    if depth == 2 or (event in _CLOSES and depth == 3):
+                        on_item(builder.value)
+                        builder = None
+                elif key in build:
+                    builder = builder or ijson.ObjectBuilder()
+                    builder.event(event, value)
+                    if depth == 1 or (event in _CLOSES and depth == 2):
+                        values[key], builder = builder.value, None
+                depth -= event in _CLOSES
+    except (OSError, ValueError, ijson.JSONError) as exc:
+        raise _json_error(path, exc) from exc
+    return values
 
 
-def _coco_list(path: str, key: str) -> list:
-    """A small top-level list of a COCO file (``images``, ``categories``), checked."""
-    value = next(iter(_stream_json(path, key)), _MISSING)
-    if value is _MISSING:
+def _coco_list(path: str, found: dict[str, Any], key: str) -> list:
+    """A top-level list of a COCO file, checked."""
+    if key not in found:
         raise SourceError(f"{path}: missing the COCO field {key!r}")
-    if not isinstance(value, list):
+    if not isinstance(found[key], list):
         raise SourceError(f"{path}: the COCO field {key!r} must be a list")
-    return value
+    return found[key]
 
 
-def _coco_images(path: str, issues: list | None) -> dict[Any, dict[str, Any]]:
+def _coco_images(path: str, entries: list, issues: list | None) -> dict[Any, dict[str, Any]]:
     """image id -> image entry; entries without a usable id are reported and dropped."""
-    with fsspec.open(path, "rb") as fh:
-        head = fh.read(64).lstrip()
-    if head[:1] != b"{":
-        raise SourceError(f"{path}: a COCO file is a JSON object; this one starts with {head[:12]!r}")
     images: dict[Any, dict[str, Any]] = {}
-    for index, info in enumerate(_coco_list(path, "images")):
+    for index, info in enumerate(entries):
         if not isinstance(info, dict) or "id" not in info:
             _record(issues, "coco", f"{path}#images[{index}]", "image entry without an 'id'")
         elif not isinstance(info["id"], (int, str)) or isinstance(info["id"], bool):
@@ -290,52 +323,60 @@ def _coco_images(path: str, issues: list | None) -> dict[Any, dict[str, Any]]:
     return images
 
 
-def _coco_annotations(path: str, images: dict[Any, dict[str, Any]], issues: list | None) -> dict[Any, list[dict]]:
-    """image id -> [{id, category_id, rle}] with every polygon / RLE turned into a compressed RLE
-    at the JSON's image size as it streams by: memory grows with the RLE bytes, never with
-    full-size masks or the JSON's number lists. Crowd and unusable annotations are left out."""
+def _coco_rle(ann: dict[str, Any], info: dict[str, Any], where: str, issues: list | None) -> dict | None:
+    """One annotation as a compressed RLE at its image's JSON size; None (recorded) if unusable."""
     from pycocotools import mask as mask_utils
 
+    height, width = info.get("height"), info.get("width")
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        return None  # the image's own size check reports it once
+    problem = _annotation_problem(ann, width, height)
+    if problem:
+        _record(issues, "coco", where, problem)
+        if not problem.startswith("note:"):
+            return None
+        ann = _clip_polygons(ann, width, height)
+    seg = ann["segmentation"]
+    try:
+        if isinstance(seg, list):
+            return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+        if isinstance(seg["counts"], list):
+            return mask_utils.frPyObjects(seg, height, width)
+        counts = seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"]
+        return {"size": list(seg["size"]), "counts": counts}
+    except Exception as exc:  # pycocotools raises TypeError / ValueError on bad counts
+        _record(issues, "coco", where, f"unreadable segmentation ({short_reason(exc)})")
+        return None
+
+
+def _coco_annotations(path: str, images: dict[Any, dict[str, Any]], issues: list | None) -> dict[Any, list[dict]]:
+    """image id -> [{id, category_id, rle}] with every polygon / RLE turned into a compressed RLE
+    as it streams by: memory grows with the RLE bytes, never with full-size masks or the JSON's
+    number lists. Crowd and unusable annotations are left out (unusable ones recorded)."""
     by_image: dict[Any, list[dict]] = {}
-    count = 0
-    for index, ann in enumerate(_stream_json(path, "annotations.item")):
-        count += 1
+    counter = iter(range(1 << 62))
+
+    def take(ann: Any) -> None:
+        index = next(counter)
         missing = [k for k in ("id", "image_id", "category_id", "segmentation") if not isinstance(ann, dict) or k not in ann]
-        ident = ann.get("id", f"[{index}]") if isinstance(ann, dict) else f"[{index}]"
-        where = f"{path}#annotation={ident}"
+        where = f"{path}#annotation={ann.get('id', f'[{index}]') if isinstance(ann, dict) else f'[{index}]'}"
         if missing:
             _record(issues, "coco", where, f"annotation without the field(s) {missing}")
-            continue
+            return
         info = images.get(ann["image_id"]) if isinstance(ann["image_id"], (int, str)) else None
         if info is None:
             _record(issues, "coco", where, f"annotation for image id {ann['image_id']}, which is not in 'images'")
-            continue
-        if ann.get("iscrowd", 0):
-            continue
-        height, width = info.get("height"), info.get("width")
-        if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
-            continue  # the image's own size check reports it once
-        problem = _annotation_problem(ann, width, height)
-        if problem:
-            _record(issues, "coco", where, problem)
-            if not problem.startswith("note:"):
-                continue
-            ann = _clip_polygons(ann, width, height)
-        seg = ann["segmentation"]
-        try:
-            if isinstance(seg, list):
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
-            else:
-                rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else dict(seg)
-                rle = {"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")
-                       if isinstance(rle["counts"], str) else rle["counts"]}
-        except Exception as exc:  # pycocotools raises TypeError / ValueError on bad counts
-            _record(issues, "coco", where, f"unreadable segmentation ({short_reason(exc)})")
-            continue
-        by_image.setdefault(ann["image_id"], []).append(
-            {"id": ann.get("id"), "category_id": ann["category_id"], "rle": rle})
-    if count == 0 and next(iter(_stream_json(path, "annotations")), _MISSING) is _MISSING:
+            return
+        rle = None if ann.get("iscrowd", 0) else _coco_rle(ann, info, where, issues)
+        if rle is not None:
+            by_image.setdefault(ann["image_id"], []).append({"id": ann.get("id"), "category_id": ann["category_id"],
+                                                             "rle": rle})
+
+    found = scan_json_object(path, stream="annotations", on_item=take)
+    if "annotations" not in found:
         raise SourceError(f"{path}: missing the COCO field 'annotations'")
+    if not found["annotations"]:
+        raise SourceError(f"{path}: the COCO field 'annotations' must be a list")
     return by_image
 
 
@@ -351,9 +392,13 @@ def annotation_mask(annotation: dict[str, Any]) -> np.ndarray:
 
 def _coco_captions(captions: str | None) -> dict[Any, list[str]]:
     index: dict[Any, list[str]] = {}
-    for ann in _stream_json(captions, "annotations.item") if captions else ():
-        if isinstance(ann, dict) and isinstance(ann.get("caption"), str) and "image_id" in ann:
+
+    def take(ann: Any) -> None:
+        if isinstance(ann, dict) and isinstance(ann.get("caption"), str) and isinstance(ann.get("image_id"), (int, str)):
             index.setdefault(ann["image_id"], []).append(ann["caption"])
+
+    if captions:
+        scan_json_object(captions, stream="annotations", on_item=take)
     return index
 
 
@@ -371,9 +416,10 @@ def iter_coco_photos(
     Crowd annotations are skipped. A bad image or annotation is recorded in ``issues`` and
     skipped; a missing, invalid or too deeply nested JSON raises ``SourceError`` naming it.
     """
-    entries = _coco_images(annotations, issues)
-    categories = {c["id"]: c for c in _coco_list(annotations, "categories")
-                  if isinstance(c, dict) and "id" in c and "name" in c}
+    found = scan_json_object(annotations, build=("images", "categories"))
+    entries = _coco_images(annotations, _coco_list(annotations, found, "images"), issues)
+    categories = {c["id"]: c for c in _coco_list(annotations, found, "categories")
+                  if isinstance(c, dict) and isinstance(c.get("id"), (int, str)) and "name" in c}
     by_image = _coco_annotations(annotations, entries, issues)
     caption_index = _coco_captions(captions)
     ids = UniqueIds("coco", issues, prefix="coco-")
@@ -464,25 +510,49 @@ def _clip_polygons(ann: dict[str, Any], width: int, height: int) -> dict[str, An
 _NOT_PHOTOS = {".gif": "GIF (a 256-colour palette) is not used as a base photo; convert it to PNG to use it"}
 
 
+def _walk_files(fs: Any, folder: str, on_error: Callable[[OSError, str], None], seen: set[str]) -> Iterator[str]:
+    """Every file under ``folder`` (fsspec's own walk drops errors below the top folder). A
+    folder reached twice through symlinks is listed once."""
+    try:
+        listing = sorted(fs.ls(folder, detail=True), key=lambda info: info["name"])
+    except OSError as exc:
+        on_error(exc, folder)
+        return
+    for info in listing:
+        path = info["name"].rstrip("/")
+        if info["type"] != "directory" or path == folder.rstrip("/"):
+            yield path
+            continue
+        real = os.path.realpath(path) if "file" in _protocols(fs) else path
+        if real in seen:
+            on_error(OSError(errno.ELOOP, "folder reached twice through symlinks"), path)
+            continue
+        seen.add(real)
+        yield from _walk_files(fs, path, on_error, seen)
+
+
+def _protocols(fs: Any) -> tuple:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
 def _folder_files(fs: Any, base: str, root: str, issues: list | None) -> list[str]:
     """Every image file under ``base``, sorted. Sub-folders that cannot be listed and files that
     are not images (by suffix) are recorded with their reason: nothing is left out silently."""
     protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
 
-    def unreadable(exc: OSError) -> None:
-        name = getattr(exc, "filename", None) or "a sub-folder"
-        _record(issues, "folder", protocol + str(name), f"folder not readable: {short_reason(exc)}")
+    def unreadable(exc: OSError, folder: str) -> None:
+        _record(issues, "folder", protocol + folder, f"folder not readable: {short_reason(exc)}")
 
     files = []
-    for folder, _, names in fs.walk(base, on_error=unreadable):
-        for name in names:
-            path = f"{folder.rstrip('/')}/{name}"
-            suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-            if suffix in IMAGE_SUFFIXES:
-                files.append(path)
-            else:
-                _record(issues, "folder", protocol + path, _NOT_PHOTOS.get(
-                    suffix, f"not an image file name (suffix {suffix or 'none'}; read: {', '.join(IMAGE_SUFFIXES)})"))
+    start = os.path.realpath(base) if "file" in _protocols(fs) else base
+    for path in _walk_files(fs, base, unreadable, {start}):
+        name = path.rsplit("/", 1)[-1]
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if suffix in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            _record(issues, "folder", protocol + path, _NOT_PHOTOS.get(
+                suffix, f"not an image file name (suffix {suffix or 'none'}; read: {', '.join(IMAGE_SUFFIXES)})"))
     return sorted(files)
 
 
