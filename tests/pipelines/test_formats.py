@@ -374,3 +374,85 @@ def test_url_ingest_downloads_with_retries_limit_and_checksums(tmp_path):
     assert "sha256 mismatch" in reasons["tampered.png"] and "after 3 attempts" in reasons["tampered.png"]
     assert server.state["flaky"] == 1  # failed once with 503, then the retry succeeded
     assert server.state["peak"] == 2  # downloads overlapped, within the concurrency limit
+
+
+# --------------------------------------------------------------- IMDL-BenCo's own dataset classes
+def _imdlbenco_datasets():
+    try:
+        from IMDLBenCo.datasets.iml_datasets import JsonDataset, ManiDataset
+    except Exception as exc:  # an optional, --no-deps install (see ENVIRONMENT.md)
+        pytest.skip(f"IMDL-BenCo is not importable here ({type(exc).__name__}: {exc}); "
+                    "pip install --no-deps imdlbenco==0.1.45 albumentations==1.3.0 qudida fvcore iopath yacs portalocker")
+    return ManiDataset, JsonDataset
+
+
+def test_imdl_export_loads_with_imdlbenco_own_dataset_classes(exported, dataset, tmp_path, monkeypatch):
+    """The folder form holds forgeries only (ManiDataset labels every Tp/Gt pair tampered); the
+    JSON form lists authentic images as Negative, with paths IMDL-BenCo opens from any folder."""
+    ManiDataset, JsonDataset = _imdlbenco_datasets()
+    monkeypatch.chdir(tmp_path)  # IMDL-BenCo opens JSON entries against the working directory
+    splits = dataset["splits"]
+    for split in ("train", "val"):
+        rows = splits[splits["split"] == split]
+        n_edited, n_authentic = int((rows["kind"] == "edited").sum()), int((rows["kind"] != "edited").sum())
+        assert n_authentic > 0  # the case that used to be exported wrongly
+        folder = ManiDataset(str(exported / "imdl" / split), is_resizing=True, output_size=(SIZE, SIZE))
+        items = [folder[i] for i in range(len(folder))]
+        assert len(items) == n_edited and all(item["label"] == 1 for item in items)
+        assert all(item["mask"].sum() > 0 for item in items)  # every Tp has edited pixels
+        listed = JsonDataset(str(exported / "imdl" / f"{split}.json"), is_resizing=True, output_size=(SIZE, SIZE))
+        items = [listed[i] for i in range(len(listed))]
+        assert sorted(item["label"] for item in items) == [0] * n_authentic + [1] * n_edited
+        by_name = {item["name"].rsplit(".", 1)[0]: item for item in items}
+        for row in rows[rows["kind"] == "edited"].itertuples():
+            expected = dataset["label_maps"][row.item_id] > 0
+            assert np.array_equal(by_name[row.item_id]["mask"][0].numpy() > 0.5, expected)
+
+
+# ------------------------------------------------------------------------ forgery-only, label space
+def _forgery_only_imdl(root: Path, names: list[str]) -> None:
+    rng = np.random.default_rng(1)
+    for index, name in enumerate(names):
+        image = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        mask = np.zeros((48, 48), np.uint8)
+        mask[4 + index:24 + index, 8:30] = 255
+        png(root / "Tp" / f"{name}.png", image)
+        png(root / "Gt" / f"{name}.png", mask)
+
+
+def test_the_label_space_of_an_import_is_one_parameter(tmp_path):
+    _forgery_only_imdl(tmp_path / "casia", ["a", "b"])
+    params = {"source": "imdl", "imdl": {"root": str(tmp_path / "casia"), "generator": "LaMa"},
+              "published": {"generators": GENERATORS, "image_size": None, "label_space": "SDXL;LaMa;MAT"}}
+    _, manifest, _, _, labels, _, samples, provenance, _ = import_published(params)
+    assert manifest.empty and len(samples) == 2  # forgery-only: valid
+    assert set(samples["label_kind"]) == {"semantic"} and set(samples["generators"]) == {"LaMa"}
+    assert all(set(np.unique(labels[s]())) == {0, 2} for s in samples["sample_id"])  # LaMa = 2nd class
+    assert set(provenance["generator"]) == {"LaMa"}
+    params["published"]["label_space"] = ["SDXL", "lama"]  # a list works too; names match loosely
+    assert set(import_published(params)[6]["label_kind"]) == {"semantic"}
+    params["published"]["label_space"] = "SDXL;;SDXL"
+    with pytest.raises(ValueError, match="label_space"):
+        import_published(params)
+
+
+@pytest.mark.slow
+def test_a_forgery_only_import_runs_through_kedro_and_the_gate_says_what_it_counted(project_copy: Path):
+    """``kedro run --pipeline import --params ingest.source=imdl`` on an IMDL-BenCo Tp/Gt folder
+    without authentic images (main: the ingest gate stopped it, 'row count >= 1' on base_manifest)."""
+    from kedro.framework.cli.utils import _split_params
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    _forgery_only_imdl(project_copy / "data" / "01_raw" / "imdl", ["x", "y", "z"])
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="tiny",
+                             runtime_params=_split_params(None, None, "ingest.source=imdl")) as session:
+        session.run(pipeline_name="import")
+    data = project_copy / "data"
+    samples = pd.read_parquet(next(data.rglob("samples.parquet")))
+    assert sorted(samples["sample_id"]) == ["x", "y", "z"] and set(samples["label_kind"]) == {"binary"}
+    assert pd.read_parquet(next(data.rglob("base_manifest.parquet"))).empty
+    assert sorted(p.name for p in next(data.rglob("edited_images")).iterdir()) == ["x.png", "y.png", "z.png"]
+    gate = (data / "08_reporting" / "gates" / "ingest.md").read_text()
+    assert "counted: authentic (base) images in base_manifest" in gate
