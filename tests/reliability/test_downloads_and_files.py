@@ -173,7 +173,8 @@ def test_kedro_started_without_the_makefile_environment_modifies_no_tracked_file
     project = tmp_path / "project"
     project.mkdir()
     for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(REPO / name, project / name)
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("credentials.yml"))
     shutil.copy(REPO / "conf" / "base" / "credentials.yml", project / "conf" / "base" / "credentials.yml")
     (project / "src").mkdir()
