@@ -437,22 +437,30 @@ def test_the_label_space_of_an_import_is_one_parameter(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_forgery_only_import_runs_through_kedro_and_the_gate_says_what_it_counted(project_copy: Path):
-    """``kedro run --pipeline import --params ingest.source=imdl`` on an IMDL-BenCo Tp/Gt folder
-    without authentic images (main: the ingest gate stopped it, 'row count >= 1' on base_manifest)."""
+@pytest.mark.parametrize("fmt", ["imdl", "diffseg30k"])
+def test_a_forgery_only_import_runs_through_kedro_and_the_gate_says_what_it_counted(project_copy: Path, fmt):
+    """``kedro run --pipeline import --params ingest.source=<fmt>`` on an IMDL-BenCo Tp/Gt folder or
+    a DiffSeg30k archive of edited pairs, without authentic images (main: the ingest gate stopped
+    it, 'row count >= 1' on base_manifest)."""
     from kedro.framework.cli.utils import _split_params
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    _forgery_only_imdl(project_copy / "data" / "01_raw" / "imdl", ["x", "y", "z"])
+    raw = project_copy / "data" / "01_raw" / fmt
+    _forgery_only_imdl(raw, ["x", "y", "z"])
+    if fmt == "diffseg30k":  # the same pairs as NNNNNNNN.image.png / NNNNNNNN.mask.png
+        for number, name in enumerate(["x", "y", "z"]):
+            (raw / "Tp" / f"{name}.png").rename(raw / f"{number:08d}.image.png")
+            (raw / "Gt" / f"{name}.png").rename(raw / f"{number:08d}.mask.png")
+    expected = ["x", "y", "z"] if fmt == "imdl" else ["00000000", "00000001", "00000002"]
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="tiny",
-                             runtime_params=_split_params(None, None, "ingest.source=imdl")) as session:
+                             runtime_params=_split_params(None, None, f"ingest.source={fmt}")) as session:
         session.run(pipeline_name="import")
     data = project_copy / "data"
     samples = pd.read_parquet(next(data.rglob("samples.parquet")))
-    assert sorted(samples["sample_id"]) == ["x", "y", "z"] and set(samples["label_kind"]) == {"binary"}
+    assert sorted(samples["sample_id"]) == expected and set(samples["label_kind"]) == {"binary"}
     assert pd.read_parquet(next(data.rglob("base_manifest.parquet"))).empty
-    assert sorted(p.name for p in next(data.rglob("edited_images")).iterdir()) == ["x.png", "y.png", "z.png"]
+    assert sorted(p.name for p in next(data.rglob("edited_images")).iterdir()) == [f"{e}.png" for e in expected]
     gate = (data / "08_reporting" / "gates" / "ingest.md").read_text()
     assert "counted: authentic (base) images in base_manifest" in gate
