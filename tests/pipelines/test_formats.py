@@ -298,6 +298,21 @@ def test_brgen_import_parses_names_and_reports_orphans(tmp_path):
     assert {"name is not <Inpainter>_<Kind>_<Source>_<id>", "no Gt/MAT_Stuff_Places_9_mask"} <= set(issues["reason"])
 
 
+def test_brgen_forgeries_of_a_missing_real_image_stay_in_one_split_group(tmp_path):
+    image = np.random.default_rng(3).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12] = 255
+    for name in ("SDXL_Stuff_COCO_000999", "LaMa_Stuff_COCO_000999"):  # no Au/COCO_000999
+        png(tmp_path / "Tp" / f"{name}.png", image[::-1].copy() if name[0] == "S" else image)
+        png(tmp_path / "Gt" / f"{name}_mask.png", mask)
+    (tmp_path / "Au").mkdir()
+    params = {"source": "brgen", "brgen": {"root": str(tmp_path)},
+              "published": {"generators": [{"name": "SDXL"}, {"name": "LaMa"}], "image_size": None}}
+    samples = import_published(params)[6]
+    assert list(samples["group_id"]) == ["COCO_000999", "COCO_000999"]
+    assert sorted(samples["base_id"]) == sorted(samples["sample_id"])  # no base image to point at
+
+
 # ------------------------------------------------------------------------------------ URL ingest
 class _Server:
     """Serves files on 127.0.0.1: /flaky.png fails once with 503, /missing.png is a 404; records

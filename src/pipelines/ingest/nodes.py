@@ -36,6 +36,7 @@ from pipelines.ingest.sources import (
     iter_folder_photos,
     iter_sample_photos,
     iter_url_photos,
+    safe_id,
     short_reason,
 )
 
@@ -399,8 +400,9 @@ def _read_published(source: str, params: dict[str, Any], label_index: dict[str, 
         fitted = fit(label_map, nearest=True)
         areas = {int(v): float((fitted == v).mean()) for v in np.unique(fitted) if v > 0}
         edited.append((item, image.shape[:2], label_kind, areas, float((fitted > 0).mean())))
-    for item, *_ in edited:  # a forgery's link to its authentic image, by that image's id
-        item.base_key = ids.first(item.base_key) if item.base_key else ""
+    for item, *_ in edited:  # a forgery's link to its authentic image, by that image's id; without
+        # one (not in the dataset, or refused) the key still groups the forgeries of one real image
+        item.base_key = (ids.first(item.base_key) or safe_id(item.base_key)) if item.base_key else ""
     return bases, manifest_rows, edited
 
 

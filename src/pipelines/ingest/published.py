@@ -262,7 +262,8 @@ def iter_brgen(root: str, issues: list | None = None) -> Iterator[PublishedItem]
     use_short = len(set(ids)) == len(ids)  # several forgeries of one real image share its id
     for path, stem, fields, mask in parsed:
         real = f"{fields['source']}_{fields['id']}"
-        base_key = real if real in authentic else _longest_prefix(real, authentic)
+        # Without its Au image the key still keeps the forgeries of one real image in one split group.
+        base_key = real if real in authentic else (_longest_prefix(real, authentic) or real)
         yield PublishedItem(
             item_id=fields["id"] if use_short else stem, kind="edited", image=_file_reader(fs, path, base),
             mask=_file_reader(fs, mask, base), source="brgen", source_path=protocol + path,
