@@ -473,7 +473,8 @@ class DetectionMetrics:
         return int(sum(len(s) for s in self._scores))
 
     def update(self, image_scores: np.ndarray, is_fake: np.ndarray, pred: np.ndarray | None = None,
-               target: np.ndarray | None = None, edited_probability: np.ndarray | None = None) -> DetectionMetrics:
+               target: np.ndarray | None = None, edited_probability: np.ndarray | None = None,
+               item_ids: list[str] | None = None) -> DetectionMetrics:
         """Add a batch of N images.
 
         Args:
@@ -483,13 +484,30 @@ class DetectionMetrics:
                 when ``pixel_level``, ignored otherwise.
             edited_probability: (N, H, W) probability that each pixel is edited, for the per-image
                 metrics at ``pixel_threshold``; None uses ``pred > 0``.
+            item_ids: (N,) names of the images, used only to name a bad one in an error.
         Raises:
-            ValueError: mismatched lengths or shapes, labels out of range.
+            ValueError: mismatched lengths or shapes, labels out of range, a score that is not a
+                finite number, an ``is_fake`` other than 0/1, an ``edited_probability`` that is NaN
+                or outside [0, 1]; the error names the first bad image (its id, else its index in
+                the batch) and nothing of the batch is added, so earlier batches stay summarisable.
         """
         scores = np.asarray(image_scores, dtype=np.float64).ravel()
-        fake = np.asarray(is_fake).ravel().astype(np.int64)
-        if scores.size != fake.size:
-            raise ValueError(f"{scores.size} image scores for {fake.size} labels")
+        raw_fake = np.asarray(is_fake).ravel()
+        if scores.size != raw_fake.size:
+            raise ValueError(f"{scores.size} image scores for {raw_fake.size} labels")
+
+        def name(index: int) -> str:
+            return f"image {item_ids[index]!r}" if item_ids is not None and index < len(item_ids) else f"image {index} of the batch"
+
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise ValueError(f"{name(int(bad[0]))}: image score {scores[bad[0]]} is not a finite number")
+        numeric = raw_fake.astype(np.float64) if raw_fake.dtype != object else np.array([float("nan")] * raw_fake.size)
+        bad = np.flatnonzero(~np.isin(numeric, (0.0, 1.0)))
+        if bad.size:
+            value = raw_fake[bad[0]]
+            raise ValueError(f"{name(int(bad[0]))}: is_fake must be 0 or 1, got {getattr(value, 'item', lambda: value)()!r}")
+        fake = numeric.astype(np.int64)
         if self.pixel_level:
             if pred is None or target is None:
                 raise ValueError("pixel-level metrics need pred and target class maps")
@@ -497,6 +515,11 @@ class DetectionMetrics:
             if pred.shape[0] != scores.size:
                 raise ValueError(f"{pred.shape[0]} class maps for {scores.size} image scores")
             edited = pred > 0 if edited_probability is None else np.asarray(edited_probability).reshape(pred.shape)
+            if edited_probability is not None:
+                outside = ~((edited >= 0) & (edited <= 1))  # NaN included
+                if outside.any():
+                    first = int(np.argwhere(outside)[0][0])
+                    raise ValueError(f"{name(first)}: edited_probability has values that are NaN or outside [0, 1]")
             self._confusion.append(confusion_matrices(pred, target, self.num_classes))
             self._boundary.append(boundary_counts(pred, target, self.num_classes, self.tolerance_px))
             self._binary.append(binary_pixel_counts(edited, target > 0, self.pixel_threshold))

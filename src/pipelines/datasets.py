@@ -131,8 +131,8 @@ class AllOrNothingLocalFileOpener(LocalFileOpener):
                 if os.path.exists(tmp):
                     os.unlink(tmp)
             else:
+                os.chmod(tmp, 0o666 & ~_UMASK)  # the mode a plain open() gives, before it is visible
                 os.replace(tmp, self.path)
-                os.chmod(self.path, 0o666 & ~_UMASK)
 
     def close(self) -> None:
         if getattr(self, "_tmp_path", None) is None or self.f is None or self.f.closed:
@@ -184,6 +184,7 @@ def write_bytes_atomically(fs: Any, protocol: str, path: str, payload: bytes) ->
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from other users
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -306,15 +307,38 @@ def decode_image(payload: bytes, mode: str | None, name: str, exif_transpose: bo
         raise DatasetError(f"{name}: refused before decoding, possible decompression bomb ({exc})") from exc
     except OSError as exc:
         text = str(exc).lower()
-        if "cannot identify" in text:
+        kind = _signature(payload)
+        if "cannot identify" in text and not kind:
             problem = "not an image file (format not recognised)"
         elif "truncated" in text or "ended" in text or "broken" in text:
-            problem = "truncated image data"
+            problem = f"truncated {kind or 'image'} data"
         else:
-            problem = "corrupt image data"
-        raise DatasetError(f"{name}: not a readable image: {problem} ({type(exc).__name__}: {exc})") from exc
+            problem = f"corrupt {kind or 'image'} data"
+        detail = "" if "cannot identify" in text else f" ({_plain(exc)})"
+        raise DatasetError(f"{name}: not a readable image: {problem}{detail}") from exc
     except Exception as exc:  # PIL raises several unrelated types for bad files
-        raise DatasetError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+        kind = _signature(payload)
+        raise DatasetError(f"{name}: not a readable image: corrupt {kind or 'image'} data ({_plain(exc)})") from exc
+
+
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+               b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _signature(payload: bytes) -> str:
+    """The format a file's first bytes claim ('' if none): a file that starts like a PNG but does
+    not decode is a corrupt PNG, not 'not an image'."""
+    if payload[:4] == b"RIFF" and payload[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES.items() if payload.startswith(magic)), "")
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception's text without object reprs (``<_io.BytesIO object at 0x...>``)."""
+    import re
+
+    text = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc)).strip()
+    return text or type(exc).__name__
 
 
 class ParallelPartitionedDataset(PartitionedDataset):
@@ -340,6 +364,43 @@ class ParallelPartitionedDataset(PartitionedDataset):
         self._save_workers = workers
 
     def save(self, data: dict[str, Any]) -> None:
+        """Save every partition. Partition ids that would leave the folder are refused before
+        anything is deleted. On a local disk with ``overwrite`` the new partitions are written
+        into a hidden sibling folder that replaces the old one only when all are saved: a failing
+        partition leaves the previous folder whole, so it still agrees with the tables saved
+        with it (on S3 the old objects are removed first, as kedro-datasets does)."""
+        for partition_id in data:
+            try:
+                self._partition_to_path(partition_id)
+            except Exception as exc:
+                raise DatasetError(f"{self._path}: partition id {partition_id!r} is not a name inside the folder "
+                                   f"({exc}); nothing was written") from exc
+        if self._overwrite and self._protocol == "file":
+            return self._save_beside_then_swap(data)
+        return self._save_partitions(data)
+
+    def _save_beside_then_swap(self, data: dict[str, Any]) -> None:
+        import shutil
+        import uuid
+
+        final = self._filesystem._strip_protocol(self._normalized_path).rstrip("/")
+        parent, name = os.path.split(final)
+        staging = os.path.join(parent, f".tmp-{name}.{uuid.uuid4().hex[:8]}.part")
+        staged = copy.copy(self)
+        staged._path, staged._overwrite, staged._cached_partitions = staging, False, None
+        try:
+            staged._save_partitions(data)
+            os.makedirs(staging, exist_ok=True)  # an empty save still replaces the folder
+            trash = staging[:-len(".part")] + ".old"
+            if os.path.exists(final):
+                os.rename(final, trash)
+            os.rename(staging, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            self._invalidate_caches()
+
+    def _save_partitions(self, data: dict[str, Any]) -> None:
         if self._save_workers == 1 or len(data) < 2:
             return super().save(data)
         if self._overwrite and self._filesystem.exists(self._normalized_path):

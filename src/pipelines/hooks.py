@@ -108,3 +108,28 @@ class DataGateHooks:
         dataset = catalog[self.REPORT_DATASET]
         folder = getattr(dataset, "_path", "")
         return f"{folder}/{gate}{getattr(dataset, '_filename_suffix', '')}" if folder else self.REPORT_DATASET
+
+
+class QuarantineHooks:
+    """When ingest or import stops (no usable image, a source that cannot be read), still write
+    that run's ``ingest_issues`` and ``quarantine_report``: the items refused before the failure
+    (``SourceError.issues``) and the failure itself, so the previous run's page never stays to
+    mislead."""
+
+    NODES = ("ingest_photos", "import_published")
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any, catalog: Any) -> None:
+        if node.name not in self.NODES or catalog is None or "quarantine_report" not in catalog:
+            return
+        import pandas as pd
+
+        from pipelines.ingest.nodes import ISSUE_COLUMNS, quarantine_report
+
+        issues = pd.DataFrame(getattr(error, "issues", None) or [], columns=ISSUE_COLUMNS)
+        page = quarantine_report(issues)
+        try:
+            catalog.save("ingest_issues", issues)
+            catalog.save("quarantine_report", f"{page}\n## The run stopped\n\n{error}\n")
+        except Exception as exc:  # the node's own error is the one to report
+            logger.warning("could not write the quarantine page after %s failed: %s", node.name, exc)

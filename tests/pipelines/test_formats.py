@@ -155,7 +155,9 @@ def test_exported_layouts_follow_the_published_conventions(exported, dataset):
     imdl = json.loads((exported / "imdl" / "train.json").read_text())
     assert any(entry[1] == "Negative" for entry in imdl)
     tp, gt = next(e for e in imdl if e[1] != "Negative")
-    assert tp.startswith("train/Tp/") and gt.startswith("train/Gt/")
+    assert tp.startswith(str(exported / "imdl" / "train" / "Tp") + "/") and gt.startswith(str(exported / "imdl" / "train" / "Gt"))
+    au = next(e[0] for e in imdl if e[1] == "Negative")  # authentic: in Au/, never in Tp/ (IMDL-BenCo: Tp = tampered)
+    assert au.startswith(str(exported / "imdl" / "train" / "Au") + "/") and Path(au).exists()
     assert set(np.unique(np.asarray(Image.open(exported / "imdl" / gt)))) <= {0, 255}  # masks 0/255
     assert sorted(p.name for p in (exported / "imdl" / "train" / "Tp").iterdir()) == \
         sorted(p.name for p in (exported / "imdl" / "train" / "Gt").iterdir())  # paired by sorted name
@@ -296,6 +298,21 @@ def test_brgen_import_parses_names_and_reports_orphans(tmp_path):
     assert {"name is not <Inpainter>_<Kind>_<Source>_<id>", "no Gt/MAT_Stuff_Places_9_mask"} <= set(issues["reason"])
 
 
+def test_brgen_forgeries_of_a_missing_real_image_stay_in_one_split_group(tmp_path):
+    image = np.random.default_rng(3).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12] = 255
+    for name in ("SDXL_Stuff_COCO_000999", "LaMa_Stuff_COCO_000999"):  # no Au/COCO_000999
+        png(tmp_path / "Tp" / f"{name}.png", image[::-1].copy() if name[0] == "S" else image)
+        png(tmp_path / "Gt" / f"{name}_mask.png", mask)
+    (tmp_path / "Au").mkdir()
+    params = {"source": "brgen", "brgen": {"root": str(tmp_path)},
+              "published": {"generators": [{"name": "SDXL"}, {"name": "LaMa"}], "image_size": None}}
+    samples = import_published(params)[6]
+    assert list(samples["group_id"]) == ["COCO_000999", "COCO_000999"]
+    assert sorted(samples["base_id"]) == sorted(samples["sample_id"])  # no base image to point at
+
+
 # ------------------------------------------------------------------------------------ URL ingest
 class _Server:
     """Serves files on 127.0.0.1: /flaky.png fails once with 503, /missing.png is a 404; records
@@ -358,7 +375,8 @@ def test_url_ingest_downloads_with_retries_limit_and_checksums(tmp_path):
         pd.DataFrame(rows).to_parquet(tmp_path / "urls.parquet")
         params = {"source": "urls", "image_size": 32, "crops_per_photo": 1,
                   "urls": {"table": str(tmp_path / "urls.parquet"), "sha256_column": "sha256", "caption_column": "caption",
-                           "concurrency": 2, "retries": 2, "backoff_s": 0.01, "timeout_s": 5}}
+                           "concurrency": 2, "retries": 2, "backoff_s": 0.01, "timeout_s": 5,
+                           "allow_private": True}}  # the test server is on loopback
         images, manifest, _, issues = ingest_base_images(params)
     finally:
         server.httpd.shutdown()
@@ -371,3 +389,93 @@ def test_url_ingest_downloads_with_retries_limit_and_checksums(tmp_path):
     assert "sha256 mismatch" in reasons["tampered.png"] and "after 3 attempts" in reasons["tampered.png"]
     assert server.state["flaky"] == 1  # failed once with 503, then the retry succeeded
     assert server.state["peak"] == 2  # downloads overlapped, within the concurrency limit
+
+
+# --------------------------------------------------------------- IMDL-BenCo's own dataset classes
+def _imdlbenco_datasets():
+    try:
+        from IMDLBenCo.datasets.iml_datasets import JsonDataset, ManiDataset
+    except Exception as exc:  # an optional, --no-deps install (see ENVIRONMENT.md)
+        pytest.skip(f"IMDL-BenCo is not importable here ({type(exc).__name__}: {exc}); "
+                    "pip install --no-deps imdlbenco==0.1.45 albumentations==1.3.0 qudida fvcore iopath yacs portalocker")
+    return ManiDataset, JsonDataset
+
+
+def test_imdl_export_loads_with_imdlbenco_own_dataset_classes(exported, dataset, tmp_path, monkeypatch):
+    """The folder form holds forgeries only (ManiDataset labels every Tp/Gt pair tampered); the
+    JSON form lists authentic images as Negative, with paths IMDL-BenCo opens from any folder."""
+    ManiDataset, JsonDataset = _imdlbenco_datasets()
+    monkeypatch.chdir(tmp_path)  # IMDL-BenCo opens JSON entries against the working directory
+    splits = dataset["splits"]
+    for split in ("train", "val"):
+        rows = splits[splits["split"] == split]
+        n_edited, n_authentic = int((rows["kind"] == "edited").sum()), int((rows["kind"] != "edited").sum())
+        assert n_authentic > 0  # the case that used to be exported wrongly
+        folder = ManiDataset(str(exported / "imdl" / split), is_resizing=True, output_size=(SIZE, SIZE))
+        items = [folder[i] for i in range(len(folder))]
+        assert len(items) == n_edited and all(item["label"] == 1 for item in items)
+        assert all(item["mask"].sum() > 0 for item in items)  # every Tp has edited pixels
+        listed = JsonDataset(str(exported / "imdl" / f"{split}.json"), is_resizing=True, output_size=(SIZE, SIZE))
+        items = [listed[i] for i in range(len(listed))]
+        assert sorted(item["label"] for item in items) == [0] * n_authentic + [1] * n_edited
+        by_name = {item["name"].rsplit(".", 1)[0]: item for item in items}
+        for row in rows[rows["kind"] == "edited"].itertuples():
+            expected = dataset["label_maps"][row.item_id] > 0
+            assert np.array_equal(by_name[row.item_id]["mask"][0].numpy() > 0.5, expected)
+
+
+# ------------------------------------------------------------------------ forgery-only, label space
+def _forgery_only_imdl(root: Path, names: list[str]) -> None:
+    rng = np.random.default_rng(1)
+    for index, name in enumerate(names):
+        image = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        mask = np.zeros((48, 48), np.uint8)
+        mask[4 + index:24 + index, 8:30] = 255
+        png(root / "Tp" / f"{name}.png", image)
+        png(root / "Gt" / f"{name}.png", mask)
+
+
+def test_the_label_space_of_an_import_is_one_parameter(tmp_path):
+    _forgery_only_imdl(tmp_path / "casia", ["a", "b"])
+    params = {"source": "imdl", "imdl": {"root": str(tmp_path / "casia"), "generator": "LaMa"},
+              "published": {"generators": GENERATORS, "image_size": None, "label_space": "SDXL;LaMa;MAT"}}
+    _, manifest, _, _, labels, _, samples, provenance, _ = import_published(params)
+    assert manifest.empty and len(samples) == 2  # forgery-only: valid
+    assert set(samples["label_kind"]) == {"semantic"} and set(samples["generators"]) == {"LaMa"}
+    assert all(set(np.unique(labels[s]())) == {0, 2} for s in samples["sample_id"])  # LaMa = 2nd class
+    assert set(provenance["generator"]) == {"LaMa"}
+    params["published"]["label_space"] = ["SDXL", "lama"]  # a list works too; names match loosely
+    assert set(import_published(params)[6]["label_kind"]) == {"semantic"}
+    params["published"]["label_space"] = "SDXL;;SDXL"
+    with pytest.raises(ValueError, match="label_space"):
+        import_published(params)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["imdl", "diffseg30k"])
+def test_a_forgery_only_import_runs_through_kedro_and_the_gate_says_what_it_counted(project_copy: Path, fmt):
+    """``kedro run --pipeline import --params ingest.source=<fmt>`` on an IMDL-BenCo Tp/Gt folder or
+    a DiffSeg30k archive of edited pairs, without authentic images (main: the ingest gate stopped
+    it, 'row count >= 1' on base_manifest)."""
+    from kedro.framework.cli.utils import _split_params
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    raw = project_copy / "data" / "01_raw" / fmt
+    _forgery_only_imdl(raw, ["x", "y", "z"])
+    if fmt == "diffseg30k":  # the same pairs as NNNNNNNN.image.png / NNNNNNNN.mask.png
+        for number, name in enumerate(["x", "y", "z"]):
+            (raw / "Tp" / f"{name}.png").rename(raw / f"{number:08d}.image.png")
+            (raw / "Gt" / f"{name}.png").rename(raw / f"{number:08d}.mask.png")
+    expected = ["x", "y", "z"] if fmt == "imdl" else ["00000000", "00000001", "00000002"]
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="tiny",
+                             runtime_params=_split_params(None, None, f"ingest.source={fmt}")) as session:
+        session.run(pipeline_name="import")
+    data = project_copy / "data"
+    samples = pd.read_parquet(next(data.rglob("samples.parquet")))
+    assert sorted(samples["sample_id"]) == expected and set(samples["label_kind"]) == {"binary"}
+    assert pd.read_parquet(next(data.rglob("base_manifest.parquet"))).empty
+    assert sorted(p.name for p in next(data.rglob("edited_images")).iterdir()) == [f"{e}.png" for e in expected]
+    gate = (data / "08_reporting" / "gates" / "ingest.md").read_text()
+    assert "counted: authentic (base) images in base_manifest" in gate

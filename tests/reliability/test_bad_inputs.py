@@ -17,7 +17,7 @@ from PIL import Image
 
 from pipelines.datasets import decode_image
 from pipelines.ingest.nodes import import_published, ingest_base_images, quarantine_report
-from pipelines.ingest.sources import SourceError, iter_coco_photos
+from pipelines.ingest.sources import SourceError, annotation_mask, iter_coco_photos
 
 GENERATORS = [{"name": "telea"}, {"name": "navier_stokes"}, {"name": "tiny-sd"}]
 
@@ -142,7 +142,8 @@ def test_imported_lists_stay_inside_their_root_and_bad_entries_are_quarantined(t
         assert "outside its root" in by_entry[index] and "refused" in by_entry[index], by_entry[index]
     assert "does not exist" in by_entry[7]
     assert "duplicate entry" in by_entry[8]
-    assert "note: duplicate id same; kept as same-2" in by_entry[10]
+    assert "kept as same-2" in reasons[str(root / "Tp" / "b" / "same.png")]  # both kept, a note names the first
+    assert str(root / "Tp" / "a" / "same.png") in reasons[str(root / "Tp" / "b" / "same.png")]
     assert "truncated" in reasons[str(root / "Tp" / "cut.png")]
     assert "decompression bomb" in reasons[str(root / "Tp" / "bomb.png")]
     report = quarantine_report(issues)
@@ -176,11 +177,11 @@ def test_coco_annotation_problems_are_reported_and_the_rest_used(tmp_path, photo
     photos = list(iter_coco_photos(str(annotations), str(images), issues=issues))
 
     assert [p.photo_id for p in photos] == ["coco-1"]
-    masks = [a["mask"] for a in photos[0].annotations]
+    masks = [annotation_mask(a) for a in photos[0].annotations]
     assert len(masks) == 2 and masks[1][50:96, 100:128].all()  # the clipped polygon covers the image's edge
     reasons = {i["item"].rsplit("/", 1)[-1]: i["reason"] for i in issues}
     assert "outside its root" in reasons["passwd"]
-    assert "No such file" in reasons["missing.jpg"]
+    assert reasons["missing.jpg"] == "file not found"
     assert "without an 'id'" in reasons["instances.json#images[3]"]
     assert reasons["instances.json#annotation=11"].startswith("note: polygon has 3 point(s) outside")
     assert "entirely outside" in reasons["instances.json#annotation=12"]

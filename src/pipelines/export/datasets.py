@@ -1,4 +1,6 @@
-"""A parquet file that Hugging Face ``datasets`` loads with its image columns decoded.
+"""Export datasets: a parquet file that Hugging Face ``datasets`` loads with its image columns
+decoded (``HuggingFaceParquetDataset``), and IMDL-BenCo JSON lists whose paths IMDL-BenCo itself
+can open (``ImdlListsDataset``).
 
 ``datasets`` reads the ``huggingface`` key of the parquet schema metadata for its feature types;
 an ``Image`` feature is a struct ``{bytes: binary, path: string}``. Extra EditLens metadata (the
@@ -16,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from kedro.io.core import AbstractDataset, get_filepath_str
+from kedro_datasets.partitions import PartitionedDataset
 
 from pipelines.datasets import _filesystem, write_bytes_atomically
 
@@ -80,3 +83,31 @@ class HuggingFaceParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "image_columns": self._image_columns}
+
+
+class ImdlListsDataset(PartitionedDataset):
+    """IMDL-BenCo JSON lists (``[[image, mask | "Negative"], ...]``), one file per partition.
+
+    Entries are given relative to the dataset's folder and saved as absolute paths (``<protocol>
+    ://...`` off the local disk): IMDL-BenCo's ``JsonDataset`` opens each entry as written, i.e.
+    against the working directory, so a relative list only loads from one folder. EditLens'
+    own importer reads both forms (entries must lie inside the JSON's folder either way).
+    """
+
+    def save(self, data: dict[str, Any]) -> None:
+        import os
+
+        base = self._normalized_path.rstrip("/")
+        local = self._protocol in ("file", "local", "")
+
+        def absolute(path: str) -> str:
+            if path == "Negative" or path.startswith("/") or "://" in path:
+                return path
+            joined = f"{base}/{path}"
+            return os.path.abspath(joined) if local else f"{self._protocol}://{joined}"
+
+        def resolve(value: Any) -> Any:
+            entries = value() if callable(value) else value
+            return [[absolute(str(p)) for p in entry] for entry in entries]
+
+        super().save({key: resolve(value) for key, value in data.items()})

@@ -2,12 +2,13 @@
 
 Layouts, under data/07_model_output/export/:
 
-- ``imdl/<split>/Tp/<name>.png`` + ``imdl/<split>/Gt/<name>.png`` (IMDL-BenCo folder form: every
-  image in Tp/, its 0/255 mask in Gt/, all-zero for authentic) and ``imdl/<split>.json``
-  (IMDL-BenCo JSON form: ``[Tp path, Gt path]``, ``[Tp path, "Negative"]`` for authentic; paths
-  relative to the JSON's folder).
+- ``imdl/<split>/Tp/<name>.png`` + ``imdl/<split>/Gt/<name>.png`` (IMDL-BenCo folder form,
+  forgeries only: its ``ManiDataset`` counts every Tp/Gt pair as tampered), authentic images in
+  ``imdl/<split>/Au/<name>.png``, and ``imdl/<split>.json`` (IMDL-BenCo JSON form: ``[Tp path,
+  Gt path]``, ``[Au path, "Negative"]`` for authentic). JSON paths are absolute when saved
+  (``ImdlListsDataset``): IMDL-BenCo's ``JsonDataset`` opens them as written, from any folder.
 - ``brgen/Au/<Source>_<base_id>.png``, ``brgen/Tp/<Generator>_<Kind>_<Source>_<sample_id>.png``,
-  ``brgen/Gt/<same>_mask.png`` (0/255) and ``brgen/<split>.json`` (IMDL lists). BR-Gen names
+  ``brgen/Gt/<same>_mask.png`` (0/255) and ``brgen/<split>.json`` (IMDL lists, absolute paths). BR-Gen names
   hold one generator: the LAST one of a multi-turn sample ('_' in names written as '-'); Kind is
   the last turn's region kind (Thing / Stuff / Background).
 - ``diffseg30k/<split>/NNNNNNNN.image.png`` + ``NNNNNNNN.mask.png``: the mask holds the class
@@ -88,14 +89,22 @@ def _items(splits: pd.DataFrame, edited_images, label_maps, base_images, samples
 
 
 def export_imdl(items: list[_Item]) -> tuple[dict[str, Callable], dict[str, list]]:
+    """Forgeries in ``<split>/Tp`` + ``<split>/Gt`` (IMDL-BenCo's ``ManiDataset`` labels every
+    Tp/Gt pair as tampered, so authentic images are NOT there); authentic images in
+    ``<split>/Au`` (CASIA's folder name; ``ManiDataset`` ignores it), listed in the JSON form as
+    ``[Au path, "Negative"]``, the only IMDL-BenCo form that can say "authentic"."""
     files: dict[str, Callable] = {}
     lists: dict[str, list] = {}
     for item in items:
         split = item.row.split
-        tp, gt = f"{split}/Tp/{item.name}", f"{split}/Gt/{item.name}"
-        files[tp] = item.image
-        files[gt] = item.binary_mask
-        lists.setdefault(split, []).append([f"{tp}.png", f"{gt}.png" if item.edited else "Negative"])
+        if item.edited:
+            tp, gt = f"{split}/Tp/{item.name}", f"{split}/Gt/{item.name}"
+            files[tp], files[gt] = item.image, item.binary_mask
+            entry = [f"{tp}.png", f"{gt}.png"]
+        else:
+            files[f"{split}/Au/{item.name}"] = item.image
+            entry = [f"{split}/Au/{item.name}.png", "Negative"]
+        lists.setdefault(split, []).append(entry)
     return files, lists
 
 

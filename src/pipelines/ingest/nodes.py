@@ -30,10 +30,14 @@ from pipelines.ingest.published import (
 from pipelines.ingest.sources import (
     RawPhoto,
     SourceError,
+    UniqueIds,
+    annotation_mask,
     iter_coco_photos,
     iter_folder_photos,
     iter_sample_photos,
     iter_url_photos,
+    safe_id,
+    short_reason,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,7 +157,7 @@ def ingest_base_images(
                 "crop": json.dumps(list(box)), "sha256": digest,
             })
             for ann_index, ann in enumerate(photo.annotations):
-                mask = square_crop(ann["mask"].astype(np.uint8), box, image_size, nearest=True).astype(bool)
+                mask = square_crop(annotation_mask(ann).astype(np.uint8), box, image_size, nearest=True).astype(bool)
                 if not mask.any():
                     continue
                 rle = mask_utils.encode(np.asfortranarray(mask))
@@ -164,7 +168,8 @@ def ingest_base_images(
                     "rle": json.dumps({"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}),
                 })
     if not images:
-        raise SourceError(f"ingest source {params['source']!r} produced no images")
+        raise SourceError(f"ingest source {params['source']!r} produced no images ({len(issues)} item(s) refused: "
+                          "see data/08_reporting/quarantine.md)", issues=issues)
     logger.info("ingested %d base images from %d groups", len(images), len({r["group_id"] for r in rows}))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     if params.get("ai_bases"):  # DiffSeg30k: bases generated from captions (pipelines.ingest.synthesize)
@@ -319,116 +324,173 @@ def _reader(source: str, params: dict[str, Any], issues: list[dict[str, str]]):
                       f"pipeline; got {source!r} (photo sources run through `--pipeline ingest`)")
 
 
-def import_published(params: dict[str, Any]) -> tuple[Any, ...]:
-    """Read the published dataset ``params['source']`` (imdl | brgen | opensdid | diffseg30k).
+def import_label_space(published: dict[str, Any]) -> list[str]:
+    """The class names imported labels map to, in label order (label k = names[k - 1]).
 
-    Returns (base_images, base_manifest, base_annotations (empty), edited_images, label_maps,
-    regions, samples, provenance, ingest_issues). Images are decoded once here to check them
-    and again, lazily, when saved; ``published.image_size`` (an int) squashes images (area) and
-    label maps (nearest) to that square, ``null`` keeps the published size. Bad or inconsistent
-    entries go to ``ingest_issues`` and are skipped; none is fatal.
-    """
-    from pipelines.inpaint.nodes import PROVENANCE_COLUMNS, SAMPLE_COLUMNS, generator_names
-    from pipelines.perceive.nodes import REGION_COLUMNS
+    ``published.label_space`` when set: a list of names or one string of names separated by
+    ``;`` (``--params "ingest.published.label_space=SDXL;LaMa"``: kedro's ``--params`` splits on
+    commas). Plain class names: no generator registry entry is needed for a dataset that was
+    made elsewhere. Else the names of ``published.generators`` (the run's generator list).
+    Raises SourceError for an empty or repeated name."""
+    from pipelines.inpaint.nodes import generator_names
 
-    source = params["source"]
-    published = params.get("published") or {}
-    names = generator_names(published["generators"]) if published.get("generators") else []
-    label_index = {_normalise_generator(n): i + 1 for i, n in enumerate(names)}
-    size = published.get("image_size")
-    max_items = published.get("max_items")
-    issues: list[dict[str, str]] = []
+    space = published.get("label_space")
+    if space in (None, "", []):
+        return generator_names(published["generators"]) if published.get("generators") else []
+    names = [n.strip() for n in space.split(";")] if isinstance(space, str) else [str(n).strip() for n in space]
+    keys = [_normalise_generator(n) for n in names]
+    if not all(names) or len(set(keys)) != len(keys) or len(names) > 254:
+        raise SourceError(f"ingest.published.label_space: 1 to 254 distinct, non-empty names, got {names}")
+    return names
 
-    def fit(image: np.ndarray, nearest: bool = False) -> np.ndarray:
-        return image if not size else _resize(image, (int(size), int(size)), nearest=nearest)
 
-    def image_loader(item: PublishedItem):
-        return lambda: fit(decode_image(item.image(), "RGB", name=item.source_path))
+def _decode_published(item: PublishedItem, source: str, label_index: dict[str, int]) -> tuple[np.ndarray, Any]:
+    """(image, (label_map, label_kind, notes) or None) of one item; raises ValueError / DatasetError
+    when it cannot be used. An all-zero IMDL mask makes the item authentic, as IMDL-BenCo reads it."""
+    image = decode_image(item.image(), "RGB", name=item.source_path)
+    if item.kind != "edited":
+        return image, None
+    labelled = published_label_map(item, image.shape[:2], label_index)
+    if not labelled[0].any():
+        if source != "imdl":  # IMDL-BenCo reads an all-zero mask as authentic; others say "fake"
+            raise ValueError("forged image with an empty mask")
+        item.kind, item.mask = "authentic", None
+        return image, None
+    return image, labelled
 
-    def label_loader(item: PublishedItem, shape: tuple[int, int]):
-        return lambda: fit(published_label_map(item, shape, label_index)[0], nearest=True)
 
+def _read_published(source: str, params: dict[str, Any], label_index: dict[str, int], fit: Callable,
+                    issues: list[dict[str, str]]) -> tuple[dict, list[dict], list[tuple]]:
+    """Read and check every item: (bases, manifest rows, edited) where edited holds
+    (item, original (H, W), label_kind, {label: area ratio}, edited area ratio); masks are not kept.
+    Every id is made valid and unique here, at the door (``UniqueIds``); base keys follow."""
+    max_items = (params.get("published") or {}).get("max_items")
+    ids = UniqueIds(source, issues)
     bases: dict[str, Callable] = {}
     manifest_rows: list[dict[str, Any]] = []
-    # (item, original (H, W), label_kind, {label: area ratio}, edited area ratio); masks are not kept
-    edited: list[tuple[PublishedItem, tuple[int, int], str, dict[int, float], float]] = []
+    edited: list[tuple] = []
     seen_pixels: dict[str, str] = {}
-    count = 0
     for item in tqdm(_reader(source, params, issues), desc=f"import {source}", unit="image"):
-        if max_items and count >= int(max_items):
+        if max_items and len(bases) + len(edited) >= int(max_items):
             break
         try:
-            image = decode_image(item.image(), "RGB", name=item.source_path)
-            if item.kind == "edited":
-                label_map, label_kind, notes = published_label_map(item, image.shape[:2], label_index)
-                if not label_map.any():
-                    if source != "imdl":  # IMDL-BenCo reads an all-zero mask as authentic; others say "fake"
-                        raise ValueError("forged image with an empty mask")
-                    item.kind, item.mask = "authentic", None
+            image, labelled = _decode_published(item, source, label_index)
         except Exception as exc:  # one bad entry is reported, never fatal
-            issues.append({"source": source, "item": item.source_path, "reason": str(exc)})
-            logger.warning("%s: skipping %s: %s", source, item.source_path, exc)
+            _skip(issues, source, item.source_path, short_reason(exc, item.source_path))
             continue
-        count += 1
         if item.kind == "authentic":
             pixels = np.ascontiguousarray(fit(image))
             digest = hashlib.sha256(pixels.tobytes()).hexdigest()
             if digest in seen_pixels:
-                issues.append({"source": source, "item": item.source_path, "reason": f"same pixels as {seen_pixels[digest]}"})
+                _skip(issues, source, item.source_path, f"same pixels as {seen_pixels[digest]}")
                 continue
+            item.item_id = ids(item.item_id, item.source_path)
             seen_pixels[digest] = item.item_id
-            bases[item.item_id] = image_loader(item)
+            bases[item.item_id] = _image_loader(item, fit)
             manifest_rows.append({
                 "base_id": item.item_id, "group_id": item.item_id, "source": source, "kind": "real",
                 "source_path": item.source_path, "category": "", "caption": "",
                 "orig_height": image.shape[0], "orig_width": image.shape[1], "height": pixels.shape[0],
                 "width": pixels.shape[1], "crop": "", "sha256": digest, "published_split": item.split,
             })
-        else:
-            for note in notes:
-                issues.append({"source": source, "item": item.source_path, "reason": f"note: {note}"})
-            fitted = fit(label_map, nearest=True)
-            labels = [int(v) for v in np.unique(fitted) if v > 0]
-            areas = {v: float((fitted == v).mean()) for v in labels}
-            edited.append((item, image.shape[:2], label_kind, areas, float((fitted > 0).mean())))
+            continue
+        label_map, label_kind, notes = labelled
+        item.item_id = ids(item.item_id, item.source_path)
+        issues.extend({"source": source, "item": item.source_path, "reason": f"note: {note}"} for note in notes)
+        fitted = fit(label_map, nearest=True)
+        areas = {int(v): float((fitted == v).mean()) for v in np.unique(fitted) if v > 0}
+        edited.append((item, image.shape[:2], label_kind, areas, float((fitted > 0).mean())))
+    for item, *_ in edited:  # a forgery's link to its authentic image, by that image's id; without
+        # one (not in the dataset, or refused) the key still groups the forgeries of one real image
+        item.base_key = (ids.first(item.base_key) or safe_id(item.base_key)) if item.base_key else ""
+    return bases, manifest_rows, edited
 
-    edited_images, label_maps = {}, {}
-    sample_rows, provenance_rows, region_rows = [], [], []
+
+def _skip(issues: list[dict[str, str]], source: str, item: str, reason: str) -> None:
+    issues.append({"source": source, "item": item, "reason": reason})
+    logger.warning("%s: skipping %s: %s", source, item, reason)
+
+
+def _image_loader(item: PublishedItem, fit: Callable) -> Callable[[], np.ndarray]:
+    return lambda: fit(decode_image(item.image(), "RGB", name=item.source_path))
+
+
+def _published_rows(source: str, item: PublishedItem, areas: dict[int, float], label_kind: str, names: list[str],
+                    base_id: str) -> tuple[list[dict], list[dict]]:
+    """(provenance rows, region rows) of one forgery: one per label present (turn order unknown:
+    ordered by label). Provenance names only generators of the label space."""
+    sample_id, provenance, regions = item.item_id, [], []
+    labels = sorted(areas)
+    generators = [names[v - 1] for v in labels if label_kind == "semantic" and v - 1 < len(names)]
+    for turn, label in enumerate(labels, start=1):
+        provenance.append({"sample_id": sample_id, "turn": turn, "generator": generators[turn - 1] if generators else "",
+                           "label": label, "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind,
+                           "edit_type": "", "prompt": "", "seed": -1, "mask_area_ratio": areas[label],
+                           "changed_pixel_ratio": float("nan")})
+        regions.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id, "turn": turn,
+                        "edit_group": f"{sample_id}-g{turn}", "label": "", "kind": item.region_kind,
+                        "score": float("nan"), "area_ratio": areas[label], "edit_type": "", "prompt": "",
+                        "perceiver": source, "prompt_source": "published"})
+    return provenance, regions
+
+
+def _published_samples(source: str, edited: list[tuple], bases: dict, names: list[str], label_index: dict[str, int],
+                       fit: Callable) -> tuple[dict, dict, list, list, list]:
+    """(edited_images, label_maps, sample rows, provenance rows, region rows) of the forgeries."""
+    edited_images, label_maps, sample_rows, provenance_rows, region_rows = {}, {}, [], [], []
     for item, shape, label_kind, areas, edited_area in edited:
         sample_id = item.item_id
-        if sample_id in bases:
-            issues.append({"source": source, "item": item.source_path, "reason": f"id {sample_id} is also an authentic image's"})
-            continue
         base_id = item.base_key if item.base_key in bases else sample_id
-        group_id = item.base_key or sample_id
-        labels = sorted(areas)
-        generators = [names[v - 1] for v in labels if label_kind == "semantic" and v - 1 < len(names)]
-        edited_images[sample_id] = image_loader(item)
-        label_maps[sample_id] = label_loader(item, shape)
-        for turn, label in enumerate(labels, start=1):
-            # Provenance names only generators of the label space; the published name stays in samples.
-            generator = generators[turn - 1] if generators else ""
-            area = areas[label]
-            provenance_rows.append({"sample_id": sample_id, "turn": turn, "generator": generator, "label": label,
-                                    "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind, "edit_type": "",
-                                    "prompt": "", "seed": -1, "mask_area_ratio": area, "changed_pixel_ratio": float("nan")})
-            region_rows.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id,
-                                "turn": turn, "edit_group": f"{sample_id}-g{turn}", "label": "",
-                                "kind": item.region_kind, "score": float("nan"),
-                                "area_ratio": area, "edit_type": "", "prompt": "", "perceiver": source,
-                                "prompt_source": "published"})
-        last = generators[-1] if generators else (item.generator or "")
+        edited_images[sample_id] = _image_loader(item, fit)
+        label_maps[sample_id] = (lambda i=item, s=shape: fit(published_label_map(i, s, label_index)[0], nearest=True))
+        provenance, regions = _published_rows(source, item, areas, label_kind, names, base_id)
+        provenance_rows += provenance
+        region_rows += regions
+        generators = [row["generator"] for row in provenance if row["generator"]]
+        n_turns = len(areas)
         sample_rows.append({
-            "sample_id": sample_id, "base_id": base_id, "group_id": group_id,
-            "base_kind": "real" if base_id in bases else "", "n_turns": len(labels),
-            "generators": ",".join(generators) if generators else (item.generator or ""), "last_generator": last,
+            "sample_id": sample_id, "base_id": base_id, "group_id": item.base_key or sample_id,
+            "base_kind": "real" if base_id in bases else "", "n_turns": n_turns,
+            "generators": ",".join(generators) if generators else (item.generator or ""),
+            "last_generator": generators[-1] if generators else (item.generator or ""),
             "edited_area_ratio": edited_area, "edit_types": "",
-            "region_kinds": ",".join([item.region_kind] * len(labels)) if item.region_kind else "",
+            "region_kinds": ",".join([item.region_kind] * n_turns) if item.region_kind else "",
             "origin": source, "published_split": item.split, "label_kind": label_kind, "source_path": item.source_path,
         })
+    return edited_images, label_maps, sample_rows, provenance_rows, region_rows
+
+
+def import_published(params: dict[str, Any]) -> tuple[Any, ...]:
+    """Read the published dataset ``params['source']`` (imdl | brgen | opensdid | diffseg30k).
+
+    Returns (base_images, base_manifest, base_annotations (empty), edited_images, label_maps,
+    regions, samples, provenance, ingest_issues). Images are decoded once here to check them
+    and again, lazily, when saved; ``published.image_size`` (an int) squashes images (area) and
+    label maps (nearest) to that square, ``null`` keeps the published size. Labels map to
+    ``import_label_space``. Every id is a valid, unique id (``UniqueIds``; renamed ones get a
+    note). Bad or inconsistent entries go to ``ingest_issues`` and are skipped; none is fatal. A
+    forgery-only dataset (no authentic image) is valid: base_manifest is then empty.
+    Raises SourceError (carrying the issues) only when no item at all is usable.
+    """
+    from pipelines.inpaint.nodes import PROVENANCE_COLUMNS, SAMPLE_COLUMNS
+    from pipelines.perceive.nodes import REGION_COLUMNS
+
+    source = params["source"]
+    published = params.get("published") or {}
+    names = import_label_space(published)
+    label_index = {_normalise_generator(n): i + 1 for i, n in enumerate(names)}
+    size = published.get("image_size")
+
+    def fit(image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        return image if not size else _resize(image, (int(size), int(size)), nearest=nearest)
+
+    issues: list[dict[str, str]] = []
+    bases, manifest_rows, edited = _read_published(source, params, label_index, fit, issues)
+    edited_images, label_maps, sample_rows, provenance_rows, region_rows = _published_samples(
+        source, edited, bases, names, label_index, fit)
     if not sample_rows and not manifest_rows:
         raise SourceError(f"import of {source!r} produced no usable image ({len(issues)} issue(s); first: "
-                          f"{issues[0] if issues else 'none'})")
+                          f"{issues[0] if issues else 'none'})", issues=issues)
     samples = pd.DataFrame(sample_rows, columns=[*SAMPLE_COLUMNS, *PUBLISHED_SAMPLE_EXTRAS])
     logger.info("imported %s: %d forged, %d authentic images, %d issue(s)", source, len(samples), len(manifest_rows),
                 len(issues))

@@ -1,8 +1,9 @@
 """Readers for the published forms a user brings (SEEDS.md, "Published data forms"):
 
 - ``imdl``: IMDL-BenCo, a JSON list of ``[image, mask]`` (mask ``"Negative"`` = authentic) or a
-  folder with ``Tp/`` and ``Gt/`` (or one such folder per split); masks 0/255, decoded as
-  mean over channels > 127.5; an all-zero mask means authentic.
+  folder with ``Tp/`` and ``Gt/`` (or one such folder per split), plus authentic images in
+  ``Au/`` when present (CASIA's layout); masks 0/255, decoded as mean over channels > 127.5; an
+  all-zero mask means authentic.
 - ``brgen``: BR-Gen's ``Au/<Source>_<id>``, ``Tp/<Inpainter>_<Kind>_<Source>_<id>``,
   ``Gt/<same>_mask``; the inpainter and mask kind come from the name, the Tp is linked to its Au
   (its base image, hence its split group); ``<split>.json`` IMDL lists give the published split.
@@ -13,7 +14,9 @@
   binary, otherwise class indices named by ``class_names`` or a ``labels.json`` beside the pairs.
 
 Each reader yields ``PublishedItem`` records and appends what it cannot use to ``issues``
-({"source", "item", "reason"}); nothing here decodes pixels except to inspect masks.
+({"source", "item", "reason"}); nothing here decodes pixels except to inspect masks. Item ids
+are the published names as they are: ``nodes.import_published`` makes them valid and unique at
+the door (``sources.UniqueIds``), and maps ``base_key`` links the same way.
 """
 
 from __future__ import annotations
@@ -102,25 +105,6 @@ def split_from_name(name: str) -> str:
     return head if head in SPLIT_WORDS else ""
 
 
-class _UniqueIds:
-    """Keeps item ids unique: a repeated id gets '-2', '-3', ... and an issue."""
-
-    def __init__(self, source: str, issues: list[dict[str, str]]):
-        self.seen: set[str] = set()
-        self.source, self.issues = source, issues
-
-    def __call__(self, item_id: str, where: str) -> str:
-        unique, n = item_id, 1
-        while unique in self.seen:
-            n += 1
-            unique = f"{item_id}-{n}"
-        if unique != item_id:
-            self.issues.append({"source": self.source, "item": where,
-                                "reason": f"note: duplicate id {item_id}; kept as {unique}"})
-        self.seen.add(unique)
-        return unique
-
-
 # ---------------------------------------------------------------------------------- IMDL-BenCo
 def _imdl_json_files(json_cfg: Any) -> list[tuple[str, str]]:
     """[(split, path)] from a path, a list of paths or {split: path}."""
@@ -135,7 +119,6 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
     resolved against the JSON's folder) or Tp/Gt folders under ``root`` (or ``root/<split>/``).
     Tp/Gt are paired by file stem (a ``_gt`` / ``_mask`` suffix on the mask is ignored)."""
     issues = issues if issues is not None else []
-    unique = _UniqueIds("imdl", issues)
     listed: dict[str, str] = {}  # resolved image path -> the entry that listed it first
     if json:
         for split, path in _imdl_json_files(json):
@@ -172,7 +155,7 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
                     continue
                 listed[image_path] = where
                 yield PublishedItem(
-                    item_id=unique(_stem(image_path), where), kind="authentic" if negative else "edited",
+                    item_id=_stem(image_path), kind="authentic" if negative else "edited",
                     image=_file_reader(fs, image_path), mask=None if negative else _file_reader(fs, mask_path),
                     source="imdl", source_path=protocol + image_path, generator=generator or "", split=split,
                 )
@@ -198,12 +181,15 @@ def iter_imdl(root: str | None, json: Any = None, generator: str = "", issues: l
             used.add(stem)
             # Authentic or not is decided from the mask (all zero = authentic), as IMDL-BenCo does.
             yield PublishedItem(
-                item_id=unique(stem, protocol + image_path), kind="edited", image=_file_reader(fs, image_path, base),
+                item_id=stem, kind="edited", image=_file_reader(fs, image_path, base),
                 mask=_file_reader(fs, mask_path, base), source="imdl", source_path=protocol + image_path,
                 generator=generator or "", split=split,
             )
         for stem in sorted(set(masks) - used):
             _record(issues, "imdl", protocol + masks[stem], "Gt mask without a Tp image")
+        for image_path in _images_in(fs, f"{folder}/Au"):  # CASIA's / EditLens' authentic folder
+            yield PublishedItem(item_id=_stem(image_path), kind="authentic", image=_file_reader(fs, image_path, base),
+                                mask=None, source="imdl", source_path=protocol + image_path, split=split)
 
 
 def _strip_mask_suffix(stem: str) -> str:
@@ -220,10 +206,14 @@ def _inside(path: str, roots: list[str], where: str) -> str:
 
 
 def _json_load(payload: bytes, name: str) -> Any:
+    """Parsed JSON; SourceError naming ``name`` for invalid JSON and for nesting too deep to read
+    (Python's parser recurses: a file of 100k ``[`` would otherwise give a bare RecursionError)."""
     try:
         return json.loads(payload)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(f"{name}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise SourceError(f"{name}: JSON nested too deeply to read") from exc
 
 
 # -------------------------------------------------------------------------------------- BR-Gen
@@ -272,7 +262,8 @@ def iter_brgen(root: str, issues: list | None = None) -> Iterator[PublishedItem]
     use_short = len(set(ids)) == len(ids)  # several forgeries of one real image share its id
     for path, stem, fields, mask in parsed:
         real = f"{fields['source']}_{fields['id']}"
-        base_key = real if real in authentic else _longest_prefix(real, authentic)
+        # Without its Au image the key still keeps the forgeries of one real image in one split group.
+        base_key = real if real in authentic else (_longest_prefix(real, authentic) or real)
         yield PublishedItem(
             item_id=fields["id"] if use_short else stem, kind="edited", image=_file_reader(fs, path, base),
             mask=_file_reader(fs, mask, base), source="brgen", source_path=protocol + path,
@@ -331,7 +322,6 @@ def iter_opensdid(files: Any, generator: str = "", issues: list | None = None) -
     ``generator`` / ``split`` may be given ({path, generator, split}); the split defaults to the
     file name's leading word (train / val / validation / test)."""
     issues = issues if issues is not None else []
-    unique = _UniqueIds("opensdid", issues)
     entries = _parquet_files(files)
     if not entries:
         raise SourceError("ingest.opensdid.files names no parquet file")
@@ -356,7 +346,7 @@ def iter_opensdid(files: Any, generator: str = "", issues: list | None = None) -
             label_map = _cell_bytes(row.get("label_map"))  # EditLens' own export: semantic labels
             gen = row.get("last_generator") or entry["generator"] or generator or ""
             if label == 0:
-                yield PublishedItem(item_id=unique(key, where), kind="authentic", image=lambda b=image: b, mask=None,
+                yield PublishedItem(item_id=key, kind="authentic", image=lambda b=image: b, mask=None,
                                     source="opensdid", source_path=where, split=row.get("split") or entry["split"],
                                     base_key="")
                 continue
@@ -365,7 +355,7 @@ def iter_opensdid(files: Any, generator: str = "", issues: list | None = None) -
             else:
                 mask_reader, coding, classes = ((lambda b=mask: b) if mask is not None else None), "binary", None
             yield PublishedItem(
-                item_id=unique(key, where), kind="edited", image=lambda b=image: b, mask=mask_reader, source="opensdid",
+                item_id=key, kind="edited", image=lambda b=image: b, mask=mask_reader, source="opensdid",
                 source_path=where, generator=str(gen), split=row.get("split") or entry["split"],
                 mask_coding=coding, classes=classes, fully_generated=mask_reader is None,
                 base_key=str(row.get("base_id") or ""), region_kind=str(row.get("region_kinds") or "").split(",")[-1],
@@ -385,7 +375,6 @@ def iter_diffseg30k(root: str | None = None, files: Any = None, class_names: lis
     or parquet ``files`` with ``image`` and ``mask`` columns. Class names: ``class_names``, else a
     ``labels.json`` in ``root`` ({"classes": [...], "items": {"<split>/<NNNNNNNN>": {item_id, ...}}})."""
     issues = issues if issues is not None else []
-    unique = _UniqueIds("diffseg30k", issues)
     if files:
         for entry in _parquet_files(files):
             table = read_parquet_table(entry["path"])
@@ -397,7 +386,7 @@ def iter_diffseg30k(root: str | None = None, files: Any = None, class_names: lis
                 if image is None or mask is None:
                     _record(issues, "diffseg30k", where, "missing image or mask bytes")
                     continue
-                yield PublishedItem(item_id=unique(f"{index:08d}", where), kind="edited", image=lambda b=image: b,
+                yield PublishedItem(item_id=f"{index:08d}", kind="edited", image=lambda b=image: b,
                                     mask=lambda b=mask: b, source="diffseg30k", source_path=where,
                                     split=entry["split"], mask_coding="values", classes=class_names)
         return
@@ -426,7 +415,7 @@ def iter_diffseg30k(root: str | None = None, files: Any = None, class_names: lis
         info = items.get(f"{split}/{number}" if split else number, {})
         kind = info.get("kind", "edited")
         yield PublishedItem(
-            item_id=unique(str(info.get("item_id", number)), protocol + path), kind="authentic" if kind == "authentic" else "edited",
+            item_id=str(info.get("item_id", number)), kind="authentic" if kind == "authentic" else "edited",
             image=_file_reader(fs, path, base), mask=None if kind == "authentic" else _file_reader(fs, mask_path, base),
             source="diffseg30k", source_path=protocol + path, split=split, mask_coding="values", classes=classes,
             base_key=str(info.get("base_id", "")) if kind != "authentic" else "",

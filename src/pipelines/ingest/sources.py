@@ -10,15 +10,20 @@ it as {"source", "item", "reason"}.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import io
-import json
+import ipaddress
 import logging
+import os
+import re
+import socket
 import time
+import unicodedata
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +55,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 class RawPhoto:
     """A full-size photo before cropping.
 
-    ``annotations``: list of {"category", "supercategory", "isthing", "mask" (H,W) bool} at the
-    photo's own size (COCO only). ``group_id`` ties together photos that must stay in one split
+    ``annotations``: list of {"category", "supercategory", "isthing", "rle"} (a compressed COCO
+    RLE at the photo's own size; or "mask" (H,W) bool) - read them with ``annotation_mask``. ``group_id`` ties together photos that must stay in one split
     (e.g. the two views of a stereo pair).
     """
 
@@ -66,7 +71,14 @@ class RawPhoto:
 
 
 class SourceError(ValueError):
-    """A source's configuration or files are unusable; the message names the file and the problem."""
+    """A source's configuration or files are unusable; the message names the file and the problem.
+
+    ``issues``: the items quarantined before the failure ({"source", "item", "reason"}), so a run
+    that stops still writes its quarantine page (``pipelines.hooks``)."""
+
+    def __init__(self, message: str, issues: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.issues = list(issues or [])
 
 
 def iter_sample_photos(names: list[str] | None) -> Iterator[RawPhoto]:
@@ -102,7 +114,6 @@ def resolve_inside(path: str, roots: list[str] | str, what: str) -> str:
     protocols lexically ('..' collapsed). Raises ``SourceError`` naming ``what``, the path and the
     roots for anything else: a manifest or an imported list never reaches outside its declared root.
     """
-    import os
     import posixpath
 
     roots = [roots] if isinstance(roots, str) else [r for r in roots if r]
@@ -145,110 +156,316 @@ def _record(issues: list[dict[str, str]] | None, source: str, item: str, reason:
         issues.append({"source": source, "item": item, "reason": reason})
 
 
+_ERRNO_REASONS = {errno.ENOENT: "file not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                  errno.ELOOP: "symlink loop (too many levels of symbolic links)", errno.EISDIR: "is a folder, not a file",
+                  errno.ENOTDIR: "a parent of the path is not a folder"}
+
+
+def short_reason(exc: BaseException, item: str = "") -> str:
+    """One short, specific reason for a quarantined item: no repeat of ``item`` (the issues table
+    has it in its own column), no ``<... object at 0x...>`` reprs, OS errors by name not by errno."""
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[exc.errno]
+    text = str(exc)
+    for prefix in (item, item.split("://", 1)[-1], getattr(exc, "filename", None)):
+        if prefix and text.startswith(f"{prefix}: "):
+            text = text[len(prefix) + 2:]
+    text = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", text)
+    return re.sub(r"\[Errno \d+\] ", "", text).strip() or type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------ ids
+# The rule every id must meet to name a work-store file or a partition (pipelines.resume.SAFE_KEY).
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+_MAX_ID_STEM = 120  # leaves room for prefixes and the '-c<k>', '-v<k>', '-t<k>' suffixes of later stages
+
+
+def safe_id(name: Any) -> str:
+    """A valid, stable id for any name a file system or a published table allows.
+
+    A name that already meets ``SAFE_ID`` (and is at most 120 characters) is kept as it is;
+    any other one is transliterated to ASCII (``naïve`` -> ``naive``), every other run of
+    characters becomes ``-`` (so ``/``, ``..`` and spaces never survive), and an 8-hex sha1 of the
+    original name is appended, so two names that map to one text still get distinct ids and the
+    same name always gets the same id. Never raises.
+    """
+    text = str(name)
+    if SAFE_ID.match(text) and len(text) <= _MAX_ID_STEM and ".." not in text:
+        return text
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    cleaned = re.sub(r"[^A-Za-z0-9+=]+", "-", ascii_text.replace("..", "-"))
+    cleaned = cleaned.strip("-")[:_MAX_ID_STEM].rstrip("-") or "id"
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
+
+
+class UniqueIds:
+    """Gives every item of one run a valid (``safe_id``), unique id at the door of a source.
+
+    ``ids(raw, where)`` returns ``prefix + safe_id(raw)``, or, when another item already has that
+    id, the same with ``-2``, ``-3``, ...: both items are kept, and a ``note:`` row in ``issues``
+    names the other one. A name that had to be mapped gets a ``note:`` saying to what.
+    ``ids.first(raw)`` is the id the first item called ``raw`` got ('' if none), for links
+    between items (a forgery's authentic base).
+    """
+
+    def __init__(self, source: str, issues: list[dict[str, str]] | None, prefix: str = ""):
+        self.source, self.issues, self.prefix = source, issues, prefix
+        self.owner: dict[str, str] = {}  # id -> where the item that has it came from
+        self._first: dict[str, str] = {}
+
+    def __call__(self, raw: Any, where: str) -> str:
+        candidate = self.prefix + safe_id(raw)
+        unique, n = candidate, 1
+        while unique in self.owner:
+            n += 1
+            unique = f"{candidate}-{n}"
+        if unique != candidate:
+            self._note(where, f"note: id {candidate} is also {self.owner[candidate]}'s; this one kept as {unique}")
+        elif candidate != self.prefix + str(raw):
+            self._note(where, f"note: name {str(raw)!r} is not a valid id; id {unique}")
+        self.owner[unique] = where
+        self._first.setdefault(str(raw), unique)
+        return unique
+
+    def first(self, raw: Any) -> str:
+        return self._first.get(str(raw), "")
+
+    def _note(self, where: str, reason: str) -> None:
+        logger.info("%s: %s", where, reason)
+        if self.issues is not None:
+            self.issues.append({"source": self.source, "item": where, "reason": reason})
+
+
+# ------------------------------------------------------------------------------------------ COCO
+MAX_JSON_DEPTH = 512  # COCO needs 5 levels; a deeper file is refused before it costs memory
+_OPENS, _CLOSES = ("start_map", "start_array"), ("end_map", "end_array")
+
+
+def _json_error(path: str, exc: BaseException) -> SourceError:
+    if isinstance(exc, SourceError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"{path}: file not found")
+    return SourceError(f"{path}: not valid JSON ({short_reason(exc, path)})")
+
+
+def scan_json_object(path: str, build: tuple[str, ...] = (), stream: str | None = None,
+                     on_item: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """One streaming pass (ijson events) over the JSON object in ``path``.
+
+    Returns {key: value} for the top-level keys in ``build`` that are present; each item of the
+    top-level list ``stream`` is built and handed to ``on_item`` one at a time (``stream`` maps to
+    True when it was a list, False when it was something else). Memory: one item or built value
+    at a time. Raises SourceError naming the file: not found, invalid JSON, not an object, or
+    nested deeper than ``MAX_JSON_DEPTH`` (refused as it is read: no recursion, no blow-up).
+    """
+    import ijson
+
+    values: dict[str, Any] = {}
+    key, builder, depth, fresh = None, None, 0, False
+    try:
+        with fsspec.open(path, "rb") as fh:
+            for event, value in ijson.basic_parse(fh, use_float=True):
+                if event in _OPENS:
+                    depth += 1
+                    if depth > MAX_JSON_DEPTH:
+                        raise SourceError(f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep; refused")
+                if depth <= 1 and key is None and event not in ("map_key", "end_map"):
+                    if depth == 1 and event == "start_map":
+                        continue
+                    raise SourceError(f"{path}: not a JSON object (COCO files are {{\"images\": [...], ...}})")
+                if depth == 1 and event in ("map_key", "end_map"):
+                    key, fresh = value, True
+                    depth -= event == "end_map"
+                    continue
+                first, fresh = fresh, False
+                if key == stream and first:
+                    values[stream] = event == "start_array"
+                if key == stream and values[stream] and depth >= 2 and not (depth == 2 and event in ("start_array", "end_array")):
+                    builder = builder or ijson.ObjectBuilder()
+                    builder.event(event, value)
+                    if depth == 2 or (event in _CLOSES and depth == 3):
+                        on_item(builder.value)
+                        builder = None
+                elif key in build:
+                    builder = builder or ijson.ObjectBuilder()
+                    builder.event(event, value)
+                    if depth == 1 or (event in _CLOSES and depth == 2):
+                        values[key], builder = builder.value, None
+                depth -= event in _CLOSES
+    except (OSError, ValueError, ijson.JSONError) as exc:
+        raise _json_error(path, exc) from exc
+    return values
+
+
+def _coco_list(path: str, found: dict[str, Any], key: str) -> list:
+    """A top-level list of a COCO file, checked."""
+    if key not in found:
+        raise SourceError(f"{path}: missing the COCO field {key!r}")
+    if not isinstance(found[key], list):
+        raise SourceError(f"{path}: the COCO field {key!r} must be a list")
+    return found[key]
+
+
+def _coco_images(path: str, entries: list, issues: list | None) -> dict[Any, dict[str, Any]]:
+    """image id -> image entry; entries without a usable id are reported and dropped."""
+    images: dict[Any, dict[str, Any]] = {}
+    for index, info in enumerate(entries):
+        if not isinstance(info, dict) or "id" not in info:
+            _record(issues, "coco", f"{path}#images[{index}]", "image entry without an 'id'")
+        elif not isinstance(info["id"], (int, str)) or isinstance(info["id"], bool):
+            _record(issues, "coco", f"{path}#images[{index}]", f"image id {info['id']!r} is neither a number nor a string")
+        elif info["id"] in images:
+            _record(issues, "coco", f"{path}#images[{index}]", f"image id {info['id']!r} is listed twice")
+        else:
+            images[info["id"]] = info
+    return images
+
+
+def _coco_rle(ann: dict[str, Any], info: dict[str, Any], where: str, issues: list | None) -> dict | None:
+    """One annotation as a compressed RLE at its image's JSON size; None (recorded) if unusable."""
+    from pycocotools import mask as mask_utils
+
+    height, width = info.get("height"), info.get("width")
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        return None  # the image's own size check reports it once
+    problem = _annotation_problem(ann, width, height)
+    if problem:
+        _record(issues, "coco", where, problem)
+        if not problem.startswith("note:"):
+            return None
+        ann = _clip_polygons(ann, width, height)
+    seg = ann["segmentation"]
+    try:
+        if isinstance(seg, list):
+            return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+        if isinstance(seg["counts"], list):
+            return mask_utils.frPyObjects(seg, height, width)
+        counts = seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"]
+        return {"size": list(seg["size"]), "counts": counts}
+    except Exception as exc:  # pycocotools raises TypeError / ValueError on bad counts
+        _record(issues, "coco", where, f"unreadable segmentation ({short_reason(exc)})")
+        return None
+
+
+def _coco_annotations(path: str, images: dict[Any, dict[str, Any]], issues: list | None) -> dict[Any, list[dict]]:
+    """image id -> [{id, category_id, rle}] with every polygon / RLE turned into a compressed RLE
+    as it streams by: memory grows with the RLE bytes, never with full-size masks or the JSON's
+    number lists. Crowd and unusable annotations are left out (unusable ones recorded)."""
+    by_image: dict[Any, list[dict]] = {}
+    counter = iter(range(1 << 62))
+
+    def take(ann: Any) -> None:
+        index = next(counter)
+        missing = [k for k in ("id", "image_id", "category_id", "segmentation") if not isinstance(ann, dict) or k not in ann]
+        where = f"{path}#annotation={ann.get('id', f'[{index}]') if isinstance(ann, dict) else f'[{index}]'}"
+        if missing:
+            _record(issues, "coco", where, f"annotation without the field(s) {missing}")
+            return
+        info = images.get(ann["image_id"]) if isinstance(ann["image_id"], (int, str)) else None
+        if info is None:
+            _record(issues, "coco", where, f"annotation for image id {ann['image_id']}, which is not in 'images'")
+            return
+        rle = None if ann.get("iscrowd", 0) else _coco_rle(ann, info, where, issues)
+        if rle is not None:
+            by_image.setdefault(ann["image_id"], []).append({"id": ann.get("id"), "category_id": ann["category_id"],
+                                                             "rle": rle})
+
+    found = scan_json_object(path, stream="annotations", on_item=take)
+    if "annotations" not in found:
+        raise SourceError(f"{path}: missing the COCO field 'annotations'")
+    if not found["annotations"]:
+        raise SourceError(f"{path}: the COCO field 'annotations' must be a list")
+    return by_image
+
+
+def annotation_mask(annotation: dict[str, Any]) -> np.ndarray:
+    """(H, W) bool mask of a ``RawPhoto`` annotation, decoded from its RLE when asked for (one at a
+    time, so a photo with thousands of annotations never holds thousands of full-size masks)."""
+    if "mask" in annotation:
+        return np.asarray(annotation["mask"], dtype=bool)
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode(annotation["rle"]).astype(bool)
+
+
+def _coco_captions(captions: str | None) -> dict[Any, list[str]]:
+    index: dict[Any, list[str]] = {}
+
+    def take(ann: Any) -> None:
+        if isinstance(ann, dict) and isinstance(ann.get("caption"), str) and isinstance(ann.get("image_id"), (int, str)):
+            index.setdefault(ann["image_id"], []).append(ann["caption"])
+
+    if captions:
+        scan_json_object(captions, stream="annotations", on_item=take)
+    return index
+
+
 def iter_coco_photos(
     annotations: str, images: str, max_images: int | None = None, captions: str | None = None,
     issues: list[dict[str, str]] | None = None,
 ) -> Iterator[RawPhoto]:
-    """COCO-format instances (and/or stuff) JSON plus its image folder, through pycocotools.
+    """COCO-format instances (and/or stuff) JSON plus its image folder, streamed (ijson).
 
-    Things vs stuff: a category's ``isthing`` field when present (panoptic JSON), else COCO's id
-    convention (ids 1-91 are things, 92-182 stuff). Crowd annotations are skipped. Images that
-    cannot be read are logged and skipped, never fatal.
+    Memory: the image entries, the categories and one compressed RLE per annotation; masks are
+    decoded one annotation at a time (``annotation_mask``), so COCO train2017 (448 MB, 860k
+    annotations) fits. Image ids may be numbers or strings (ordered numbers first); any id becomes
+    a valid photo id ``coco-<safe_id(id)>`` (``UniqueIds``). Things vs stuff: a category's
+    ``isthing`` when present (panoptic JSON), else COCO's convention (ids 1-91 are things).
+    Crowd annotations are skipped. A bad image or annotation is recorded in ``issues`` and
+    skipped; a missing, invalid or too deeply nested JSON raises ``SourceError`` naming it.
     """
-    from pycocotools.coco import COCO
-
-    try:
-        dataset = json.loads(_read_bytes(annotations))
-    except FileNotFoundError as exc:
-        raise SourceError(f"{annotations}: COCO annotations file not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{annotations}: not valid JSON ({exc})") from exc
-    if not isinstance(dataset, dict):
-        raise SourceError(f"{annotations}: a COCO file is a JSON object, got {type(dataset).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if key not in dataset:
-            raise SourceError(f"{annotations}: missing the COCO field {key!r}")
-        if not isinstance(dataset[key], list):
-            raise SourceError(f"{annotations}: the COCO field {key!r} must be a list")
-    # Entries pycocotools would crash on (KeyError deep in createIndex) are reported and dropped.
-    good_images = []
-    for index, info in enumerate(dataset["images"]):
-        if not isinstance(info, dict) or "id" not in info:
-            _record(issues, "coco", f"{annotations}#images[{index}]", "image entry without an 'id'")
-            continue
-        good_images.append(info)
-    good_anns = []
-    for index, ann in enumerate(dataset["annotations"]):
-        missing = [k for k in ("id", "image_id", "category_id", "segmentation") if not isinstance(ann, dict) or k not in ann]
-        if missing:
-            ident = ann.get("id", f"[{index}]") if isinstance(ann, dict) else f"[{index}]"
-            _record(issues, "coco", f"{annotations}#annotation={ident}", f"annotation without the field(s) {missing}")
-            continue
-        good_anns.append(ann)
-    dataset = {**dataset, "images": good_images, "annotations": good_anns}
-    coco = COCO()
-    coco.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
-        coco.createIndex()
-    caption_index: dict[int, list[str]] = {}
-    if captions:
-        for ann in json.loads(_read_bytes(captions)).get("annotations", []):
-            caption_index.setdefault(ann["image_id"], []).append(ann["caption"])
-    categories = {c["id"]: c for c in dataset["categories"] if isinstance(c, dict) and "id" in c and "name" in c}
-    image_ids = sorted(coco.imgs)[: max_images or None]
-    for ann in dataset["annotations"]:
-        if ann["image_id"] not in coco.imgs:
-            _record(issues, "coco", f"{annotations}#annotation={ann.get('id')}",
-                    f"annotation for image id {ann['image_id']}, which is not in 'images'")
-    for image_id in image_ids:
-        info = coco.imgs[image_id]
+    found = scan_json_object(annotations, build=("images", "categories"))
+    entries = _coco_images(annotations, _coco_list(annotations, found, "images"), issues)
+    categories = {c["id"]: c for c in _coco_list(annotations, found, "categories")
+                  if isinstance(c, dict) and isinstance(c.get("id"), (int, str)) and "name" in c}
+    by_image = _coco_annotations(annotations, entries, issues)
+    caption_index = _coco_captions(captions)
+    ids = UniqueIds("coco", issues, prefix="coco-")
+    ordered = sorted(entries, key=lambda v: (isinstance(v, str), v))
+    for image_id in ordered[: max_images or None]:
+        info = entries[image_id]
+        where = f"{annotations}#image={image_id}"
         if not isinstance(info.get("file_name"), str) or not info["file_name"]:
-            _record(issues, "coco", f"{annotations}#image={image_id}", "image entry has no 'file_name'")
+            _record(issues, "coco", where, "image entry has no 'file_name'")
             continue
+        item = f"{images.rstrip('/')}/{info['file_name']}"
         try:
-            path = resolve_inside(info["file_name"], images, f"{annotations}#image={image_id}")
+            path = resolve_inside(info["file_name"], images, item)
             image = decode_image(_read_bytes(path), "RGB", name=path)
         except Exception as exc:  # a single bad photo must not stop the run
-            _record(issues, "coco", f"{images.rstrip('/')}/{info['file_name']}", str(exc))
+            _record(issues, "coco", item, short_reason(exc, item))
             continue
-        height, width = image.shape[:2]
-        anns = []
-        for ann in coco.imgToAnns.get(image_id, []):
-            if ann.get("iscrowd", 0):
-                continue
-            where = f"{annotations}#annotation={ann.get('id')}"
-            problem = _annotation_problem(ann, width, height)
-            if problem:
-                _record(issues, "coco", where, problem)
-                if not problem.startswith("note:"):
-                    continue
-                ann = _clip_polygons(ann, width, height)
-            category = categories.get(ann["category_id"])
-            if category is None:
-                logger.warning("%s: annotation %s has unknown category %s; skipped", annotations, ann.get("id"), ann["category_id"])
-                continue
-            if (info.get("height"), info.get("width")) != (height, width):
-                logger.warning("%s: JSON says %sx%s but the file is %sx%s; annotations skipped",
-                               path, info.get("width"), info.get("height"), width, height)
-                break
-            mask = coco.annToMask(ann).astype(bool)
-            if not mask.any():
-                continue
-            anns.append({
-                "category": category["name"],
-                "supercategory": category.get("supercategory", ""),
-                "isthing": bool(category.get("isthing", category["id"] <= 91)),
-                "mask": mask,
-            })
-        yield RawPhoto(
-            photo_id=f"coco-{image_id}",
-            group_id=f"coco-{image_id}",
-            source="coco",
-            source_path=path,
-            image=image,
-            annotations=anns,
-            captions=caption_index.get(image_id, []),
-        )
+        photo_id = ids(image_id, where)
+        yield RawPhoto(photo_id=photo_id, group_id=photo_id, source="coco", source_path=path, image=image,
+                       annotations=_photo_annotations(by_image.pop(image_id, []), info, image.shape[:2], categories,
+                                                      path, issues),
+                       captions=caption_index.get(image_id, []))
+
+
+def _photo_annotations(anns: list[dict], info: dict, shape: tuple[int, int], categories: dict, path: str,
+                       issues: list | None) -> list[dict[str, Any]]:
+    """The annotations of one decoded photo as {category, supercategory, isthing, rle}; none
+    when the JSON's size is not the file's (the polygons would be misplaced)."""
+    from pycocotools import mask as mask_utils
+
+    height, width = shape
+    if anns and (info.get("height"), info.get("width")) != (height, width):
+        _record(issues, "coco", path, f"note: the JSON says {info.get('width')}x{info.get('height')} but the file is "
+                                      f"{width}x{height}; its annotations are not used")
+        return []
+    out = []
+    for ann in anns:
+        category = categories.get(ann["category_id"])
+        if category is None:
+            logger.warning("%s: annotation %s has unknown category %s; skipped", path, ann["id"], ann["category_id"])
+            continue
+        if not mask_utils.area(ann["rle"]):
+            continue
+        out.append({"category": category["name"], "supercategory": category.get("supercategory", ""),
+                    "isthing": bool(category.get("isthing", category["id"] <= 91)), "rle": ann["rle"]})
+    return out
 
 
 def _annotation_problem(ann: dict[str, Any], width: int, height: int) -> str:
@@ -290,36 +507,89 @@ def _clip_polygons(ann: dict[str, Any], width: int, height: int) -> dict[str, An
     return {**ann, "segmentation": clipped}
 
 
+_NOT_PHOTOS = {".gif": "GIF (a 256-colour palette) is not used as a base photo; convert it to PNG to use it"}
+
+
+def _walk_files(fs: Any, folder: str, on_error: Callable[[OSError, str], None], seen: set[str]) -> Iterator[str]:
+    """Every file under ``folder`` (fsspec's own walk drops errors below the top folder). A
+    folder reached twice through symlinks is listed once."""
+    try:
+        listing = sorted(fs.ls(folder, detail=True), key=lambda info: info["name"])
+    except OSError as exc:
+        on_error(exc, folder)
+        return
+    for info in listing:
+        path = info["name"].rstrip("/")
+        if info["type"] != "directory" or path == folder.rstrip("/"):
+            yield path
+            continue
+        real = os.path.realpath(path) if "file" in _protocols(fs) else path
+        if real in seen:
+            on_error(OSError(errno.ELOOP, "folder reached twice through symlinks"), path)
+            continue
+        seen.add(real)
+        yield from _walk_files(fs, path, on_error, seen)
+
+
+def _protocols(fs: Any) -> tuple:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
+def _folder_files(fs: Any, base: str, root: str, issues: list | None) -> list[str]:
+    """Every image file under ``base``, sorted. Sub-folders that cannot be listed and files that
+    are not images (by suffix) are recorded with their reason: nothing is left out silently."""
+    protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
+
+    def unreadable(exc: OSError, folder: str) -> None:
+        _record(issues, "folder", protocol + folder, f"folder not readable: {short_reason(exc)}")
+
+    files = []
+    start = os.path.realpath(base) if "file" in _protocols(fs) else base
+    for path in _walk_files(fs, base, unreadable, {start}):
+        name = path.rsplit("/", 1)[-1]
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if suffix in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            _record(issues, "folder", protocol + path, _NOT_PHOTOS.get(
+                suffix, f"not an image file name (suffix {suffix or 'none'}; read: {', '.join(IMAGE_SUFFIXES)})"))
+    return sorted(files)
+
+
 def iter_folder_photos(root: str, max_images: int | None = None,
                        issues: list[dict[str, str]] | None = None) -> Iterator[RawPhoto]:
     """An ImageNet/Places-style tree ``root/<class>/<image>``; the class folder becomes the category.
 
-    Unreadable files are logged and skipped.
+    Photo ids are ``folder-<safe_id(relative path without suffix, '/' as '-')>``, unique in the
+    run (``UniqueIds``: ``x.png`` + ``x.jpg`` or ``cls/x.png`` + ``cls-x.png`` keep both, the
+    second with ``-2`` and a note). Unreadable files and folders, symlinks out of the root and
+    non-image files are recorded in ``issues`` with a short reason and skipped.
     """
     fs, base = fsspec.core.url_to_fs(root)
     if not fs.exists(base):
         raise SourceError(f"{root}: image folder not found")
-    files = sorted(p for p in fs.find(base) if p.lower().endswith(IMAGE_SUFFIXES))
+    files = _folder_files(fs, base, root, issues)
     if not files:
-        raise SourceError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise SourceError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) found", issues=issues)
+    if max_images is not None and int(max_images) < 1:
+        raise SourceError(f"{root}: ingest.folder.max_images must be >= 1 or null, got {max_images}")
     protocol = root.split("://", 1)[0] + "://" if "://" in root else ""
+    ids = UniqueIds("folder", issues, prefix="folder-")
     for path in files[: max_images or None]:
         relative = path[len(base):].lstrip("/")
         parts = relative.split("/")
-        category = parts[0] if len(parts) > 1 else ""
         full = protocol + path
         try:
             if not protocol or protocol == "file://":
-                resolve_inside(path, base, f"{root}: {relative}")  # a symlink out of the root is refused
+                resolve_inside(path, base, full)  # a symlink out of the root is refused
             with fs.open(path, "rb") as fh:
                 image = decode_image(fh.read(), "RGB", name=full)
         except Exception as exc:
-            _record(issues, "folder", full, str(exc))
+            _record(issues, "folder", full, short_reason(exc, full))
             continue
-        stem = relative.rsplit(".", 1)[0].replace("/", "-")
-        yield RawPhoto(photo_id=f"folder-{stem}", group_id=f"folder-{stem}", source="folder",
-                       source_path=full, image=image,
-                       category=category)
+        photo_id = ids(relative.rsplit(".", 1)[0].replace("/", "-"), full)
+        yield RawPhoto(photo_id=photo_id, group_id=photo_id, source="folder", source_path=full, image=image,
+                       category=parts[0] if len(parts) > 1 else "")
 
 
 # ---------------------------------------------------------------------------------------- URLs
@@ -337,26 +607,92 @@ class Download:
     attempts: int = 0
 
 
+class _Refused(Exception):
+    """A URL that is never fetched (scheme, private address); not retried."""
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Raise ``_Refused`` unless ``url`` is http(s) and (unless ``allow_private``) every address
+    its host resolves to is public: no ``file://``, no loopback, private, link-local (cloud
+    metadata), multicast or reserved address. Redirects are checked the same way."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() not in ("http", "https"):
+        raise _Refused(f"URL scheme {parsed.scheme or 'none'!r} is not allowed (only http and https)")
+    if not parsed.hostname:
+        raise _Refused("URL has no host")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parsed.hostname, parsed.port or None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise _Refused(f"host {parsed.hostname} does not resolve ({short_reason(exc)})") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global:
+            raise _Refused(f"host {parsed.hostname} is a private or loopback address ({address}); "
+                           "set ingest.urls.allow_private: true to fetch from it")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, allow_private: bool):
+        self.allow_private = allow_private
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        check_url(newurl, self.allow_private)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch(url: str, deadline: float, timeout_s: float, max_bytes: int, allow_private: bool) -> bytes:
+    """One GET that ends by ``deadline`` (time.monotonic) whatever the server's pace: the body is
+    read in whatever pieces arrive and the deadline checked after each (a read waits at most
+    ``timeout_s``, never longer than the time left when the connection opened)."""
+    opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
+    request = urllib.request.Request(url, headers={"User-Agent": "EditLens/0.1 (+dataset ingest)"})
+    chunks, size = [], 0
+    with opener.open(request, timeout=max(0.01, min(timeout_s, deadline - time.monotonic()))) as response:
+        while size <= max_bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("deadline")
+            chunk = response.read1(min(1 << 16, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
 def download(url: str, sha256: str | None = None, retries: int = 3, backoff_s: float = 1.0,
-             timeout_s: float = 30.0, max_bytes: int = 64 << 20) -> Download:
+             timeout_s: float = 30.0, max_bytes: int = 64 << 20, deadline_s: float = 120.0,
+             allow_private: bool = False) -> Download:
     """GET ``url`` with up to ``retries`` retries on network errors, timeouts and retryable HTTP
     statuses (exponential back-off from ``backoff_s``); check the body against ``sha256`` when
-    given. Never raises: a failure comes back with its reason."""
+    given. ``timeout_s`` bounds each wait for the server, ``deadline_s`` the whole item
+    (attempts and back-off together). Only http(s), and public hosts unless ``allow_private``
+    (``check_url``). Never raises: a failure comes back with its reason."""
     reason = ""
+    deadline = time.monotonic() + float(deadline_s)
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
+            time.sleep(min(backoff_s * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic())))
+        if time.monotonic() >= deadline:
+            return Download(url, None, f"no complete download within the {deadline_s:g} s deadline"
+                            + (f" (last: {reason})" if reason else ""), attempt)
         try:
-            request = urllib.request.Request(url, headers={"User-Agent": "EditLens/0.1 (+dataset ingest)"})
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                payload = response.read(max_bytes + 1)
+            check_url(url, allow_private)
+            payload = _fetch(url, deadline, timeout_s, max_bytes, allow_private)
+        except _Refused as exc:
+            return Download(url, None, f"refused: {exc}", attempt + 1)
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code} {exc.reason}"
             if exc.code not in RETRYABLE_STATUS:
                 return Download(url, None, reason, attempt + 1)
             continue
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = f"network error: {getattr(exc, 'reason', exc)}"
+            if time.monotonic() >= deadline:
+                return Download(url, None, f"no complete download within the {deadline_s:g} s deadline", attempt + 1)
+            detail = getattr(exc, "reason", exc)
+            reason = f"network error: {detail if isinstance(detail, str) else short_reason(detail)}"
             continue
         if len(payload) > max_bytes:
             return Download(url, None, f"larger than {max_bytes} bytes", attempt + 1)
@@ -397,12 +733,17 @@ def iter_url_photos(
     backoff_s: float = 1.0,
     timeout_s: float = 30.0,
     issues: list[dict[str, str]] | None = None,
+    deadline_s: float = 120.0,
+    allow_private: bool = False,
 ) -> Iterator[RawPhoto]:
     """Photos downloaded from the URLs in a parquet (or csv) table, e.g. Megalith-10M's.
 
-    At most ``concurrency`` downloads run at once (a thread pool); each is retried with back-off
-    and checked against ``sha256_column`` when given. Failed downloads, checksum mismatches and
-    undecodable bodies are recorded in ``issues`` (reason included) and skipped.
+    At most ``concurrency`` downloads run at once (a thread pool); each is retried with back-off,
+    ends within ``deadline_s`` and is checked against ``sha256_column`` when given. Only http(s)
+    URLs of public hosts are fetched (``allow_private`` for loopback / private networks). Failed
+    downloads, refused URLs, checksum mismatches and undecodable bodies are recorded in
+    ``issues`` with a short reason and skipped. Ids: ``url-<safe_id(id_column)>`` or
+    ``url-<sha1(url)[:16]>``, unique in the run (``UniqueIds``).
     """
     frame = _read_url_table(table)
     for column in (url_column, sha256_column, caption_column, id_column):
@@ -419,10 +760,14 @@ def iter_url_photos(
         checksum = record.get(sha256_column) if sha256_column else None
         jobs.append((url.strip(), checksum if isinstance(checksum, str) and checksum else None, record))
     if not jobs:
-        raise SourceError(f"{table}: no URLs in column {url_column!r}")
+        raise SourceError(f"{table}: no URLs in column {url_column!r}", issues=issues)
+
+    def fetch(job: tuple) -> Download:
+        return download(job[0], job[1], retries, backoff_s, timeout_s, deadline_s=deadline_s, allow_private=allow_private)
+
     with ThreadPoolExecutor(max_workers=max(1, int(concurrency))) as pool:
-        results = list(pool.map(lambda job: download(job[0], job[1], retries, backoff_s, timeout_s), jobs))
-    seen: set[str] = set()
+        results = list(pool.map(fetch, jobs))
+    ids = UniqueIds("urls", issues, prefix="url-")
     for (url, _, record), result in zip(jobs, results):
         if result.payload is None:
             _record(issues, "urls", url, result.reason)
@@ -430,14 +775,9 @@ def iter_url_photos(
         try:
             image = decode_image(result.payload, "RGB", name=url)
         except Exception as exc:
-            _record(issues, "urls", url, str(exc))
+            _record(issues, "urls", url, short_reason(exc, url))
             continue
-        key = str(record[id_column]) if id_column else hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
-        photo_id = f"url-{key}"
-        if photo_id in seen:
-            _record(issues, "urls", url, f"duplicate id {photo_id}")
-            continue
-        seen.add(photo_id)
+        photo_id = ids(record[id_column] if id_column else hashlib.sha1(url.encode("utf-8")).hexdigest()[:16], url)
         caption = record.get(caption_column) if caption_column else None
         yield RawPhoto(photo_id=photo_id, group_id=photo_id, source="urls", source_path=url, image=image,
                        captions=[caption] if isinstance(caption, str) and caption else [])
