@@ -86,3 +86,17 @@ def test_figures_with_nothing_to_draw_say_so_instead_of_raising():
     grid = figures.examples_grid([(image, label_map, label_map, 0.1)], ["a0"], names, "binary")
     assert grid.ndim == 3 and grid.dtype == np.uint8
     assert report.render_comparison({"empty": {}}).count("&mdash;") >= 10
+
+
+def test_a_task_whose_image_metrics_are_undefined_is_named_under_the_header():
+    """An image-level model on a split with edited and authentic images whose image AP and AUC
+    came out undefined: only the image metrics are listed (pixel metrics do not apply to it)."""
+    summary = {"n_images": 2, "n_fake": 1, "pixel": None, "pixel_per_image": None,
+               "image": {"accuracy": 0.5, "average_precision": None, "roc_auc": None, "f1": 0.0,
+                         "recall_fake": 0.0, "recall_real": 1.0, "threshold": 0.5}}
+    metrics = {"model": "cnnspot", "split": "val", "n_images": 2, "n_edited": 1, "n_authentic": 1,
+               "pixel_level": False, "conventions": {}, **summary, "protocols": {"in_domain": summary}}
+    page = report.render_report({"binary": metrics})
+    assert "binary task: image AP, image AUC undefined (0 / 0)" in page
+    assert "mIoU" not in page.split('<nav>')[0].split("</h1>")[1]  # pixel metrics are not claimed missing
+    assert "No pixel-level result" in page

@@ -286,6 +286,8 @@ def _missing(results: dict[str, dict], in_domain: dict[str, dict | None]) -> lis
                    "and shown as a dash.")
     if first.get("n_authentic") == 0:
         out.append("The split has no authentic image: image AP / AUC and R@50 real are undefined.")
+    if out:  # a split without edited or authentic images: that sentence already names every gap
+        return out
     for task, summary in in_domain.items():
         pixel_level = results[task].get("pixel_level", True)
         undefined = [label for label, path, pixel in HEADLINE_METRICS
