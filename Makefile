@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 export PYTHONPATH := $(CURDIR):$(CURDIR)/src
 
-.PHONY: venv run test bench viz viz-browser viz-check up down status clean-data
+.PHONY: venv run test bench docs viz viz-browser viz-check up down status clean-data
 
 # The venv is (re)built whenever the lock or pyproject changes.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -37,6 +37,11 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+
+# The documentation site (mkdocs.yml, docs/) into build/site/; --strict: a broken link or anchor fails.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
+	@echo "documentation site in build/site/: $(PY) -m http.server -d build/site -b 127.0.0.1 4142"
 
 # Lineage: `kedro viz build` writes a static site (offline) into build/ (ignored). Its page fetches
 # build/api/*, so serve it rather than opening the file.

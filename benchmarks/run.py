@@ -5,7 +5,8 @@ hold even though absolute times vary between runs on shared machines. Sections:
 
   components     seconds per image of each CPU generator and of BRISQUE (the per-image costs
                  docs/scaling.md starts from)
-  orchestration  the inpaint stage through Kedro and as a Prefect flow vs a bare loop, same generators, same images
+  orchestration  the inpaint stage through Kedro and as a Prefect flow vs a bare loop, same generators, same images;
+                 wall and CPU time (process + children), ratios with a 95 % interval over paired rounds
   metrics        the project's evaluation vs a per-image reference on 500 label maps of 512 px
   loading        the trainer's DataLoader (2 workers, decode + augment) vs raw PNG decode
   trainer        train_detector's step vs a bare segmentation_models_pytorch step, same batch
@@ -14,7 +15,8 @@ hold even though absolute times vary between runs on shared machines. Sections:
   gpu            generation batched vs unbatched (1024 px fp16) and training images/s at 512 px
                  with AMP, when CUDA is present ("skipped: no CUDA" otherwise)
 
-    python benchmarks/run.py                 # everything (about 5-10 min on 2 CPU cores)
+    python benchmarks/run.py                 # everything (about 8 min on 2 CPU cores)
+    python benchmarks/run.py --only orchestration --rounds 2   # a quick look at the printout
     python benchmarks/run.py --only metrics,loading
 
 Results: benchmarks/results.json (git-ignored) and a table on stdout.
@@ -76,23 +78,40 @@ def components(size: int = 256) -> dict[str, float]:
     return out
 
 
+def _interval(o: dict, key: str) -> str:
+    """``1.04x [0.98, 1.10]``: the geometric mean of the round ratios and its 95 % interval."""
+    low, high = o.get(f"{key}_ci95", [None, None])
+    return f"{o[key]:.2f}x" + ("" if low is None else f" [{low:.2f}, {high:.2f}]")
+
+
+def orchestration_rows(o: dict) -> list[tuple[str, str, str, str]]:
+    """Table rows of ``orchestration.run``: per comparison, the wall-time ratio with its 95 %
+    interval, then the CPU-time ratio (this process and every process it started) with its own."""
+    rows = []
+    for prefix, label, side in (("", "kedro / bare loop", "kedro_"),
+                                ("prefect_", "Prefect flow / bare loop", "prefect_"),
+                                ("scaled_prefect_", "Prefect flow / bare loop, {scaled_samples} samples", "scaled_prefect_")):
+        if f"{prefix}ratio" not in o:
+            continue
+        name = "orchestration: " + label.format(**o)
+        samples = f"{o['samples']} samples, " if not prefix else ""
+        empty = f"; an empty flow run takes {o['prefect_empty_flow_s']:.2f} s" if prefix == "prefect_" else ""
+        rounds = o[f"{prefix}pair_ratios"]
+        rows.append((f"{name}, wall", _interval(o, f"{prefix}ratio"), "<= 1.10x",
+                     f"{samples}{o[f'{side}s']:.1f} s vs {o[f'{prefix}bare_loop_s']:.1f} s (median round); "
+                     f"{len(rounds)} rounds {' / '.join(f'{r:.2f}' for r in rounds)}{empty}"))
+        if f"{prefix}cpu_ratio" in o:
+            cpu_rounds = o[f"{prefix}cpu_pair_ratios"]
+            rows.append((f"{name}, CPU", _interval(o, f"{prefix}cpu_ratio"), "<= 1.10x",
+                         f"{o[f'{side}cpu_s']:.1f} s vs {o[f'{prefix}bare_loop_cpu_s']:.1f} s CPU, process + children; "
+                         f"rounds {' / '.join(f'{r:.2f}' for r in cpu_rounds)}"))
+    return rows
+
+
 def table(results: dict) -> list[str]:
     rows = []
     o, m, lo, t, mem = (results.get(k, {}) for k in ("orchestration", "metrics", "loading", "trainer", "memory"))
-    if o:
-        rows.append(("orchestration: kedro / bare loop", f"{o['ratio']:.2f}x", "<= 1.10x",
-                     f"{o['samples']} samples, {o['kedro_s']:.1f} s vs {o['bare_loop_s']:.1f} s; "
-                     f"rounds {' / '.join(f'{r:.2f}' for r in o['pair_ratios'])}"))
-        if "prefect_ratio" in o:
-            rows.append(("orchestration: Prefect flow / bare loop", f"{o['prefect_ratio']:.2f}x", "<= 1.10x",
-                         f"{o['prefect_s']:.1f} s vs {o['prefect_bare_loop_s']:.1f} s; "
-                         f"rounds {' / '.join(f'{r:.2f}' for r in o['prefect_pair_ratios'])}; "
-                         f"an empty flow run takes {o['prefect_empty_flow_s']:.2f} s"))
-        if "scaled_prefect_ratio" in o:
-            rows.append((f"orchestration: Prefect flow / bare loop, {o['scaled_samples']} samples",
-                         f"{o['scaled_prefect_ratio']:.2f}x", "<= 1.10x",
-                         f"{o['scaled_prefect_s']:.1f} s vs {o['scaled_prefect_bare_loop_s']:.1f} s; "
-                         f"rounds {' / '.join(f'{r:.2f}' for r in o['scaled_prefect_pair_ratios'])}"))
+    rows += orchestration_rows(o)
     if m:
         rows.append(("metrics: reference / project", f"{m['speedup']:.1f}x", ">= 10x",
                      f"{m['label_maps']} maps {m['size']} px; identical: {m['identical']}"))
@@ -122,6 +141,9 @@ def table(results: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="orchestration rounds of every comparison (default 8 Kedro, 8 Prefect, 4 scaled); "
+                             "fewer for a quick look, at the cost of wider intervals")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = sorted(set(chosen) - set(SECTIONS))
@@ -134,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
                                     f"load average {os.getloadavg()[0]:.1f} at start, torch {torch.__version__}",
                      "cuda": torch.cuda.is_available()}
     runners = {
-        "components": components, "orchestration": orchestration.run, "metrics": metrics_bench.run,
+        "components": components, "metrics": metrics_bench.run,
+        "orchestration": (orchestration.run if args.rounds is None else lambda: orchestration.run(
+            repeats=args.rounds, prefect_repeats=args.rounds, scaled_repeats=args.rounds)),
         "loading": training_bench.loading, "trainer": training_bench.trainer_step,
         "memory": lambda: {**memory.streaming(), **memory.tiny_run()}, "gpu": gpu.run,
     }

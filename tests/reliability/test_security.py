@@ -194,7 +194,7 @@ def _leaves(value, prefix: str = ""):
         yield prefix, value
 
 
-# Known advisories that are justified (package -> advisory ids), each explained in the README's
+# Known advisories that are justified (package -> advisory ids), each explained in docs/reliability.md's
 # "Reliability and security" section. Empty: none so far.
 JUSTIFIED_ADVISORIES: dict[str, set[str]] = {}
 

@@ -31,13 +31,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 
 from models.detectors import detector_from_state  # noqa: E402
 from models.detectors.training import image_score_definition, predict  # noqa: E402
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
-from pipelines.evaluate import report  # noqa: E402
+from pipelines.evaluate import figures, report  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     breakdown_groups,
@@ -50,8 +49,6 @@ from pipelines.split.items import load_split_items  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-PALETTE = report.PALETTE
-colourise = report.colourise
 
 CONVENTIONS = {
     "pixel": "dataset level: ONE confusion matrix accumulated over all images of the set "
@@ -233,14 +230,14 @@ def evaluate_checkpoint(
     _log_summary(metrics)
     names = ev.names
     overlays = {
-        f"{ev.task}-{rows.at[i, 'item_id']}.png": _overlay_figure(examples[i][0], examples[i][1], examples[i][2], names,
-                                                                rows.at[i, "item_id"], ev.pixel_level, examples[i][3])
+        f"{ev.task}-{rows.at[i, 'item_id']}.png": figures.overlay_figure(examples[i][0], examples[i][1], examples[i][2], names,
+                                                                      rows.at[i, "item_id"], ev.pixel_level, examples[i][3])
         for i in example_positions
     }
     captions = [_example_caption(rows, items, i) for i in example_positions]
-    grid = report.examples_grid([examples[i] for i in example_positions], captions, names, ev.task, ev.pixel_level)
-    confusion = report.confusion_figure(np.asarray(in_domain["confusion_matrix"]), names, ev.task) if ev.pixel_level \
-        else report.message_figure(f"{ev.task}: image-level model, no pixel confusion matrix")
+    grid = figures.examples_grid([examples[i] for i in example_positions], captions, names, ev.task, ev.pixel_level)
+    confusion = figures.confusion_figure(np.asarray(in_domain["confusion_matrix"]), names, ev.task) if ev.pixel_level \
+        else figures.message_figure(f"{ev.task}: image-level model, no pixel confusion matrix")
     return metrics, confusion, overlays, grid
 
 
@@ -381,24 +378,6 @@ def _example_caption(rows: pd.DataFrame, items: pd.DataFrame, position: int) -> 
         return f"{rows.at[position, 'item_id']}\nauthentic"
     turns = "\n".join(f"turn {k}: {name}" for k, name in enumerate(item["generators"], start=1))
     return f"{rows.at[position, 'item_id']}\n{turns}\n{item['edited_area_ratio']:.0%} edited"
-
-
-def _overlay_figure(image, target, prediction, names, title, pixel_level: bool = True, score: float | None = None) -> plt.Figure:
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
-    panels = [(image, "image"), (colourise(target, image), "ground truth"),
-              (colourise(prediction, image) if pixel_level else image, "prediction")]
-    for ax, (panel, label) in zip(axes, panels):
-        ax.imshow(panel)
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
-    if not pixel_level:
-        axes[2].text(0.5, 0.5, f"image-level model\nscore {score:.2f}", transform=axes[2].transAxes, ha="center",
-                     va="center", fontsize=10, color="white", bbox={"facecolor": "black", "alpha": 0.6})
-    handles = [Patch(color=PALETTE[k % len(PALETTE)] / 255.0, label=name) for k, name in enumerate(names) if k > 0]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return fig
 
 
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
