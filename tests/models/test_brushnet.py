@@ -154,3 +154,106 @@ def test_powerpaint_task_prompts_follow_the_authors():
     with pytest.raises(ValueError, match="task"):
         create_generator("powerpaint", model="m", powerpaint="p", task="repaint")
     assert expand_task_tokens(" P_obj P_objx", {"P_obj": ["P_obj_0", "P_obj_1"]}) == " P_obj_0 P_obj_1 P_objx"
+
+
+def _authors_unet_forward(unet, sample, t, text, residuals):
+    """The UNet forward of the authors' edited ``unet_2d_condition.py`` / ``unet_2d_blocks.py``,
+    written out block by block: the reference the hook-based injection must reproduce."""
+    down, up = list(residuals.down), list(residuals.up)
+    emb = unet.time_embedding(unet.time_proj(torch.tensor([t]).expand(sample.shape[0])).to(sample.dtype))
+
+    def pair(block, i, h):
+        h = block.resnets[i](h, emb)
+        attentions = getattr(block, "attentions", None)
+        return attentions[i](h, encoder_hidden_states=text, return_dict=False)[0] if attentions else h
+
+    h = unet.conv_in(sample)
+    skips = [h]  # the skip keeps conv_in's output; only the down path gets the residual
+    h = h + down.pop(0)
+    for block in unet.down_blocks:
+        for i in range(len(block.resnets)):
+            h = pair(block, i, h) + down.pop(0)
+            skips.append(h)
+        if block.downsamplers is not None:
+            h = block.downsamplers[0](h) + down.pop(0)
+            skips.append(h)
+    h = unet.mid_block(h, emb, encoder_hidden_states=text) + residuals.mid
+    for block in unet.up_blocks:
+        for i in range(len(block.resnets)):
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = pair(block, i, h) + up.pop(0)
+        if block.upsamplers is not None:
+            h = block.upsamplers[0](h) + up.pop(0)
+    assert not down and not up
+    return unet.conv_out(unet.conv_act(unet.conv_norm_out(h)))
+
+
+@pytest.mark.parametrize("kind", ["brushnet", "powerpaint"])
+def test_hooked_unet_matches_the_authors_placement(tiny, kind):
+    base, branch = tiny[kind]
+    if kind == "brushnet":
+        pipe = BrushNetInpaintPipeline.from_pretrained(base, branch)
+    else:
+        pipe = BrushNetInpaintPipeline.from_pretrained_powerpaint(base, branch)
+    generator = torch.Generator().manual_seed(3)
+    latents = torch.randn(2, 4, 8, 8, generator=generator)
+    cond = torch.randn(2, 5, 8, 8, generator=generator)
+    text = pipe.encode_text(["a lake", "sky"])
+    with torch.no_grad():
+        residuals = pipe.brushnet(latents, 7, text, cond)
+        with brushnet_residuals_added(pipe.unet, residuals):
+            hooked = pipe.unet(latents, 7, encoder_hidden_states=text).sample
+        reference = _authors_unet_forward(pipe.unet, latents, 7, text, residuals)
+    torch.testing.assert_close(hooked, reference, rtol=1e-4, atol=1e-5)
+
+
+def _authors_branch_forward(branch, sample, t, text, cond):
+    """The authors' ``BrushNetModel.forward`` written out block by block (conditioning scale 1)."""
+    emb = branch.time_embedding(branch.time_proj(torch.tensor([t]).expand(sample.shape[0])).to(sample.dtype))
+
+    def pair(block, i, h):
+        h = block.resnets[i](h, emb)
+        attentions = getattr(block, "attentions", None)
+        return attentions[i](h, encoder_hidden_states=text, return_dict=False)[0] if attentions else h
+
+    h = branch.conv_in_condition(torch.cat([sample, cond], dim=1))
+    down = [h]
+    for block in branch.down_blocks:
+        for i in range(len(block.resnets)):
+            h = pair(block, i, h)
+            down.append(h)
+        if block.downsamplers is not None:
+            h = block.downsamplers[0](h)
+            down.append(h)
+    if getattr(branch.mid_block, "has_cross_attention", False):
+        h = branch.mid_block(h, emb, encoder_hidden_states=text)
+    else:
+        h = branch.mid_block(h, emb)
+    mid = h
+    skips, up = list(down), []
+    for block in branch.up_blocks:
+        for i in range(len(block.resnets)):
+            h = pair(block, i, torch.cat([h, skips.pop()], dim=1))
+            up.append(h)
+        if block.upsamplers is not None:
+            h = block.upsamplers[0](h)
+            up.append(h)
+    return ([conv(x) for conv, x in zip(branch.brushnet_down_blocks, down, strict=True)],
+            branch.brushnet_mid_block(mid),
+            [conv(x) for conv, x in zip(branch.brushnet_up_blocks, up, strict=True)])
+
+
+@pytest.mark.parametrize("kind", ["brushnet", "powerpaint"])
+def test_branch_features_match_the_authors_forward(tiny, kind):
+    base, branch = tiny[kind]
+    pipe = (BrushNetInpaintPipeline.from_pretrained(base, branch) if kind == "brushnet"
+            else BrushNetInpaintPipeline.from_pretrained_powerpaint(base, branch))
+    generator = torch.Generator().manual_seed(4)
+    latents, cond = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 5, 8, 8, generator=generator)
+    text = pipe.encode_text(["a lake"])
+    with torch.no_grad():
+        ours = pipe.brushnet(latents, 5, text, cond)
+        down, mid, up = _authors_branch_forward(pipe.brushnet, latents, 5, text, cond)
+    assert len(ours.down) == len(down) and len(ours.up) == len(up)
+    for got, expected in zip([*ours.down, ours.mid, *ours.up], [*down, mid, *up]):
+        torch.testing.assert_close(got, expected)
