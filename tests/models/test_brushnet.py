@@ -26,7 +26,8 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("brushnet")
-    return {"brushnet": tiny_zoo.build_tiny_brushnet(root / "bn"), "powerpaint": tiny_zoo.build_tiny_powerpaint(root / "pp")}
+    return {"brushnet": tiny_zoo.build_tiny_brushnet(root / "bn"), "powerpaint": tiny_zoo.build_tiny_powerpaint(root / "pp"),
+            "brushnet-sdxl": tiny_zoo.build_tiny_brushnet_sdxl(root / "bnxl")}
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,12 @@ def test_default_config_has_the_published_sd15_layout():
     assert not any("attentions" in key for key in keys)
 
 
-def test_unsupported_sdxl_config_fails_clearly():
+def test_unsupported_configs_fail_clearly():
+    small = dict(block_out_channels=(32, 64), down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
     with pytest.raises(ValueError, match="addition_embed_type"):
-        BrushNetModel(addition_embed_type="text_time", block_out_channels=(32, 64),
-                      down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
+        BrushNetModel(addition_embed_type="text", **small)
+    with pytest.raises(ValueError, match="projection_class_embeddings_input_dim"):
+        BrushNetModel(addition_embed_type="text_time", **small)
 
 
 def _pipeline(tiny):
@@ -257,3 +260,20 @@ def test_branch_features_match_the_authors_forward(tiny, kind):
     assert len(ours.down) == len(down) and len(ours.up) == len(up)
     for got, expected in zip([*ours.down, ours.mid, *ours.up], [*down, mid, *up]):
         torch.testing.assert_close(got, expected)
+
+
+def test_sdxl_brushnet_inpaints_inside_the_mask_only(tiny, image, mask):
+    base, branch = tiny["brushnet-sdxl"]
+    kwargs = dict(model=str(base), brushnet=str(branch), steps=2)
+    out = create_generator("brushnet-sdxl", **kwargs).inpaint(image, mask, "a lake", seed=1)
+    assert np.array_equal(out[~mask], image[~mask])
+    assert (out[mask] != image[mask]).any(axis=-1).mean() > 0.5
+    off = create_generator("brushnet-sdxl", conditioning_scale=0.0, **kwargs).inpaint(image, mask, "a lake", seed=1)
+    assert not np.array_equal(out[mask], off[mask])
+    # The SDXL loader refuses an SD 1.5 branch; the SDXL branch refuses to run without SDXL's text-time ids.
+    _, sd_branch = tiny["brushnet"]
+    with pytest.raises(ValueError, match="not an SDXL BrushNet"):
+        BrushNetInpaintPipeline.from_pretrained_sdxl(base, sd_branch)
+    pipe = BrushNetInpaintPipeline.from_pretrained_sdxl(base, branch)
+    with pytest.raises(ValueError, match="added_cond_kwargs"):
+        pipe.brushnet(torch.zeros(1, 4, 8, 8), 1, torch.zeros(1, 77, 64), torch.zeros(1, 5, 8, 8))

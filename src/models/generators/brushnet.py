@@ -23,9 +23,8 @@ This is our own code, written to load the published weights unchanged:
 - ``BrushNetInpaintGenerator`` / ``PowerPaintInpaintGenerator`` are the zoo adapters
   (``create_generator("brushnet", model=..., brushnet=...)``).
 
-Only the Stable Diffusion 1.5 family is supported: the SDXL BrushNet checkpoints need SDXL's
-text-time embedding in the branch and are rejected with a clear error (see
-docs/recipes/brgen_models.md for the checkpoints this code expects).
+The SD 1.5 and SDXL BrushNet checkpoints are supported (``brushnet`` / ``brushnet-sdxl``), and
+PowerPaint v2 on SD 1.5; docs/recipes/brgen_models.md names the checkpoints this code expects.
 """
 
 from __future__ import annotations
@@ -172,15 +171,16 @@ class BrushNetModel(ModelMixin, ConfigMixin):
         from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_mid_block, get_up_block
 
         super().__init__()
-        unsupported = {"class_embed_type": class_embed_type, "addition_embed_type": addition_embed_type,
-                       "num_class_embeds": num_class_embeds, "encoder_hid_dim": encoder_hid_dim,
-                       "encoder_hid_dim_type": encoder_hid_dim_type}
+        unsupported = {"class_embed_type": class_embed_type, "num_class_embeds": num_class_embeds,
+                       "encoder_hid_dim": encoder_hid_dim, "encoder_hid_dim_type": encoder_hid_dim_type}
         unsupported = {key: value for key, value in unsupported.items() if value is not None}
+        if addition_embed_type not in (None, "text_time"):
+            unsupported["addition_embed_type"] = addition_embed_type
         if global_pool_conditions:
             unsupported["global_pool_conditions"] = True
         if unsupported:
-            raise ValueError(f"BrushNetModel: config options {unsupported} are not supported (SD 1.5 BrushNet / "
-                             "PowerPaint v2 only; the SDXL BrushNet checkpoints need text-time embeddings)")
+            raise ValueError(f"BrushNetModel: config options {unsupported} are not supported (SD 1.5 / SDXL "
+                             "BrushNet and PowerPaint v2 only)")
         levels = len(down_block_types)
         if len(up_block_types) != levels or len(block_out_channels) != levels:
             raise ValueError(f"BrushNetModel: down_block_types ({levels}), up_block_types ({len(up_block_types)}) "
@@ -202,6 +202,12 @@ class BrushNetModel(ModelMixin, ConfigMixin):
         time_embed_dim = block_out_channels[0] * 4
         self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos, freq_shift)
         self.time_embedding = TimestepEmbedding(block_out_channels[0], time_embed_dim, act_fn=act_fn)
+        if addition_embed_type == "text_time":  # SDXL: pooled text + size / crop ids, as its UNet
+            if addition_time_embed_dim is None or projection_class_embeddings_input_dim is None:
+                raise ValueError("BrushNetModel: addition_embed_type 'text_time' needs addition_time_embed_dim and "
+                                 "projection_class_embeddings_input_dim")
+            self.add_time_proj = Timesteps(addition_time_embed_dim, flip_sin_to_cos, freq_shift)
+            self.add_embedding = TimestepEmbedding(projection_class_embeddings_input_dim, time_embed_dim)
         common = dict(temb_channels=time_embed_dim, resnet_eps=norm_eps, resnet_act_fn=act_fn,
                       resnet_groups=norm_num_groups, cross_attention_dim=cross_attention_dim,
                       use_linear_projection=use_linear_projection, upcast_attention=upcast_attention,
@@ -255,12 +261,18 @@ class BrushNetModel(ModelMixin, ConfigMixin):
                 self.brushnet_up_blocks.append(zero_conv(output_channel))
 
     def forward(self, sample: Any, timestep: Any, encoder_hidden_states: Any, brushnet_cond: Any,
-                conditioning_scale: float = 1.0) -> BrushNetResiduals:
+                conditioning_scale: float = 1.0, added_cond_kwargs: dict[str, Any] | None = None) -> BrushNetResiduals:
         import torch
 
         timesteps = torch.as_tensor(timestep, device=sample.device)
         timesteps = timesteps.reshape(-1).expand(sample.shape[0]) if timesteps.numel() == 1 else timesteps
         emb = self.time_embedding(self.time_proj(timesteps).to(dtype=sample.dtype))
+        if self.config.addition_embed_type == "text_time":
+            if not added_cond_kwargs or {"text_embeds", "time_ids"} - set(added_cond_kwargs):
+                raise ValueError("an SDXL BrushNet needs added_cond_kwargs with text_embeds and time_ids")
+            text_embeds, time_ids = added_cond_kwargs["text_embeds"], added_cond_kwargs["time_ids"]
+            time_embeds = self.add_time_proj(time_ids.flatten()).reshape(text_embeds.shape[0], -1)
+            emb = emb + self.add_embedding(torch.cat([text_embeds, time_embeds], dim=-1).to(emb.dtype))
         hidden = self.conv_in_condition(torch.cat([sample, brushnet_cond], dim=1))
         down_states = [hidden]
         for block in self.down_blocks:
@@ -310,7 +322,8 @@ class BrushNetModel(ModelMixin, ConfigMixin):
         keys = ("in_channels", "flip_sin_to_cos", "freq_shift", "only_cross_attention", "block_out_channels",
                 "layers_per_block", "downsample_padding", "mid_block_scale_factor", "act_fn", "norm_num_groups",
                 "norm_eps", "cross_attention_dim", "transformer_layers_per_block", "attention_head_dim",
-                "num_attention_heads", "use_linear_projection", "upcast_attention", "resnet_time_scale_shift")
+                "num_attention_heads", "use_linear_projection", "upcast_attention", "resnet_time_scale_shift",
+                "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim")
         return cls(conditioning_channels=conditioning_channels, **blocks,
                    **{key: getattr(unet_config, key) for key in keys if hasattr(unet_config, key)})
 
@@ -484,7 +497,7 @@ class BrushNetInpaintPipeline:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         folder = _check_folder(brushnet, "BrushNet checkpoint", ["config.json", _BRUSHNET_WEIGHTS])
-        kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+        kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}  # diffusers 0.42 / transformers 5 name
         with quiet_progress_bars():
             parts = dict(
                 vae=AutoencoderKL.from_pretrained(base_model, subfolder="vae", **kwargs),
@@ -516,7 +529,7 @@ class BrushNetInpaintPipeline:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         folder = _check_folder(powerpaint, "PowerPaint v2 checkpoint", [_BRUSHNET_WEIGHTS, "pytorch_model.bin"])
-        kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+        kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}  # diffusers 0.42 / transformers 5 name
         with quiet_progress_bars():
             unet = UNet2DConditionModel.from_pretrained(base_model, subfolder="unet", **kwargs)
             tokenizer = CLIPTokenizer.from_pretrained(base_model, subfolder="tokenizer")
@@ -547,7 +560,33 @@ class BrushNetInpaintPipeline:
         return cls(unet=unet, tokenizer=tokenizer, brushnet=branch, text_encoder_brushnet=text_encoder_brushnet,
                    task_token_map=token_map, **parts)
 
+    @classmethod
+    def from_pretrained_sdxl(cls, base_model: str | Path, brushnet: str | Path, torch_dtype: Any = None) -> Any:
+        """An SDXL base (diffusers ``StableDiffusionXLPipeline`` folder or hub id, 4-channel UNet) and an
+        SDXL BrushNet folder (``config.json`` with ``addition_embed_type: text_time`` + weights).
+        The SDXL pipeline object is kept as ``sdxl`` for its two-encoder ``encode_prompt``.
+
+        Raises:
+            FileNotFoundError: ``brushnet`` lacks its files.
+            ValueError: the branch is not an SDXL one.
+        """
+        from diffusers import StableDiffusionXLPipeline
+
+        folder = _check_folder(brushnet, "SDXL BrushNet checkpoint", ["config.json", _BRUSHNET_WEIGHTS])
+        kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}  # diffusers 0.42 / transformers 5 name
+        with quiet_progress_bars():
+            sdxl = StableDiffusionXLPipeline.from_pretrained(base_model, **kwargs)
+            branch = BrushNetModel.from_pretrained(folder, **kwargs)
+        if branch.config.addition_embed_type != "text_time":
+            raise ValueError(f"{folder}: not an SDXL BrushNet (no text-time embedding); use the SD 1.5 pipeline")
+        pipe = cls(vae=sdxl.vae, text_encoder=sdxl.text_encoder, tokenizer=sdxl.tokenizer, unet=sdxl.unet,
+                   scheduler=sdxl.scheduler, brushnet=branch)
+        pipe.sdxl = sdxl
+        return pipe
+
     def to(self, device: str) -> Any:
+        if getattr(self, "sdxl", None) is not None:
+            self.sdxl.to(device)
         for part in (self.vae, self.text_encoder, self.unet, self.brushnet, self.text_encoder_brushnet):
             if part is not None:
                 part.to(device)
@@ -568,7 +607,9 @@ class BrushNetInpaintPipeline:
 
     def __call__(self, image: Any, keep: Any, prompt_embeds: Any, negative_prompt_embeds: Any,
                  brushnet_embeds: Any = None, brushnet_negative_embeds: Any = None, num_inference_steps: int = 50,
-                 guidance_scale: float = 7.5, generators: Sequence[Any] = (), conditioning_scale: float = 1.0) -> Any:
+                 guidance_scale: float = 7.5, generators: Sequence[Any] = (), conditioning_scale: float = 1.0,
+                 pooled_prompt_embeds: Any = None, negative_pooled_prompt_embeds: Any = None,
+                 time_ids: Any = None) -> Any:
         """Inpaint one image ``len(generators)`` times.
 
         Args:
@@ -577,6 +618,8 @@ class BrushNetInpaintPipeline:
             prompt_embeds, negative_prompt_embeds: (1, 77, D) UNet text embeddings.
             brushnet_embeds, brushnet_negative_embeds: the branch's (PowerPaint); default the UNet's.
             generators: one ``torch.Generator`` per output.
+            pooled_prompt_embeds, negative_pooled_prompt_embeds, time_ids: SDXL's text-time
+                conditioning ((1, D_pooled) each and (1, 6) size / crop ids), for UNet and branch.
 
         Returns:
             (len(generators), 3, H, W) float in [0, 1]; the caller pastes the original outside the mask.
@@ -605,6 +648,15 @@ class BrushNetInpaintPipeline:
             branch_text = torch.cat([brushnet_negative_embeds.repeat(count, 1, 1), branch_text])
             cond = torch.cat([cond, cond])
 
+        added = None
+        if pooled_prompt_embeds is not None:
+            pooled = pooled_prompt_embeds.repeat(count, 1)
+            ids = time_ids.repeat(count, 1)
+            if guided:
+                pooled = torch.cat([negative_pooled_prompt_embeds.repeat(count, 1), pooled])
+                ids = torch.cat([ids, ids])
+            added = {"text_embeds": pooled.to(device, dtype), "time_ids": ids.to(device, dtype)}
+
         shape = (1, self.unet.config.in_channels, *masked_latents.shape[-2:])
         latents = torch.cat([torch.randn(shape, generator=g, device=g.device, dtype=torch.float32)
                              for g in generators]).to(device, dtype)
@@ -613,9 +665,11 @@ class BrushNetInpaintPipeline:
         for t in self.scheduler.timesteps:
             model_input = torch.cat([latents, latents]) if guided else latents
             model_input = self.scheduler.scale_model_input(model_input, t)
-            residuals = self.brushnet(model_input, t, branch_text.to(dtype), cond, conditioning_scale)
+            residuals = self.brushnet(model_input, t, branch_text.to(dtype), cond, conditioning_scale,
+                                      added_cond_kwargs=added)
             with brushnet_residuals_added(self.unet, residuals):
-                noise = self.unet(model_input, t, encoder_hidden_states=unet_text.to(dtype)).sample
+                noise = self.unet(model_input, t, encoder_hidden_states=unet_text.to(dtype),
+                                  added_cond_kwargs=added).sample
             if guided:
                 uncond, text = noise.chunk(2)
                 noise = uncond + guidance_scale * (text - uncond)
@@ -683,7 +737,7 @@ class BrushNetInpaintGenerator(DiffusersInpaintGenerator):
             _LOADED[key] = pipe.to(self.device)
         return _LOADED[key]
 
-    def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str) -> dict[str, Any]:
+    def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str, height: int, width: int) -> dict[str, Any]:
         negative = self.negative_prompt or ""
         return {"prompt_embeds": pipe.encode_text([prompt]), "negative_prompt_embeds": pipe.encode_text([negative])}
 
@@ -694,7 +748,8 @@ class BrushNetInpaintGenerator(DiffusersInpaintGenerator):
         pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         keep = torch.from_numpy(~mask)[None, None].float()
         out = pipe(pixels, keep, num_inference_steps=self.steps, guidance_scale=self.guidance_scale,
-                   generators=generators, conditioning_scale=self.conditioning_scale, **self._texts(pipe, prompt))
+                   generators=generators, conditioning_scale=self.conditioning_scale,
+                   **self._texts(pipe, prompt, height, width))
         return list(out.permute(0, 2, 3, 1).cpu().numpy())
 
     def describe(self) -> dict[str, Any]:
@@ -746,7 +801,7 @@ class PowerPaintInpaintGenerator(BrushNetInpaintGenerator):
     def load_options(self) -> dict[str, Any]:
         return {**super().load_options(), "text_encoder_model": self.text_encoder_model}
 
-    def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str) -> dict[str, Any]:
+    def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str, height: int, width: int) -> dict[str, Any]:
         texts = powerpaint_task_prompts(prompt, self.negative_prompt or "", self.task)
         branch = pipe.text_encoder_brushnet
         t = self.fitting_degree
@@ -763,9 +818,37 @@ class PowerPaintInpaintGenerator(BrushNetInpaintGenerator):
         return {**super().describe(), "task": self.task, "fitting_degree": self.fitting_degree}
 
 
+class BrushNetXLInpaintGenerator(BrushNetInpaintGenerator):
+    """BrushNet on SDXL: ``model`` an SDXL base folder (4-channel UNet, e.g.
+    stabilityai/stable-diffusion-xl-base-1.0 or the authors' juggernautXL), ``brushnet`` an SDXL
+    BrushNet folder (``segmentation_mask_brushnet_ckpt_sdxl_v1`` / ``random_mask_brushnet_ckpt_sdxl_v0``).
+    Size / crop ids are the run size with no crop, as SDXL's own pipelines default. Other
+    arguments as ``BrushNetInpaintGenerator``. On fp16 GPUs SDXL's VAE needs float32 (or the
+    fp16-fix VAE); use dtype float32 or bfloat16."""
+
+    name = "brushnet-sdxl"
+    pipeline_class = "BrushNetXLInpaintPipeline"
+
+    def _load_pipeline(self, torch_dtype: Any) -> BrushNetInpaintPipeline:
+        return BrushNetInpaintPipeline.from_pretrained_sdxl(self.model, self.branch, torch_dtype=torch_dtype)
+
+    def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str, height: int, width: int) -> dict[str, Any]:
+        import torch
+
+        embeds, negative, pooled, negative_pooled = pipe.sdxl.encode_prompt(
+            prompt=[prompt], device=pipe.unet.device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+            negative_prompt=[self.negative_prompt or ""])
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32)
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative, "pooled_prompt_embeds": pooled,
+                "negative_pooled_prompt_embeds": negative_pooled, "time_ids": time_ids}
+
+
 build_brushnet = register_diffusers_entry(
     "brushnet", BrushNetInpaintGenerator, pipeline="BrushNetInpaintPipeline (models.generators.brushnet)",
     description="BrushNet on SD 1.5 (a mask-conditioned branch added to the frozen UNet; BR-Gen)")
+build_brushnet_sdxl = register_diffusers_entry(
+    "brushnet-sdxl", BrushNetXLInpaintGenerator, pipeline="BrushNetInpaintPipeline (models.generators.brushnet)",
+    description="BrushNet on SDXL (SDXL BrushNet checkpoints; a mask-conditioned branch added to the frozen UNet)")
 build_powerpaint = register_diffusers_entry(
     "powerpaint", PowerPaintInpaintGenerator, pipeline="BrushNetInpaintPipeline (models.generators.brushnet)",
     description="PowerPaint v2 on SD 1.5 (BrushNet_CA + learned task prompts; BR-Gen)")

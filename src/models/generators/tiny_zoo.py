@@ -379,25 +379,30 @@ def _randomise_zero_convs(branch: Any, generator: Any) -> None:
             conv.bias.copy_(torch.randn(conv.bias.shape, generator=generator) * 0.05)
 
 
-def build_tiny_brushnet(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
-    """A tiny SD 1.5-style text-to-image base (``<folder>/base``) and a BrushNet checkpoint for its
-    UNet (``<folder>/brushnet``: ``config.json`` + ``diffusion_pytorch_model.safetensors``, the
-    released layout, attention-free blocks as the published SD 1.5 BrushNet). Returns both folders."""
+def _save_tiny_brushnet(base: Path, out: Path, seed: int) -> Path:
+    """A BrushNet (attention-free, as the released SD 1.5 / SDXL ones) shaped after ``base``'s UNet,
+    saved in the released layout (``config.json`` + ``diffusion_pytorch_model.safetensors``)."""
     import torch
     from diffusers import UNet2DConditionModel
 
     from .brushnet import BrushNetModel
 
-    folder = Path(folder)
-    base = build_tiny_sd(folder / "base", inpainting=False, seed=seed)
     unet = UNet2DConditionModel.from_pretrained(base / "unet")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         branch = BrushNetModel.from_unet_config(unet.config, cross_attention=False)
     _randomise_zero_convs(branch, torch.Generator().manual_seed(seed + 2))
     with quiet_progress_bars():
-        branch.save_pretrained(folder / "brushnet", safe_serialization=True)
-    return base, folder / "brushnet"
+        branch.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def build_tiny_brushnet(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny SD 1.5-style text-to-image base (``<folder>/base``) and a BrushNet checkpoint for its
+    UNet (``<folder>/brushnet``, the released layout). Returns both folders."""
+    folder = Path(folder)
+    base = build_tiny_sd(folder / "base", inpainting=False, seed=seed)
+    return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
 
 
 def build_tiny_powerpaint(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
@@ -433,3 +438,12 @@ def build_tiny_powerpaint(folder: str | Path, seed: int = 0) -> tuple[Path, Path
     torch.save({"text_model." + key: value for key, value in text_encoder.state_dict().items()},
                out / "pytorch_model.bin")
     return base, out
+
+
+def build_tiny_brushnet_sdxl(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny SDXL text-to-image base (``<folder>/base``) and an SDXL BrushNet for its UNet
+    (``<folder>/brushnet``: SDXL's text-time embedding included, as the released SDXL BrushNet).
+    Returns both folders."""
+    folder = Path(folder)
+    base = build_tiny_sdxl(folder / "base", inpainting=False, seed=seed)
+    return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
