@@ -7,8 +7,8 @@
 The inpainting zoo (``list_generators()``; ``generator_table()`` says which are supported):
 OpenCV (telea, navier_stokes), diffusers families (sd-inpaint, sdxl-inpaint, sdxl-inpaint-lora,
 sd3-inpaint, flux-fill, kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
-TorchScript GANs (lama, mat), BR-Gen's BrushNet and PowerPaint v2 (brushnet, powerpaint; our own
-BrushNet branch on diffusers' SD 1.5 UNet), classic forgeries (copy_move, splicing), and the
+TorchScript GANs (lama, mat), BR-Gen's BrushNet and PowerPaint v2 (brushnet, brushnet-sdxl,
+powerpaint; our own BrushNet branch on diffusers' SD 1.5 / SDXL UNet), classic forgeries (copy_move, splicing), and the
 registered but unsupported glide that raises ``GeneratorNotSupportedError``.
 
 Importing this package registers every generator; torch/diffusers load only when a diffusion
@@ -42,7 +42,13 @@ from .diffusion import (
     set_max_loaded,
     set_max_resident,
 )
-from .brushnet import BrushNetInpaintGenerator, BrushNetInpaintPipeline, BrushNetModel, PowerPaintInpaintGenerator
+from .brushnet import (
+    BrushNetInpaintGenerator,
+    BrushNetInpaintPipeline,
+    BrushNetModel,
+    BrushNetXLInpaintGenerator,
+    PowerPaintInpaintGenerator,
+)
 from .opencv import OpenCVInpaintGenerator
 from .text_to_image import TEXT_TO_IMAGE, TextToImageGenerator, create_text_to_image, list_text_to_image
 from .tiny import build_offline_clip_tokenizer, build_tiny_sd_inpaint
@@ -81,6 +87,7 @@ __all__ = [
     "BrushNetInpaintGenerator",
     "BrushNetInpaintPipeline",
     "BrushNetModel",
+    "BrushNetXLInpaintGenerator",
     "ClipCandidateScorer",
     "CopyMoveGenerator",
     "DiffusersInpaintGenerator",
