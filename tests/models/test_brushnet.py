@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from models.generators import BrushNetModel, create_generator, tiny_zoo
+from models.generators import create_generator, tiny_zoo
 from models.generators.brushnet import (
     BrushNetInpaintPipeline,
     brushnet_residuals_added,
     expand_task_tokens,
     powerpaint_task_prompts,
 )
+from models.generators.brushnet_model import BrushNetModel
 
 SIZE = 64
 

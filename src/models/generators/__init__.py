@@ -42,13 +42,7 @@ from .diffusion import (
     set_max_loaded,
     set_max_resident,
 )
-from .brushnet import (
-    BrushNetInpaintGenerator,
-    BrushNetInpaintPipeline,
-    BrushNetModel,
-    BrushNetXLInpaintGenerator,
-    PowerPaintInpaintGenerator,
-)
+from .brushnet import BrushNetInpaintGenerator, BrushNetInpaintPipeline, BrushNetXLInpaintGenerator, PowerPaintInpaintGenerator
 from .opencv import OpenCVInpaintGenerator
 from .text_to_image import TEXT_TO_IMAGE, TextToImageGenerator, create_text_to_image, list_text_to_image
 from .tiny import build_offline_clip_tokenizer, build_tiny_sd_inpaint
@@ -86,7 +80,6 @@ __all__ = [
     "TEXT_TO_IMAGE",
     "BrushNetInpaintGenerator",
     "BrushNetInpaintPipeline",
-    "BrushNetModel",
     "BrushNetXLInpaintGenerator",
     "ClipCandidateScorer",
     "CopyMoveGenerator",

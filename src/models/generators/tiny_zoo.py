@@ -385,7 +385,7 @@ def _save_tiny_brushnet(base: Path, out: Path, seed: int) -> Path:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from .brushnet import BrushNetModel
+    from .brushnet_model import BrushNetModel
 
     unet = UNet2DConditionModel.from_pretrained(base / "unet")
     with torch.random.fork_rng(devices=[]):
@@ -415,7 +415,8 @@ def build_tiny_powerpaint(folder: str | Path, seed: int = 0) -> tuple[Path, Path
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from .brushnet import BrushNetModel, add_task_tokens
+    from .brushnet import add_task_tokens
+    from .brushnet_model import BrushNetModel
 
     folder = Path(folder)
     base = build_tiny_sd(folder / "base", inpainting=False, seed=seed)
