@@ -575,3 +575,142 @@ class DetectionMetrics:
                                   "all": average(np.ones_like(manipulated))}
         out["confusion_matrix"] = confusion.matrix.tolist()
         return out
+
+
+# --- BR-Gen (Tables 2-4, 7): R@50 by generator family, region kind and mask area ----------------
+
+# BR-Gen's five inpainters by architecture ("Split A" of Tables 2-3): LaMa and MAT are GANs,
+# SDXL, BrushNet and PowerPaint diffusion models (paper section 3.3). Registry names of EditLens'
+# generator zoo; a caller with other generator names passes its own mapping.
+BRGEN_GENERATOR_FAMILY = {"lama": "gan", "mat": "gan", "sdxl-inpaint": "diffusion", "brushnet": "diffusion",
+                          "powerpaint": "diffusion"}
+# Table 4's cross-type transfers: train on forged images of one value, test on the other's.
+BRGEN_CROSS_TYPE = {
+    "gan->diffusion": ("generator_family", "gan", "diffusion"),
+    "diffusion->gan": ("generator_family", "diffusion", "gan"),
+    "background->stuff": ("region_kind", "background", "stuff"),
+    "stuff->background": ("region_kind", "stuff", "background"),
+}
+# Table 7's mask-area columns "< 20 %" ... "< 100 %" (upper edges of the edited-area ratio).
+BRGEN_AREA_EDGES = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _brgen_inputs(scores: np.ndarray, is_fake: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    is_fake = np.asarray(is_fake).ravel()
+    if scores.size == 0 or scores.size != is_fake.size:
+        raise ValueError(f"need as many scores as labels (and at least one), got {scores.size} and {is_fake.size}")
+    if not np.isin(is_fake, (0, 1)).all():
+        raise ValueError(f"is_fake must be 0 (real) or 1 (fake), got values {np.unique(is_fake)}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    out = [scores, is_fake.astype(bool)]
+    for column in columns:
+        column = np.asarray(column, dtype=object).ravel()
+        if column.size != scores.size:
+            raise ValueError(f"a group column has {column.size} entries for {scores.size} images")
+        out.append(column)
+    return tuple(out)
+
+
+def recall_at_50_by_group(scores: np.ndarray, is_fake: np.ndarray, groups: np.ndarray,
+                          threshold: float = 0.5) -> dict[str, float]:
+    """BR-Gen's per-type R@50: the recall of the FORGED images of each group value (e.g. "gan" /
+    "diffusion", "stuff" / "background") at ``score > threshold``, and "real": the recall of the
+    real images (their group value is ignored). Groups with no forged image are left out; "real" is
+    NaN without real images.
+
+    Args:
+        scores: (N,) image "contains an edit" scores; is_fake: (N,) 0/1; groups: (N,) group values
+            (None for real images is fine).
+    Raises:
+        ValueError: length mismatch, empty input, labels outside {0, 1}, non-finite scores.
+    """
+    scores, fake, groups = _brgen_inputs(scores, is_fake, groups)
+    predicted = scores > threshold
+    out = {"real": float(np.mean(~predicted[~fake])) if (~fake).any() else float("nan")}
+    for value in sorted({g for g in groups[fake]}, key=str):
+        members = fake & (groups == value)
+        out[str(value)] = float(np.mean(predicted[members]))
+    return out
+
+
+def recall_at_50_by_area(scores: np.ndarray, is_fake: np.ndarray, area_ratio: np.ndarray,
+                         edges: tuple[float, ...] = BRGEN_AREA_EDGES, cumulative: bool = True,
+                         threshold: float = 0.5) -> dict[str, float]:
+    """Table 7: R@50 of the forged images by edited-area ratio, one entry per upper edge,
+    keyed "<20%" etc. ``cumulative`` (default): all forged images with area < edge, the literal
+    reading of the paper's column heads (its values fall steadily, as cumulative columns would);
+    False: the bin between the previous edge and this one. Empty columns are NaN.
+
+    Raises:
+        ValueError: as ``recall_at_50_by_group``; edges not increasing in (0, 1]; area ratios of
+            forged images outside [0, 1].
+    """
+    scores, fake, areas = _brgen_inputs(scores, is_fake, area_ratio)
+    edges = tuple(float(e) for e in edges)
+    if not edges or any(b <= a for a, b in zip((0.0, *edges), edges)) or edges[-1] > 1.0:
+        raise ValueError(f"edges must increase within (0, 1], got {edges}")
+    areas = areas[fake].astype(np.float64)
+    if ((areas < 0) | (areas > 1)).any():
+        raise ValueError("area ratios of forged images must lie in [0, 1]")
+    hits = scores[fake] > threshold
+    out = {}
+    lower = 0.0
+    for edge in edges:
+        last = edge == edges[-1]
+        inside = (areas <= edge) if last else (areas < edge)  # the last column includes area 1.0
+        if not cumulative:
+            inside &= areas >= lower
+        out[f"<{round(edge * 100)}%"] = float(np.mean(hits[inside])) if inside.any() else float("nan")
+        lower = edge
+    return out
+
+
+def brgen_table_row(scores: np.ndarray, is_fake: np.ndarray, pixel_iou: np.ndarray, generator_family: np.ndarray,
+                    region_kind: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """One detector's row of BR-Gen Tables 2 / 3.
+
+    Args:
+        scores: (N,) image scores; is_fake: (N,) 0/1.
+        pixel_iou: (N,) per-image localisation IoU (``per_image_pixel_scores(...)["iou"]``), used
+            over forged images only (NaN entries allowed for detectors without masks: IoU is NaN).
+        generator_family: (N,) "gan" / "diffusion" per forged image (``BRGEN_GENERATOR_FAMILY``).
+        region_kind: (N,) "stuff" / "background" per forged image.
+
+    Returns:
+        {"r50_real", "f1", "auc", "r50_fake", "iou", "r50_gan", "r50_diffusion", "r50_background",
+        "r50_stuff"}: the columns in the paper's order (F1 / AUC image-level, fake = positive).
+    """
+    scores, fake, iou, family, kind = _brgen_inputs(scores, is_fake, pixel_iou, generator_family, region_kind)
+    image = image_level_metrics(scores, fake.astype(np.int64), threshold)
+    forged_iou = iou[fake].astype(np.float64)
+    by_family = recall_at_50_by_group(scores, fake, family, threshold)
+    by_kind = recall_at_50_by_group(scores, fake, kind, threshold)
+    return {
+        "r50_real": image["recall_real"], "f1": image["f1"], "auc": image["roc_auc"], "r50_fake": image["recall_fake"],
+        "iou": float(np.mean(forged_iou)) if forged_iou.size and np.isfinite(forged_iou).all() else float("nan"),
+        "r50_gan": by_family.get("gan", float("nan")), "r50_diffusion": by_family.get("diffusion", float("nan")),
+        "r50_background": by_kind.get("background", float("nan")), "r50_stuff": by_kind.get("stuff", float("nan")),
+    }
+
+
+def brgen_cross_type_selection(is_fake: np.ndarray, generator_family: np.ndarray, region_kind: np.ndarray,
+                               protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Table 4: which images a cross-type protocol trains and tests on, as two bool (N,) masks.
+
+    Training keeps the real images and the forged images of the source type; testing the real
+    images and the forged images of the target type (both within whatever split the arrays come
+    from). The paper reports R@50 on the test side: ``recall_at_50_by_group`` there.
+
+    Raises:
+        ValueError: unknown ``protocol`` (the message lists ``BRGEN_CROSS_TYPE``), length mismatch.
+    """
+    if protocol not in BRGEN_CROSS_TYPE:
+        raise ValueError(f"unknown BR-Gen cross-type protocol {protocol!r}; known: {sorted(BRGEN_CROSS_TYPE)}")
+    column, source, target = BRGEN_CROSS_TYPE[protocol]
+    fake = np.asarray(is_fake).ravel().astype(bool)
+    values = np.asarray(generator_family if column == "generator_family" else region_kind, dtype=object).ravel()
+    if values.size != fake.size:
+        raise ValueError(f"{column} has {values.size} entries for {fake.size} images")
+    return ~fake | (values == source), ~fake | (values == target)

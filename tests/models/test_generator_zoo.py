@@ -78,6 +78,9 @@ def zoo(tmp_path_factory):
                 "lama": lambda: _script_tiny_inpainter(root / "tiny-lama.pt", with_noise=False),
                 "mat": lambda: _script_tiny_inpainter(root / "tiny-mat.pt", with_noise=True),
                 "lora": lambda: _tiny_lora(get("sdxl-inpaint"), root / "tiny-lora.safetensors"),
+                "brushnet": lambda: tiny_zoo.build_tiny_brushnet(root / "brushnet"),
+                "powerpaint": lambda: tiny_zoo.build_tiny_powerpaint(root / "powerpaint"),
+                "brushnet-sdxl": lambda: tiny_zoo.build_tiny_brushnet_sdxl(root / "brushnet-sdxl"),
             }
             built[key] = builders[key]()
         return built[key]
@@ -154,8 +157,9 @@ ENTRIES = {
     "lama": lambda z: {"model": str(z("lama"))},
     "mat": lambda z: {"model": str(z("mat")), "resolution": 32},
     "glide": GeneratorNotSupportedError,
-    "brushnet": GeneratorNotSupportedError,
-    "powerpaint": GeneratorNotSupportedError,
+    "brushnet": lambda z: {"model": str(z("brushnet")[0]), "brushnet": str(z("brushnet")[1]), **TINY},
+    "powerpaint": lambda z: {"model": str(z("powerpaint")[0]), "powerpaint": str(z("powerpaint")[1]), **TINY},
+    "brushnet-sdxl": lambda z: {"model": str(z("brushnet-sdxl")[0]), "brushnet": str(z("brushnet-sdxl")[1]), **TINY},
 }
 
 

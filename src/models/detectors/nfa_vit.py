@@ -1,34 +1,47 @@
 """NFA-ViT (BR-Gen, "Zooming In on Fakes", section 4): a Noise-guided Forgery Amplification ViT.
 
-Structure, following the paper's text:
+Structure, following the paper's text, with what the text leaves open settled by the authors'
+code (github.com/clpbc/BR-Gen, ``model_zoo/nfa_vit``; read, not copied):
 
 - a noise extractor turns the RGB image into a noise residual (the paper uses Noiseprint++, the
-  DnCNN of TruFor); here a DnCNN of the same layout, loaded from a local file when one is given
-  (``noiseprint_weights``), otherwise learned from scratch with the rest of the network;
+  DnCNN of TruFor: 17 levels, 64 features, one output plane); loaded from a local file
+  (``noiseprint_weights``: TruFor's released ``trufor.pth.tar``, whose ``dncnn.*`` tensors are
+  Noiseprint++, or any file holding those tensors), otherwise learned from scratch;
 - an image branch, SegFormer's Mix Transformer MiT-b2, on the RGB image, and a noise branch,
-  MiT-b0, on the residual (both smp's MiT encoders, so their state-dict keys are those of smp's
-  ``mit_b*`` encoders and the same local weight files load into them);
+  MiT-b0, on the residual (smp's MiT encoders, so their state-dict keys are those of smp's
+  ``mit_b*`` encoders and SegFormer's ImageNet weights load into them);
+- Fix-Sparse Attention (section 4.2, from SparseViT) in every image block but the last of each
+  stage: the query at (r, c) may attend only to the keys at (r', c') of its own sparse group,
+  ``((r // sr) mod s, (c // sr) mod s) == (r' mod s, c' mod s)`` with sr the stage's key
+  reduction and s = ``sparse_rate`` (2 in the authors' code), i.e. to a dilated grid of keys;
 - Noise-guided Amplification Attention (NAA, eq. 2-4): in the LAST block of every stage the
   noise branch's attention logits Q_n K_n^T / sqrt(d) select, for each query, the top-k LEAST
-  similar keys (k = ``topk_ratio`` of the keys, 25 % in the paper); the image branch's last
-  block of the same stage attends only to those keys. Both branches have the same heads and
-  spatial-reduction ratios per stage (MiT b0 and b2 share them), so the masks line up;
-- the weighted decoder (eq. 5-6): each stage's features projected to ``decoder_channels`` (512 in
-  the paper) by a linear layer, upsampled to 1/4, multiplied by a learnable scale gamma_i,
-  summed, and linearly projected to the mask logits;
-- a classification head on the image branch's last-stage features F4 gives the image logit;
-- loss (eq. 7) = BCE(mask) + BCE(image label), equal weights.
+  similar keys (k = floor(``topk_ratio`` x keys), at least 1; 25 % in the paper); the image
+  branch's last block of the same stage attends only to those keys. Both branches have the same
+  heads and spatial-reduction ratios per stage (MiT b0 and b2 share them), so the masks line up;
+- the weighted decoder (eq. 5-6): each stage's features projected to ``decoder_channels`` (512),
+  upsampled to 1/4, scaled by a learnable gamma_i (a per-channel vector initialised to 1e-6, as
+  in the authors' ``Multiple`` decoder), summed, LayerNorm, and projected to the mask logits;
+- the image logit from the image branch's last-stage features F4: global average pooling and a
+  linear layer (the authors' ``cls_decoder``; the paper's "lightweight backbone network");
+- loss (eq. 7) = BCE(mask) + BCE(image label), equal weights. The paper's optimiser and schedule
+  are ``RECOMMENDED_TRAINING`` (and conf/brgen/parameters_train.yml).
 
-Choices the paper leaves open or that differ, stated here so nobody hunts for them:
+Choices that differ from the authors' code, or options beyond it:
 
 - The top-k selection is a hard indicator, so no gradient reaches the noise branch through the
-  masks. With ``noise_to_decoder`` (default True) each noise stage's features are also projected
-  and added to the same decoder level, which is what lets the noise branch (and the noise
-  extractor, when it is not frozen) learn. Set it False for the paper's text to the letter; the
-  noise branch then only changes through pretrained weights.
-- The "lightweight backbone network" of the classification head is not specified; here it is a
-  3x3 conv + BatchNorm + ReLU on F4, global average and max pooling, and a linear layer.
-- Noiseprint++'s output is one channel; it is repeated to the 3 channels MiT-b0 expects.
+  masks (true of the authors' code too: their noise features feed nothing else). The option
+  ``noise_to_decoder`` (default False, the paper) also projects each noise stage's features and
+  adds them to the same decoder level, which lets the noise branch learn.
+- Every block keeps the standard pre-norm residual form. In the authors' code the noise blocks
+  and the image branch's NAA blocks skip ``norm1`` and the attention residual (``x = attn(x);
+  x = x + drop_path(x)``); the paper's text says NAA keeps residual connections, so we follow it.
+- Where the key grid is too small for every sparse group to hold a key (inputs under 32 x s
+  pixels at stage 1), a query with no key of its group attends to all keys, which is what the
+  authors' -1e9 fill amounts to.
+- Noiseprint++'s one output plane is repeated to the 3 channels MiT-b0 expects, so ImageNet
+  weights load unchanged (the authors build the noise MiT with one input channel).
+- ``head_channels`` (an int) selects the former conv + BatchNorm + ReLU + avg/max-pool head.
 - The semantic task (one class per generator) keeps the paper's structure with a C-way decoder
   output and cross-entropy; the image head stays a binary "contains an edit" logit.
 """
@@ -121,18 +134,16 @@ def _stages(encoder: nn.Module) -> list[tuple[nn.Module, nn.Sequential, nn.Modul
     return [(getattr(encoder, f"patch_embed{i}"), getattr(encoder, f"block{i}"), getattr(encoder, f"norm{i}")) for i in range(1, 5)]
 
 
-def _attention_block(block: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One smp MiT ``Block`` on (B, C, H, W), with its attention restricted to ``keep``
-    (bool (B, heads, N, N_k), True = may attend) when given.
+def masked_attention(attn: nn.Module, y: torch.Tensor, height: int, width: int,
+                     keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """smp MiT ``Attention`` on normalised tokens ``y`` (B, N = height * width, C), its softmax
+    restricted to ``keep`` (bool, broadcastable to (B, heads, N, N_k), True = may attend) when given.
 
-    Returns (output (B, C, H, W), the attention logits Q K^T / sqrt(d) before masking,
-    (B, heads, N, N_k)). Same arithmetic as smp's ``Attention.forward`` otherwise.
+    Returns (attention output (B, N, C) after the projection, the logits Q K^T / sqrt(d) before
+    masking (B, heads, N, N_k)). Same arithmetic as smp's ``Attention.forward`` otherwise.
     """
-    batch, channels, height, width = x.shape
-    tokens = x.flatten(2).transpose(1, 2)
-    attn = block.attn
+    batch, _, channels = y.shape
     heads = attn.num_heads
-    y = block.norm1(tokens)
     q = attn.q(y).reshape(batch, -1, heads, channels // heads).permute(0, 2, 1, 3)
     if attn.sr_ratio > 1:
         reduced = attn.sr(y.transpose(1, 2).reshape(batch, channels, height, width))
@@ -143,6 +154,15 @@ def _attention_block(block: nn.Module, x: torch.Tensor, keep: torch.Tensor | Non
     scores = logits if keep is None else logits.masked_fill(~keep, float("-inf"))
     weights = attn.attn_drop(scores.softmax(dim=-1))
     out = attn.proj_drop(attn.proj((weights @ v).transpose(1, 2).reshape(batch, -1, channels)))
+    return out, logits
+
+
+def _attention_block(block: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One smp MiT ``Block`` on (B, C, H, W) with its attention restricted to ``keep`` (see
+    ``masked_attention``). Returns (output (B, C, H, W), the attention logits before masking)."""
+    batch, channels, height, width = x.shape
+    tokens = x.flatten(2).transpose(1, 2)
+    out, logits = masked_attention(block.attn, block.norm1(tokens), height, width, keep)
     tokens = tokens + block.drop_path(out)
     tokens = tokens + block.drop_path(block.mlp(block.norm2(tokens), height, width))
     return tokens.transpose(1, 2).reshape(batch, channels, height, width), logits
@@ -154,26 +174,70 @@ def least_similar_mask(logits: torch.Tensor, ratio: float) -> torch.Tensor:
     Args:
         logits: (B, heads, N, N_k) attention logits (softmax is monotonic, so the top-k of
             -softmax equals the top-k of -logits).
-        ratio: fraction of keys kept, k = max(1, round(ratio * N_k)).
+        ratio: fraction of keys kept, k = max(1, floor(ratio * N_k)).
     Returns:
         bool tensor of the same shape, no gradient.
     """
     keys = logits.shape[-1]
-    k = max(1, min(keys, int(round(ratio * keys))))
+    k = max(1, min(keys, int(ratio * keys)))  # floor, as the authors' code
     index = (-logits.detach()).topk(k, dim=-1).indices
     return torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, index, True)
 
 
+def fix_sparse_mask(query_hw: tuple[int, int], key_hw: tuple[int, int], sr_ratio: int, sparse_rate: int,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """Fix-Sparse Attention's fixed pattern (SparseViT; NFA-ViT section 4.2): True where a query may
+    attend to a key.
+
+    The query at (r, c) of the ``query_hw`` grid belongs to group ((r // sr_ratio) mod s,
+    (c // sr_ratio) mod s), i.e. the group of the reduced key cell it falls in; the key at (r', c')
+    of the ``key_hw`` grid to (r' mod s, c' mod s); a query sees only its group's keys. A query whose
+    group has no key (a key grid smaller than s) sees all keys.
+
+    Returns:
+        bool (H_q * W_q, H_k * W_k), row-major token order as MiT flattens its feature maps.
+    Raises:
+        ValueError: sparse_rate < 1 or sr_ratio < 1.
+    """
+    if sparse_rate < 1 or sr_ratio < 1:
+        raise ValueError(f"sparse_rate and sr_ratio must be >= 1, got {sparse_rate} and {sr_ratio}")
+    qr = torch.arange(query_hw[0], device=device) // sr_ratio % sparse_rate
+    qc = torch.arange(query_hw[1], device=device) // sr_ratio % sparse_rate
+    kr = torch.arange(key_hw[0], device=device) % sparse_rate
+    kc = torch.arange(key_hw[1], device=device) % sparse_rate
+    q_group = (qr[:, None] * sparse_rate + qc[None, :]).reshape(-1)
+    k_group = (kr[:, None] * sparse_rate + kc[None, :]).reshape(-1)
+    keep = q_group[:, None] == k_group[None, :]
+    return keep | ~keep.any(dim=1, keepdim=True)
+
+
+def _sparse_block(block: nn.Module, x: torch.Tensor, sparse_rate: int) -> torch.Tensor:
+    """An smp MiT ``Block`` with Fix-Sparse Attention, on (B, C, H, W)."""
+    height, width = x.shape[-2:]
+    sr = block.attn.sr_ratio
+    # smp's reduction is a conv with kernel = stride = sr and no padding: floor(H / sr) key rows.
+    key_hw = (height // sr, width // sr) if sr > 1 else (height, width)
+    keep = fix_sparse_mask((height, width), key_hw, sr, sparse_rate, device=x.device)
+    out, _ = _attention_block(block, x, keep[None, None])
+    return out
+
+
 class WeightedDecoder(nn.Module):
-    """Eq. 5-6: per level linear projection, upsampling to the finest level, learnable scale
-    gamma_i (initialised to 1), sum, linear projection to ``out_channels``."""
+    """Eq. 5-6: per level a linear (1x1) projection to ``channels``, upsampling to the finest level,
+    a learnable scale gamma_i, sum, LayerNorm, linear projection to ``out_channels``.
+
+    gamma_i is a per-channel vector initialised to ``gamma_init`` (1e-6) and the sum is
+    layer-normalised, as in the authors' ``Multiple`` decoder (the paper says only "learnable
+    scaling parameters"). ``extra_channels``: the optional noise path (see the module docstring).
+    """
 
     def __init__(self, in_channels: list[int], channels: int, out_channels: int, extra_channels: list[int] | None = None,
-                 dropout: float = 0.1):
+                 dropout: float = 0.0, gamma_init: float = 1e-6):
         super().__init__()
         self.project = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.project_extra = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in extra_channels) if extra_channels else None
-        self.gamma = nn.Parameter(torch.ones(len(in_channels)))
+        self.gamma = nn.Parameter(torch.full((len(in_channels), channels), float(gamma_init)))
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.dropout = nn.Dropout2d(dropout)
         self.classify = nn.Conv2d(channels, out_channels, 1)
 
@@ -186,7 +250,8 @@ class WeightedDecoder(nn.Module):
                 level = level + self.project_extra[i](extra[i])
             if level.shape[-2:] != size:
                 level = F.interpolate(level, size=size, mode="bilinear", align_corners=False)
-            fused = fused + self.gamma[i] * level
+            fused = fused + self.gamma[i].view(1, -1, 1, 1) * level
+        fused = self.norm(fused.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.classify(self.dropout(fused))
 
 
@@ -204,12 +269,16 @@ class NFAViT(nn.Module):
         noise_levels: int,
         noise_features: int,
         noise_to_decoder: bool,
-        head_channels: int,
+        head_channels: int | None,
+        sparse_rate: int = 2,
     ):
         super().__init__()
         if not 0.0 < topk_ratio <= 1.0:
             raise ValueError(f"topk_ratio must be in (0, 1], got {topk_ratio}")
+        if int(sparse_rate) < 1:
+            raise ValueError(f"sparse_rate must be >= 1 (1 = dense attention), got {sparse_rate}")
         self.topk_ratio = float(topk_ratio)
+        self.sparse_rate = int(sparse_rate)
         self.noise_extractor = NoiseResidualExtractor(noise_levels, noise_features, out_channels=1)
         self.image_encoder = _mit_encoder(image_encoder)
         self.noise_encoder = _mit_encoder(noise_encoder)
@@ -225,12 +294,16 @@ class NFAViT(nn.Module):
         self.decoder = WeightedDecoder(image_channels, decoder_channels, out_channels,
                                        extra_channels=noise_channels if noise_to_decoder else None)
         self.noise_to_decoder = bool(noise_to_decoder)
-        self.image_head = nn.Sequential(
-            nn.Conv2d(image_channels[-1], head_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(head_channels),
-            nn.ReLU(inplace=True),
-        )
-        self.image_classifier = nn.Linear(2 * head_channels, 1)
+        if head_channels is None:  # the authors' cls_decoder: global average pooling + linear
+            self.image_head = None
+            self.image_classifier = nn.Linear(image_channels[-1], 1)
+        else:
+            self.image_head = nn.Sequential(
+                nn.Conv2d(image_channels[-1], head_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(head_channels),
+                nn.ReLU(inplace=True),
+            )
+            self.image_classifier = nn.Linear(2 * head_channels, 1)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -254,15 +327,31 @@ class NFAViT(nn.Module):
         for (embed, blocks, norm), keep in zip(_stages(self.image_encoder), masks):
             h = embed(h)
             for block in blocks[:-1]:
-                h = block(h)
+                h = _sparse_block(block, h, self.sparse_rate) if self.sparse_rate > 1 else block(h)
             h, _ = _attention_block(blocks[-1], h, keep=keep)
             h = norm(h).contiguous()
             image_features.append(h)
 
         mask_logits = self.decoder(image_features, noise_features if self.noise_to_decoder else None)
+        if self.image_head is None:
+            return mask_logits, self.image_classifier(image_features[-1].mean(dim=(2, 3)))
         pooled = self.image_head(image_features[-1])
         pooled = torch.cat([pooled.mean(dim=(2, 3)), pooled.amax(dim=(2, 3))], dim=1)
         return mask_logits, self.image_classifier(pooled)
+
+
+# The paper's training recipe (section 5.1, "Implementation Details"): what a BR-Gen run of NFA-ViT
+# should be trained with; conf/brgen/parameters_train.yml carries the same values for the trainer.
+RECOMMENDED_TRAINING = {
+    "optimizer": "Adam",
+    "lr": 5e-3,
+    "weight_decay": 1e-6,
+    "schedule": "cosine",  # "Warmup and CosineAnnealing"; the warm-up length is not given
+    "epochs": 30,
+    "batch_size": 64,  # over four RTX 4090s
+    "topk_ratio": 0.25,
+    "loss_weights": {"mask": 1.0, "image": 1.0},  # "equal weights to all parts of the loss"
+}
 
 
 class NFAViTDetector(ImageHeadDetector):
@@ -278,13 +367,14 @@ def build_nfa_vit(
     decoder_channels: int = 512,
     noise_levels: int = 17,
     noise_features: int = 64,
-    noise_to_decoder: bool = True,
-    head_channels: int = 256,
+    noise_to_decoder: bool = False,
+    head_channels: int | None = None,
     single_logit: bool | None = None,
     image_encoder_weights: str | None = None,
     noise_encoder_weights: str | None = None,
     noiseprint_weights: str | None = None,
     freeze_noiseprint: bool | None = None,
+    sparse_rate: int = 2,
 ) -> NFAViTDetector:
     """NFA-ViT with ``num_classes`` outputs.
 
@@ -293,17 +383,25 @@ def build_nfa_vit(
         topk_ratio: fraction of keys each query keeps in NAA (paper: 0.25).
         decoder_channels: width of the weighted decoder (paper: 512).
         noise_levels, noise_features: DnCNN depth and width (Noiseprint++: 17 and 64).
-        noise_to_decoder: also add the noise branch's stage features to the decoder (see the
-            module docstring: without it the noise branch receives no gradient).
-        head_channels: width of the classification head's conv.
+        noise_to_decoder: also add the noise branch's stage features to the decoder (not in the
+            paper; without it the noise branch receives no gradient, as in the authors' code).
+        head_channels: None = the paper's image head (average pooling + linear on F4); an int =
+            a conv head of that width with average and max pooling (this project's earlier head).
+        sparse_rate: Fix-Sparse Attention's group stride s in the image branch's non-NAA blocks
+            (2 in the authors' code); 1 = dense attention there.
         single_logit: one mask logit with BCE (the paper's loss); None = True for the binary
             task (num_classes == 2). Ignored (must be None/False) for the semantic task.
         image_encoder_weights, noise_encoder_weights: LOCAL smp-layout MiT weight files (the
             same files SegFormer's ``encoder_weights`` takes), or None: random init, warning.
         noiseprint_weights: LOCAL DnCNN / Noiseprint++ weights file, or None: random init.
-        freeze_noiseprint: keep the noise extractor fixed; None = frozen exactly when
+        freeze_noiseprint: keep the noise extractor fixed; None = frozen when
             ``noiseprint_weights`` is given (a pretrained fingerprint extractor is a fixed
-            feature in TruFor and BR-Gen), trainable otherwise.
+            feature in TruFor and BR-Gen) or when ``noise_to_decoder`` is False (no gradient
+            reaches it; the noise MiT is frozen too then), trainable otherwise.
+
+    Raises:
+        ValueError: topk_ratio outside (0, 1], sparse_rate < 1, freeze_noiseprint=False without
+            noise_to_decoder, or a weights file that does not fit.
     """
     if single_logit is None:
         single_logit = num_classes == 2
@@ -317,6 +415,7 @@ def build_nfa_vit(
         noise_features=noise_features,
         noise_to_decoder=noise_to_decoder,
         head_channels=head_channels,
+        sparse_rate=sparse_rate,
     )
     load_encoder_weights(network.image_encoder, image_encoder_weights, detector="nfa_vit (image branch)")
     load_encoder_weights(network.noise_encoder, noise_encoder_weights, detector="nfa_vit (noise branch)")
@@ -324,8 +423,18 @@ def build_nfa_vit(
         load_noiseprint_weights(network.noise_extractor, noiseprint_weights)
     elif noiseprint_weights is None and not weights_follow_active():
         logger.warning("detector 'nfa_vit': noiseprint_weights=None, the noise extractor is randomly initialised "
-                       "and learned with the detector (pass a local Noiseprint++ file to use the paper's extractor)")
-    frozen = (noiseprint_weights is not None) if freeze_noiseprint is None else bool(freeze_noiseprint)
+                       "(pass a local Noiseprint++ file, e.g. TruFor's trufor.pth.tar, to use the paper's extractor)")
+    if not noise_to_decoder:
+        # The paper's wiring: the noise branch only yields hard top-k masks, so no gradient can reach
+        # it or the extractor; freezing says so (the trainer skips them) instead of leaving dead weights.
+        if freeze_noiseprint is False:
+            raise ValueError("nfa_vit: freeze_noiseprint=False needs noise_to_decoder=True (without the noise "
+                             "path to the decoder no gradient reaches the noise extractor)")
+        network.noise_encoder.requires_grad_(False)
+        if noise_encoder_weights is None and not weights_follow_active():
+            logger.warning("detector 'nfa_vit': the noise branch is randomly initialised and, as in the paper, "
+                           "receives no gradient: pass noise_encoder_weights (SegFormer-b0 ImageNet weights)")
+    frozen = (noiseprint_weights is not None or not noise_to_decoder) if freeze_noiseprint is None else bool(freeze_noiseprint)
     if frozen:
         network.noise_extractor.freeze()
     return NFAViTDetector(network, num_classes, input_divisor=32, single_logit=single_logit)

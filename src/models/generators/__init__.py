@@ -7,8 +7,9 @@
 The inpainting zoo (``list_generators()``; ``generator_table()`` says which are supported):
 OpenCV (telea, navier_stokes), diffusers families (sd-inpaint, sdxl-inpaint, sdxl-inpaint-lora,
 sd3-inpaint, flux-fill, kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
-TorchScript GANs (lama, mat), classic forgeries (copy_move, splicing), and registered but
-unsupported names (glide, brushnet, powerpaint) that raise ``GeneratorNotSupportedError``.
+TorchScript GANs (lama, mat), BR-Gen's BrushNet and PowerPaint v2 (brushnet, brushnet-sdxl,
+powerpaint; our own BrushNet branch on diffusers' SD 1.5 / SDXL UNet), classic forgeries (copy_move, splicing), and the
+registered but unsupported glide that raises ``GeneratorNotSupportedError``.
 
 Importing this package registers every generator; torch/diffusers load only when a diffusion
 generator is first used.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 # Importing the modules registers their entries.
-from . import blended, classic, deepfloyd, diffusion, flux, kandinsky, opencv, sd3, sdxl, tiny, torchscript, unsupported  # noqa: F401
+from . import blended, brushnet, classic, deepfloyd, diffusion, flux, kandinsky, opencv, sd3, sdxl, tiny, torchscript  # noqa: F401
 from .base import (
     GENERATORS,
     EditSession,
@@ -41,6 +42,7 @@ from .diffusion import (
     set_max_loaded,
     set_max_resident,
 )
+from .brushnet import BrushNetInpaintGenerator, BrushNetInpaintPipeline, BrushNetXLInpaintGenerator, PowerPaintInpaintGenerator
 from .opencv import OpenCVInpaintGenerator
 from .text_to_image import TEXT_TO_IMAGE, TextToImageGenerator, create_text_to_image, list_text_to_image
 from .tiny import build_offline_clip_tokenizer, build_tiny_sd_inpaint
@@ -76,6 +78,9 @@ def generator_table() -> list[dict[str, Any]]:
 __all__ = [
     "GENERATORS",
     "TEXT_TO_IMAGE",
+    "BrushNetInpaintGenerator",
+    "BrushNetInpaintPipeline",
+    "BrushNetXLInpaintGenerator",
     "ClipCandidateScorer",
     "CopyMoveGenerator",
     "DiffusersInpaintGenerator",
@@ -84,6 +89,7 @@ __all__ = [
     "GeneratorNotSupportedError",
     "InpaintGenerator",
     "OpenCVInpaintGenerator",
+    "PowerPaintInpaintGenerator",
     "SplicingGenerator",
     "StableDiffusionInpaintGenerator",
     "TextToImageGenerator",

@@ -365,3 +365,86 @@ def build_tiny_deepfloyd_if(folder: str | Path, base_size: int = 16, sr_size: in
         safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
     )
     return _save(stage_1, folder / "stage-1"), _save(stage_2, folder / "stage-2")
+
+
+def _randomise_zero_convs(branch: Any, generator: Any) -> None:
+    # Released branches are trained; left at their zero init the tiny branch would change nothing
+    # and a test could not tell whether its features reach the UNet.
+    import torch
+
+    convs = [*branch.brushnet_down_blocks, branch.brushnet_mid_block, *branch.brushnet_up_blocks]
+    with torch.no_grad():
+        for conv in convs:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.2)
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=generator) * 0.05)
+
+
+def _save_tiny_brushnet(base: Path, out: Path, seed: int) -> Path:
+    """A BrushNet (attention-free, as the released SD 1.5 / SDXL ones) shaped after ``base``'s UNet,
+    saved in the released layout (``config.json`` + ``diffusion_pytorch_model.safetensors``)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from .brushnet_model import BrushNetModel
+
+    unet = UNet2DConditionModel.from_pretrained(base / "unet")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        branch = BrushNetModel.from_unet_config(unet.config, cross_attention=False)
+    _randomise_zero_convs(branch, torch.Generator().manual_seed(seed + 2))
+    with quiet_progress_bars():
+        branch.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def build_tiny_brushnet(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny SD 1.5-style text-to-image base (``<folder>/base``) and a BrushNet checkpoint for its
+    UNet (``<folder>/brushnet``, the released layout). Returns both folders."""
+    folder = Path(folder)
+    base = build_tiny_sd(folder / "base", inpainting=False, seed=seed)
+    return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
+
+
+def build_tiny_powerpaint(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny base (``<folder>/base``) and a PowerPaint v2 ``PowerPaint_Brushnet`` folder in the
+    released layout: ``diffusion_pytorch_model.safetensors`` (BrushNet_CA weights, no config, as
+    the authors build the branch from the UNet) and ``pytorch_model.bin`` (the branch's CLIP text
+    encoder with learned ``P_ctxt`` / ``P_shape`` / ``P_obj`` vectors). Returns both folders."""
+    import safetensors.torch
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from .brushnet import add_task_tokens
+    from .brushnet_model import BrushNetModel
+
+    folder = Path(folder)
+    base = build_tiny_sd(folder / "base", inpainting=False, seed=seed)
+    unet = UNet2DConditionModel.from_pretrained(base / "unet")
+    text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder")
+    generator = torch.Generator().manual_seed(seed + 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        branch = BrushNetModel.from_unet_config(unet.config, cross_attention=True)
+    _randomise_zero_convs(branch, generator)
+    add_task_tokens(CLIPTokenizer.from_pretrained(base / "tokenizer"), text_encoder)
+    with torch.no_grad():
+        for vectors in text_encoder.embeddings.token_embedding.trainable_embeddings.values():
+            vectors.copy_(torch.randn(vectors.shape, generator=generator))
+    out = folder / "PowerPaint_Brushnet"
+    out.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file({k: v.contiguous() for k, v in branch.state_dict().items()},
+                                str(out / "diffusion_pytorch_model.safetensors"))
+    # Keys as in the release, saved with transformers 4 (``text_model.`` prefix).
+    torch.save({"text_model." + key: value for key, value in text_encoder.state_dict().items()},
+               out / "pytorch_model.bin")
+    return base, out
+
+
+def build_tiny_brushnet_sdxl(folder: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny SDXL text-to-image base (``<folder>/base``) and an SDXL BrushNet for its UNet
+    (``<folder>/brushnet``: SDXL's text-time embedding included, as the released SDXL BrushNet).
+    Returns both folders."""
+    folder = Path(folder)
+    base = build_tiny_sdxl(folder / "base", inpainting=False, seed=seed)
+    return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
