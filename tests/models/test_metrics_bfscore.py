@@ -15,6 +15,7 @@ from models.metrics import (
     bfscore_per_image,
     bfscore_tolerance,
 )
+from tests.models.test_metrics import blobby_label_maps as blobs
 
 
 def slow_bfscore(pred: np.ndarray, target: np.ndarray, num_classes: int, theta: float) -> np.ndarray:
@@ -53,14 +54,6 @@ def slow_bfscore(pred: np.ndarray, target: np.ndarray, num_classes: int, theta: 
             precision, recall = matched_fraction(p, g), matched_fraction(g, p)
             scores[c] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return scores
-
-
-def blobs(rng: np.random.Generator, n: int, size: int, num_classes: int) -> np.ndarray:
-    coarse = rng.integers(0, num_classes, (n, 4, 4))
-    maps = np.kron(coarse, np.ones((size // 4, size // 4), dtype=np.int64))
-    noise = rng.random(maps.shape) < 0.05
-    maps[noise] = rng.integers(0, num_classes, noise.sum())
-    return maps
 
 
 def test_tolerance_is_three_quarters_of_a_percent_of_the_diagonal():
