@@ -90,3 +90,20 @@ def test_settings_are_recorded_and_rebuild_the_same_network():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def test_the_opensdi_training_conf_states_the_papers_settings():
+    import yaml
+    from pathlib import Path
+
+    train = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "opensdi" / "parameters_train.yml").read_text())["train"]
+    kwargs = train["models"]["maskclip"]
+    assert set(kwargs) <= set(inspect.signature(build_maskclip).parameters)  # every key is a real argument
+    assert kwargs["mae_model"] == "vit_base_patch32_224" and kwargs["prompt_length"] == 10
+    assert kwargs["edge_loss_weight"] == 1.0 and "large-patch14" in kwargs["clip_model"]
+    trainer = train["trainer"]
+    assert (trainer["batch_size"], trainer["lr"], trainer["weight_decay"], trainer["crop_size"]) == (64, 1e-4, 0.0, 512)
+    assert trainer["steps"] == 20 * 200_000 // 64  # 20 epochs of 100k real + 100k fake
+    augment = trainer["augment"]
+    assert augment["hflip"] > 0 and augment["vflip"] > 0 and augment["blur_prob"] > 0 and augment["jpeg_prob"] > 0
+    assert augment["resize_prob"] > 0
