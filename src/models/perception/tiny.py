@@ -1,7 +1,7 @@
 """Randomly initialised, tiny perception checkpoints built offline from configs.
 
 Each builder makes a model of the real architecture (Qwen2.5-VL, Qwen2-VL, LLaVA, Llama 3.2
-Vision, InternVL, GroundingDINO, SAM) at a few hundred thousand parameters, with a processor whose tokenizer is built without any
+Vision, InternVL, GroundingDINO, SAM, Florence-2) at a few hundred thousand parameters, with a processor whose tokenizer is built without any
 download, and saves both with ``save_pretrained`` into one folder. The adapters then load that
 folder through the very same ``from_pretrained`` code a real checkpoint takes. Outputs are
 whatever random weights produce (byte soup from the VLMs, arbitrary boxes and masks): they
@@ -352,6 +352,61 @@ def build_tiny_internvl(folder: str | Path, seed: int = 0) -> Path:
                             ids["<|im_end|>"], ids["<|endoftext|>"], seed)
 
 
+# Florence-2's task tokens and its 1000 location bins, as in the microsoft/Florence-2 checkpoints.
+_FLORENCE_TASK_TOKENS = ("<od>", "</od>", "<ocr>", "</ocr>", "<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>",
+                         "</dcap>", "<grounding>", "</grounding>", "<seg>", "</seg>", "<sep>", "<region_cap>",
+                         "</region_cap>", "<region_to_desciption>", "</region_to_desciption>", "<proposal>",
+                         "</proposal>", "<poly>", "</poly>", "<and>")
+
+
+def build_offline_florence2_tokenizer():
+    """A ``BartTokenizer`` built without files: the 256 byte-level symbols, BART's specials, an
+    "<image>" token, Florence-2's task tokens and its location tokens <loc_0> ... <loc_999>."""
+    from tokenizers import pre_tokenizers
+    from transformers import BartTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    tokenizer = BartTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
+    tokenizer.add_tokens(list(_FLORENCE_TASK_TOKENS) + [f"<loc_{i}>" for i in range(1000)], special_tokens=True)
+    return tokenizer
+
+
+def build_tiny_florence2(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny Florence-2 (DaViT vision tower at 64 px, a 1+1-layer BART) and its
+    processor into ``folder``."""
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    tokenizer = build_offline_florence2_tokenizer()
+    image_processor = transformers.CLIPImageProcessor(
+        size={"height": 64, "width": 64}, do_center_crop=False, image_seq_length=5,  # 2 x 2 + 1 pooled token
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    config = transformers.Florence2Config(
+        vision_config=dict(depths=[1, 1, 1, 1], embed_dim=[8, 16, 32, 64], num_heads=[1, 2, 2, 4],
+                           num_groups=[1, 2, 2, 4], window_size=2, projection_dim=32, drop_path_rate=0.0,
+                           max_position_embeddings=16, max_temporal_embeddings=4),
+        text_config=dict(model_type="bart", vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                         max_position_embeddings=128, bos_token_id=0, pad_token_id=1, eos_token_id=2,
+                         decoder_start_token_id=2, forced_bos_token_id=0, forced_eos_token_id=2),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.Florence2ForConditionalGeneration(config)
+    # The parse settings the real checkpoints' processor_config.json carries for these tasks.
+    post = {"pure_text": {}, "description_with_bboxes": {}, "bboxes": {},
+            "phrase_grounding": {"banned_grounding_tokens": ["the image"]}}
+    processor = transformers.Florence2Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                                post_processor_config=post)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 # Tiny checkpoint builders by architecture: the VLM registry names, plus the two grounding models.
 TINY_BUILDERS = {
     "qwen2.5-vl": build_tiny_qwen2_5_vl,
@@ -361,6 +416,7 @@ TINY_BUILDERS = {
     "internvl": build_tiny_internvl,
     "grounding-dino": build_tiny_grounding_dino,
     "sam": build_tiny_sam,
+    "florence2": build_tiny_florence2,
 }
 
 
