@@ -74,6 +74,7 @@ def zoo(tmp_path_factory):
                 # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
                 "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
                 "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
+                "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
                 "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
                 "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
@@ -152,6 +153,7 @@ ENTRIES = {
     "flux-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "flux-kontext-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
+    "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
                                       "prior_steps": 2, **TINY},
     "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
@@ -208,7 +210,7 @@ def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
 
 
 @pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend", "qwen-image-inpaint",
-                                  "flux-kontext-inpaint"])
+                                  "flux-kontext-inpaint", "z-image-inpaint"])
 def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
     generator = create_generator(name, **ENTRIES[name](zoo))
     first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
@@ -242,6 +244,11 @@ def test_qwen_image_guidance_is_true_cfg_and_needs_a_negative_prompt(zoo, image,
     assert not np.array_equal(guided.inpaint(image, mask, "a cat", 0), unguided.inpaint(image, mask, "a cat", 0))
     with pytest.raises(ValueError, match="negative prompt"):
         create_generator("qwen-image-inpaint", model=model, negative_prompt=None)
+
+
+def test_z_image_refuses_float16(zoo):
+    with pytest.raises(ValueError, match="float16"):
+        create_generator("z-image-inpaint", model=str(zoo("z-image")), dtype="float16")
 
 
 def test_flux_kontext_and_dev_take_no_negative_prompt(zoo):

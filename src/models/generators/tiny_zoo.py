@@ -406,3 +406,45 @@ def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
     pipe = QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                              tokenizer=tokenizer, transformer=transformer)
     return _save(pipe, folder)
+
+
+# Qwen3's chat template, reduced to what Z-Image renders: one user turn, then the assistant's turn
+# (``enable_thinking=True`` adds nothing).
+_QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_tiny_z_image(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Z-Image pipeline (single-stream DiT ``ZImageTransformer2DModel``, a Qwen3 text
+    encoder read at its second-to-last layer, a 16-channel FLUX-style VAE with the real 1/8
+    downsampling), saved in the ``ZImagePipeline`` layout of ``Tongyi-MAI/Z-Image-Turbo`` that
+    ``ZImageInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of ``perception.tiny``
+    with a Qwen3-style chat template."""
+    import torch
+    import transformers
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+
+    from ..perception.tiny import build_offline_qwen_tokenizer
+
+    tokenizer = build_offline_qwen_tokenizer()
+    tokenizer.chat_template = _QWEN3_CHAT_TEMPLATE
+    text_dim = 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = ZImageTransformer2DModel(
+            all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+            n_heads=2, n_kv_heads=2, qk_norm=True, cap_feat_dim=text_dim, axes_dims=[8, 4, 4], axes_lens=[256, 32, 32])
+        # The pad tokens are created with torch.empty (uninitialised memory): give them values.
+        with torch.no_grad():
+            transformer.x_pad_token.normal_(0.0, 0.02)
+            transformer.cap_pad_token.normal_(0.0, 0.02)
+        vae = _tiny_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159,
+                        scaling_factor=0.3611)
+        text_encoder = transformers.Qwen3Model(transformers.Qwen3Config(
+            vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=16, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, head_dim=8, max_position_embeddings=512))
+    pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                          tokenizer=tokenizer, transformer=transformer)
+    return _save(pipe, folder)
