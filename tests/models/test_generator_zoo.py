@@ -75,6 +75,7 @@ def zoo(tmp_path_factory):
                 "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
                 "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
                 "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
+                "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
                 "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
                 "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
@@ -154,6 +155,7 @@ ENTRIES = {
     "flux-kontext-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
     "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
+    "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
                                       "prior_steps": 2, **TINY},
     "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
@@ -210,7 +212,7 @@ def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
 
 
 @pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend", "qwen-image-inpaint",
-                                  "flux-kontext-inpaint", "z-image-inpaint"])
+                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint"])
 def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
     generator = create_generator(name, **ENTRIES[name](zoo))
     first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
@@ -244,6 +246,16 @@ def test_qwen_image_guidance_is_true_cfg_and_needs_a_negative_prompt(zoo, image,
     assert not np.array_equal(guided.inpaint(image, mask, "a cat", 0), unguided.inpaint(image, mask, "a cat", 0))
     with pytest.raises(ValueError, match="negative prompt"):
         create_generator("qwen-image-inpaint", model=model, negative_prompt=None)
+
+
+def test_chroma_pipeline_gets_the_config_field_diffusers_reads(zoo):
+    # diffusers 0.42.1's ChromaInpaintPipeline reads transformer.config.guidance_embeds, which the
+    # Chroma transformer lacks; the adapter records False (the zoo test above runs the call).
+    from diffusers import ChromaTransformer2DModel
+
+    assert "guidance_embeds" not in ChromaTransformer2DModel.from_pretrained(zoo("chroma") / "transformer").config
+    pipe = create_generator("chroma-inpaint", model=str(zoo("chroma")), **TINY).load()
+    assert pipe.transformer.config.guidance_embeds is False
 
 
 def test_z_image_refuses_float16(zoo):

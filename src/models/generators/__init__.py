@@ -7,7 +7,7 @@
 The inpainting zoo (``list_generators()``; ``generator_table()`` says which are supported):
 OpenCV (telea, navier_stokes), diffusers families (sd-inpaint, sdxl-inpaint, sdxl-inpaint-lora,
 sd3-inpaint, flux-fill, flux-inpaint, flux-kontext-inpaint, qwen-image-inpaint, z-image-inpaint,
-kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
+chroma-inpaint, kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
 TorchScript GANs (lama, mat), classic forgeries (copy_move, splicing), and registered but
 unsupported names (glide, brushnet, powerpaint) that raise ``GeneratorNotSupportedError``.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 # Importing the modules registers their entries.
 from . import blended, classic, deepfloyd, diffusion, flux, kandinsky, opencv, sd3, sdxl, tiny, torchscript, unsupported  # noqa: F401
-from . import flux_kontext, qwen_image, z_image  # noqa: F401  (the newest mask-based editors, issue #15 item 8)
+from . import chroma, flux_kontext, qwen_image, z_image  # noqa: F401  (the newest mask-based editors, issue #15 item 8)
 from .base import (
     GENERATORS,
     EditSession,

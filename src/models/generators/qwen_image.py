@@ -34,8 +34,8 @@ class QwenImageInpaintGenerator(DiffusersInpaintGenerator):
     def __init__(self, model: str, max_sequence_length: int = 512, **kwargs: Any):
         super().__init__(model, **kwargs)
         if self.guidance_scale > 1 and self.negative_prompt is None:
-            raise ValueError("Qwen-Image applies guidance_scale > 1 (true CFG) only with a negative prompt; "
-                             "pass negative_prompt (the model card uses ' ') or guidance_scale <= 1")
+            raise ValueError(f"{self.name} applies guidance_scale > 1 (true CFG) only with a negative prompt; "
+                             "pass negative_prompt (Qwen-Image's model card uses ' ') or guidance_scale <= 1")
         self.max_sequence_length = int(max_sequence_length)
 
     def run_multiple(self, pipe: Any) -> int:

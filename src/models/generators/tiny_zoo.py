@@ -448,3 +448,27 @@ def build_tiny_z_image(folder: str | Path, seed: int = 0) -> Path:
     pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                           tokenizer=tokenizer, transformer=transformer)
     return _save(pipe, folder)
+
+
+def build_tiny_chroma(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Chroma pipeline (FLUX.1-schnell-derived transformer whose modulations come from a
+    small "approximator" network instead of CLIP, a T5 text encoder, a 16-channel VAE; here 4
+    latent channels with the real 1/8 downsampling), saved in the ``ChromaPipeline`` layout that
+    ``ChromaInpaintPipeline`` loads."""
+    import torch
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+
+    t5_tokenizer = build_offline_t5_tokenizer()
+    latent_channels = 4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = ChromaTransformer2DModel(
+            patch_size=1, in_channels=latent_channels * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 4, 8), approximator_num_channels=8,
+            approximator_hidden_dim=32, approximator_layers=1)
+        vae = _tiny_vae(latent_channels=latent_channels, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+        text_encoder = _tiny_t5_encoder(t5_tokenizer, d_model=32)
+    pipe = ChromaPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                          tokenizer=t5_tokenizer, transformer=transformer)
+    return _save(pipe, folder)
