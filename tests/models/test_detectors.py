@@ -69,7 +69,8 @@ def test_registry_lists_the_seed_architectures():
 def test_forward_backward_and_image_scores(name, num_classes):
     model = tiny_detector(name, num_classes).train()
     assert model.num_classes == num_classes
-    assert model.config == {"name": name, "num_classes": num_classes, **TINY[name]}
+    # Plus what the builder resolved and records itself (e.g. MaskCLIP's defaults).
+    assert model.config == {"name": name, "num_classes": num_classes, **TINY[name], **getattr(model, "resolved_config", {})}
     x = torch.rand(2, 3, 64, 64)
     outputs = model(x, return_outputs=True)
     logits = outputs.pixel_logits

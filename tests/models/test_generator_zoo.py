@@ -71,6 +71,11 @@ def zoo(tmp_path_factory):
                 "sd3": lambda: tiny_zoo.build_tiny_sd3(root / "sd3"),
                 "flux-fill": lambda: tiny_zoo.build_tiny_flux(root / "flux-fill"),
                 "flux": lambda: tiny_zoo.build_tiny_flux(root / "flux", fill=False),
+                # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
+                "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
+                "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
+                "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
+                "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
                 "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
                 "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
@@ -149,6 +154,11 @@ ENTRIES = {
     "sdxl-inpaint-lora": lambda z: {"model": str(z("sdxl-inpaint")), "lora": str(z("lora")), **TINY},
     "sd3-inpaint": lambda z: {"model": str(z("sd3")), **TINY},
     "flux-fill": lambda z: {"model": str(z("flux-fill")), **TINY},
+    "flux-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
+    "flux-kontext-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
+    "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
+    "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
+    "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
                                       "prior_steps": 2, **TINY},
     "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
@@ -205,7 +215,8 @@ def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
         assert np.array_equal(edited[ys, xs], image[(ys + dy) % SIZE, (xs + dx) % SIZE])
 
 
-@pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend"])
+@pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend", "qwen-image-inpaint",
+                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint"])
 def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
     generator = create_generator(name, **ENTRIES[name](zoo))
     first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
@@ -229,6 +240,39 @@ def test_sd_inpaint_runs_a_base_checkpoint_by_latent_blending(zoo, image, mask):
     generator = create_generator("sd-inpaint", model=str(zoo("sd")), steps=2)
     out = generator.inpaint(image, mask, "a dog", seed=0)
     assert np.array_equal(out[~mask], image[~mask]) and (out[mask] != image[mask]).any()
+
+
+def test_qwen_image_guidance_is_true_cfg_and_needs_a_negative_prompt(zoo, image, mask):
+    model = str(zoo("qwen-image"))
+    guided = create_generator("qwen-image-inpaint", model=model, **TINY)  # 4.0 with " " (the model card)
+    unguided = create_generator("qwen-image-inpaint", model=model, guidance_scale=1.0, negative_prompt=None, **TINY)
+    assert guided.guidance_kwargs() == {"true_cfg_scale": 4.0} and guided.negative_prompt == " "
+    assert not np.array_equal(guided.inpaint(image, mask, "a cat", 0), unguided.inpaint(image, mask, "a cat", 0))
+    with pytest.raises(ValueError, match="negative prompt"):
+        create_generator("qwen-image-inpaint", model=model, negative_prompt=None)
+
+
+def test_chroma_pipeline_gets_the_config_field_diffusers_reads(zoo):
+    # diffusers 0.42.1's ChromaInpaintPipeline reads transformer.config.guidance_embeds, which the
+    # Chroma transformer lacks; the adapter records False (the zoo test above runs the call).
+    from diffusers import ChromaTransformer2DModel
+
+    assert "guidance_embeds" not in ChromaTransformer2DModel.from_pretrained(zoo("chroma") / "transformer").config
+    pipe = create_generator("chroma-inpaint", model=str(zoo("chroma")), **TINY).load()
+    assert pipe.transformer.config.guidance_embeds is False
+
+
+def test_z_image_refuses_float16(zoo):
+    with pytest.raises(ValueError, match="float16"):
+        create_generator("z-image-inpaint", model=str(zoo("z-image")), dtype="float16")
+
+
+def test_flux_kontext_and_dev_take_no_negative_prompt(zoo):
+    for name in ("flux-kontext-inpaint", "flux-inpaint"):
+        with pytest.raises(TypeError, match="negative_prompt"):
+            create_generator(name, model=str(zoo("flux-guided")), negative_prompt="blurry")
+    kontext = create_generator("flux-kontext-inpaint", model=str(zoo("flux-guided")))
+    assert kontext.describe()["auto_resize"] is False and kontext.extra_call_kwargs()["_auto_resize"] is False
 
 
 # --------------------------------------------------------------------------- LoRA variant

@@ -58,6 +58,7 @@ OBJECT_LISTS = [
     ("Objects: Person; Umbrella; the sky", ["person", "umbrella", "sky"]),
     ('{"objects": [{"name": "man"}, {"name": "kite"}, {"name": "man"}]}', ["man", "kite"]),
     ("['woman', 'horse']", ["woman", "horse"]),
+    ("Here are the objects:\n\n* **Person**\n* **Horse**: brown\n* `flag`", ["person", "horse", "flag"]),
     ('["person", "dog", "ca', ["person", "dog"]),  # cut off at the token limit
     ('<|im_start|>assistant\n["giraffe", "tree"]<|im_end|>', ["giraffe", "tree"]),
 ]
@@ -70,6 +71,8 @@ def test_parse_object_list_realistic(answer, expected):
 
 MALFORMED = [
     "",
+    "I'm sorry, I can't help with that.",  # a refusal is not the object "sorry"
+    "Sorry, I cannot identify objects in this image.",
     "\ufffdsS\ufffd\x1bI\ufffd4\ufffd\ufffd\ufffd$\ufffd",  # what the random tiny model says
     "The image shows a man riding a horse along a beach at sunset.",
     "12, 45, 3.5",
@@ -138,7 +141,7 @@ def test_normalise_name():
 
 
 def test_every_vlm_family_has_a_tiny_builder():
-    assert {"qwen2.5-vl", "qwen2-vl", "llava"} <= set(list_vlms())
+    assert {"qwen2.5-vl", "qwen2-vl", "llava", "llama-3.2-vision", "internvl"} <= set(list_vlms())
     assert set(list_vlms()) <= set(TINY_BUILDERS)
 
 
@@ -157,7 +160,8 @@ def test_adapter_validates_arguments():
 # --- every family on its tiny checkpoint ------------------------------------------------------
 
 MODEL_CLASSES = {"qwen2.5-vl": "Qwen2_5_VLForConditionalGeneration", "qwen2-vl": "Qwen2VLForConditionalGeneration",
-                 "llava": "LlavaForConditionalGeneration"}
+                 "llava": "LlavaForConditionalGeneration", "llama-3.2-vision": "MllamaForConditionalGeneration",
+                 "internvl": "InternVLForConditionalGeneration"}
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +325,39 @@ def test_brgen_perturbation_of_stuff_and_background(image):
     assert not turn.perturbed and "the sky" in turn.prompt and turn.prompt != "the sky"
     with pytest.raises(ValueError, match="perturbation_p"):
         write_region_edits(image, sky, "attribute", rng, perturbation_p=1.5)
+
+
+# --- the OpenSDI writers added later: their adapters with their models' typical answers --------
+
+TYPICAL = {
+    # Llama 3.2 Vision Instruct answers in markdown lists and wraps JSON in prose.
+    "llama-3.2-vision": {
+        "List the distinct objects": "Here are the objects in the image:\n\n* **Person**\n* **Horse**\n* Flag",
+        "changes one attribute": 'Here is a prompt:\n\n```json\n{"prompt": "make the suit metallic silver"}\n```',
+    },
+    # InternVL tends to answer tersely, in plain JSON.
+    "internvl": {
+        "List the distinct objects": '["astronaut", "american flag", "helmet"]',
+        "changes one attribute": '{"prompt": "turn the suit bright orange"}',
+    },
+}
+EXPECTED = {
+    "llama-3.2-vision": (["person", "horse", "flag"], "make the suit metallic silver"),
+    "internvl": (["astronaut", "american flag", "helmet"], "turn the suit bright orange"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TYPICAL))
+def test_new_writers_parse_their_typical_and_malformed_answers(family, image, monkeypatch):
+    vlm = create_vlm(family, model="unused")
+    answers = dict(TYPICAL[family])
+    monkeypatch.setattr(vlm, "ask", lambda img, question, seed=0, max_new_tokens=None: next(
+        (a for k, a in answers.items() if k in question), "\ufffd\ufffd"))
+    objects, prompt = EXPECTED[family]
+    assert vlm.list_objects(image) == objects
+    assert vlm.edit_prompt(image, _region(), "attribute") == prompt
+    answers.update({key: "I'm sorry, I can't help with that." for key in answers})
+    with pytest.raises(VLMParseError):
+        vlm.list_objects(image)
+    with pytest.raises(VLMParseError):
+        vlm.edit_prompt(image, _region(), "removal")

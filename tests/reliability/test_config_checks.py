@@ -50,7 +50,7 @@ def test_bad_runtime_params_stop_a_kedro_run_before_any_node(project_copy: Path)
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({"perceive": {"perceiver": "sam9"}}, "perceive.perceiver: unknown perceiver 'sam9'; known: auto, annotations, grounded_sam, superpixel"),
+    ({"perceive": {"perceiver": "sam9"}}, "perceive.perceiver: unknown perceiver 'sam9'; known: auto, annotations, florence2_sam, grounded_sam, superpixel"),
     ({"perceive": {"fallback_perceiver": "auto"}}, "perceive.fallback_perceiver: unknown perceiver 'auto'"),
     ({"filter": {"checks": [{"scorer": "niqe", "max": 5}]}}, "filter.checks[0].scorer: unknown quality scorer 'niqe'; known: brisque"),
     ({"filter": {"checks": [{"scorer": "brisque", "min": 60, "max": 10}]}}, "min 60 is larger than max 10"),

@@ -22,7 +22,9 @@ Structure, following the paper's text:
 - TVCA (textual-visual cross-attention): F projected to the text-embedding width; the class
   embeddings t_c are queries, F gives keys and values; a 1x1 conv produces the mask logits
   (M_real, M_fake).
-- Loss = CE(image) + BCE(mask) + edge-weighted BCE(mask), all weights 1.
+- Loss = CE(image) + BCE(mask) + edge-weighted BCE(mask), all weights 1 (section 4).
+- Section 5: CLIP ViT-L/14 at 224 px (any CLIP checkpoint through transformers), the MAE
+  encoder from ImageNet ViT-B/32 weights, prompt length M = 10.
 
 Choices the paper leaves open or that differ, stated so nobody hunts for them:
 
@@ -38,9 +40,13 @@ Choices the paper leaves open or that differ, stated so nobody hunts for them:
 - VCA's output projection starts at zero, so training starts from the unmodified MAE features.
 - Semantic task (one class per generator): one learned prompt per class (real + each
   generator), the image CE is over those classes and the mask head has one channel per class.
-- The MAE encoder is any timm ViT (default ViT-B/16 at the training resolution, positional
-  embeddings interpolated; the paper's text says ViT-B/32 in one place and follows IML-ViT,
-  whose MAE encoder is ViT-B/16); its weights load from a local MAE/timm file.
+- The MAE encoder is any timm ViT (default ViT-B/32 as the paper's text, at the training
+  resolution, positional embeddings interpolated); its weights load from a local MAE/timm
+  file. The official code (github.com/iamwangyabin/OpenSDI, model/clip_utils.py) uses IML-ViT's
+  MAE ViT-B/16 with windowed attention and relative positions instead; pass
+  ``mae_model="vit_base_patch16_224"`` for its patch size. Its other differences (edge weight
+  20, seven CLIP layers, a 4-level decoder with one text query) are listed in
+  docs/recipes/opensdi_models.md.
 """
 
 from __future__ import annotations
@@ -72,11 +78,20 @@ class PromptLearner(nn.Module):
     """Class-specific learnable context vectors encoded by a frozen CLIP text tower.
 
     ``forward(clip)`` -> (num_classes, projection_dim) class embeddings t_c.
+
+    ``depth`` > 1 adds deep prompts in the IVLP manner of the official code base's vendored CLIP
+    (``ResidualAttentionBlock_IVLP``): before each text layer 2..depth, the hidden states at the
+    M context positions are replaced by that layer's own learnable vectors (shared by the
+    classes, as there). ``depth`` = 1 is the shallow CoOp prompt.
     """
 
-    def __init__(self, num_classes: int, length: int, width: int, bos_token_id: int, eos_token_id: int):
+    def __init__(self, num_classes: int, length: int, width: int, bos_token_id: int, eos_token_id: int,
+                 depth: int = 1):
         super().__init__()
+        if int(length) < 1 or int(depth) < 1:
+            raise ValueError(f"prompt length and depth must be >= 1, got {length} and {depth}")
         self.context = nn.Parameter(torch.randn(num_classes, length, width) * 0.02)  # CoOp's init
+        self.deep = nn.Parameter(torch.randn(int(depth) - 1, length, width) * 0.02) if depth > 1 else None
         self.bos_token_id = int(bos_token_id)
         self.eos_token_id = int(eos_token_id)
 
@@ -92,7 +107,13 @@ class PromptLearner(nn.Module):
         hidden = text.embeddings(inputs_embeds=torch.cat([bos, self.context, eos], dim=1))
         size = hidden.shape[1]
         causal = torch.full((size, size), torch.finfo(hidden.dtype).min, device=hidden.device).triu(1)[None, None]
-        for layer in text.encoder.layers:
+        deep = 0 if self.deep is None else self.deep.shape[0]
+        if deep >= len(text.encoder.layers):
+            raise ValueError(f"prompt depth {deep + 1} exceeds the CLIP text tower's {len(text.encoder.layers)} layers")
+        for index, layer in enumerate(text.encoder.layers):
+            if 1 <= index <= deep:
+                layer_context = self.deep[index - 1].expand(classes, length, width)
+                hidden = torch.cat([hidden[:, :1], layer_context, hidden[:, 1 + length:]], dim=1)
             hidden = layer(hidden, causal)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         hidden = text.final_layer_norm(hidden)
@@ -241,7 +262,8 @@ class MaskCLIPNetwork(nn.Module):
     (mask logits (B, C, H/4', W/4'), image logits (B, C))."""
 
     def __init__(self, num_classes: int, clip: nn.Module, mae: nn.Module, prompt_length: int, vca_layers: list[int],
-                 cls_layers: list[int] | None, decoder_channels: int, fpn_scales: tuple[float, ...], heads: int):
+                 cls_layers: list[int] | None, decoder_channels: int, fpn_scales: tuple[float, ...], heads: int,
+                 prompt_depth: int = 1):
         super().__init__()
         self.clip = FrozenModule(clip)
         self.mae = mae
@@ -251,7 +273,8 @@ class MaskCLIPNetwork(nn.Module):
         mae_width = mae.embed_dim
         clip_depth, mae_depth = vision_config.num_hidden_layers, len(mae.blocks)
         self.clip_image_size = vision_config.image_size
-        self.prompts = PromptLearner(num_classes, prompt_length, text_width, text_config.bos_token_id, text_config.eos_token_id)
+        self.prompts = PromptLearner(num_classes, prompt_length, text_width, text_config.bos_token_id,
+                                     text_config.eos_token_id, depth=prompt_depth)
 
         if not vca_layers or any(not 1 <= l <= mae_depth for l in vca_layers):
             raise ValueError(f"vca_layers must be 1-based MAE block indices in 1..{mae_depth}, got {vca_layers}")
@@ -339,16 +362,18 @@ def build_maskclip(
     num_classes: int,
     clip_model: str | None = None,
     clip_config: dict[str, Any] | None = None,
-    mae_model: str = "vit_base_patch16_224",
+    mae_model: str = "vit_base_patch32_224",
     mae_kwargs: dict[str, Any] | None = None,
     mae_weights: str | None = None,
     prompt_length: int = 10,
+    prompt_depth: int = 1,
     vca_layers: list[int] | None = None,
     cls_layers: list[int] | None = None,
     decoder_channels: int = 256,
     fpn_scales: tuple[float, ...] | list[float] = (0.5, 2.0, 4.0),
     heads: int = 8,
     edge_width: int = 7,
+    edge_loss_weight: float = 1.0,
 ) -> MaskCLIPDetector:
     """MaskCLIP with ``num_classes`` outputs (2: real/fake prompts; more: one prompt per class).
 
@@ -358,11 +383,17 @@ def build_maskclip(
         clip_config: CLIPConfig fields; default ViT-L/14. Recorded automatically when the
             model is loaded from ``clip_model``.
         mae_model: timm ViT name for the MAE encoder (its architecture; weights come only from
-            ``mae_weights``).
+            ``mae_weights``). Default ViT-B/32, as the paper's section 5 states ("ImageNet
+            pretrained weights ViT-B/32"); the official code runs IML-ViT's MAE ViT-B/16
+            (``vit_base_patch16_224`` here, without its windowed attention), the default before.
         mae_kwargs: extra ``timm.create_model`` arguments (e.g. ``img_size``, ``embed_dim``,
             ``depth``, ``num_heads`` for small variants).
         mae_weights: LOCAL MAE / timm ViT weights file, or None (random init, warning).
         prompt_length: M, context vectors per class (paper: 10).
+        prompt_depth: text layers that get learnable context vectors (1 = shallow, the paper's
+            text and the path the official ``MaskCLIP.forward`` runs; the official settings carry
+            ``language_depth: 5`` for an IVLP-style deep prompt that its released model never
+            reads, see docs/recipes/opensdi_models.md).
         vca_layers: 1-based MAE blocks after which VCA fuses CLIP features; default four
             evenly spaced blocks (3, 6, 9, 12 for ViT-B).
         cls_layers: 1-based CLIP layers whose [CLS] tokens VSA attends over; default all.
@@ -370,7 +401,14 @@ def build_maskclip(
         fpn_scales: pyramid scales relative to the ViT grid (paper: 0.5x, 2x, 4x).
         heads: attention heads of VCA / VSA / TVCA (reduced to a divisor of the width).
         edge_width: width in px of the edge band of the edge-weighted loss.
+        edge_loss_weight: weight of the edge term (paper section 4: every loss weight is 1; the
+            official code multiplies an all-pixel-averaged edge-weighted BCE by 20).
+    Raises:
+        ValueError: bad layer indices, prompt length / depth < 1 or deeper than the text tower,
+            edge_loss_weight < 0.
     """
+    if edge_loss_weight < 0:
+        raise ValueError(f"edge_loss_weight must be >= 0, got {edge_loss_weight}")
     follow = weights_follow_active()
     clip, resolved_clip = load_clip(clip_model, clip_config, detector="maskclip", rebuild_only=follow)
     mae = build_mae_encoder(mae_model, mae_kwargs)
@@ -383,12 +421,16 @@ def build_maskclip(
     if vca_layers is None:
         vca_layers = sorted({max(1, round(depth * i / 4)) for i in range(1, 5)})
     network = MaskCLIPNetwork(num_classes, clip, mae, prompt_length, list(vca_layers), list(cls_layers) if cls_layers else None,
-                              decoder_channels, tuple(fpn_scales), heads)
+                              decoder_channels, tuple(fpn_scales), heads, prompt_depth=prompt_depth)
     patch = mae.patch_embed.patch_size[0]
     # The pyramid's 0.5x level pools the ViT grid by 2: pad inputs to a multiple of 2 patches.
     divisor = patch * (2 if 0.5 in network.decoder.scales else 1)
     detector = MaskCLIPDetector(network, num_classes, input_divisor=divisor)
     detector.edge_width = int(edge_width)
+    detector.edge_loss_weight = float(edge_loss_weight)
+    # Recorded with every checkpoint so that a later change of a default cannot rebuild it differently.
+    detector.resolved_config = {"mae_model": mae_model, "prompt_depth": int(prompt_depth),
+                                "edge_loss_weight": float(edge_loss_weight)}
     if clip_model is not None:
-        detector.resolved_config = {"clip_config": resolved_clip}
+        detector.resolved_config["clip_config"] = resolved_clip
     return detector

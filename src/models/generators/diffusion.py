@@ -444,13 +444,19 @@ class DiffusersInpaintGenerator(DiffusersPipelineSettings, InpaintGenerator):
             width=width,
             strength=self.strength,
             num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
             generator=generators,
             output_type="np",
             **kwargs,
+            **self.guidance_kwargs(),
             **self.extra_call_kwargs(),
         )
         return list(output.images)
+
+    def guidance_kwargs(self) -> dict[str, Any]:
+        """How ``guidance_scale`` reaches the pipeline: ``guidance_scale`` for most; a family whose
+        pipeline names classifier-free guidance differently (Qwen-Image's ``true_cfg_scale``)
+        overrides this."""
+        return {"guidance_scale": self.guidance_scale}
 
     def extra_call_kwargs(self) -> dict[str, Any]:
         """Family-specific pipeline arguments added to the common inpainting call."""

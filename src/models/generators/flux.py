@@ -30,7 +30,7 @@ class FluxFillGenerator(DiffusersInpaintGenerator):
     def __init__(self, model: str, max_sequence_length: int = 512, **kwargs: Any):
         super().__init__(model, **kwargs)
         if self.negative_prompt is not None:
-            raise ValueError("FLUX.1 Fill takes no negative prompt (guidance is distilled into the model)")
+            raise ValueError(f"{self.name}: FLUX.1 models take no negative prompt (guidance is distilled into the model)")
         self.max_sequence_length = int(max_sequence_length)
 
     def run_multiple(self, pipe: Any) -> int:
@@ -44,4 +44,23 @@ class FluxFillGenerator(DiffusersInpaintGenerator):
 build_flux_fill = register_diffusers_entry(
     "flux-fill", FluxFillGenerator, description="FLUX.1 Fill (FluxFillPipeline)", pipeline="FluxFillPipeline",
     exclude=('negative_prompt',), steps=50, guidance_scale=30.0, resolution=1024, max_batch=2,
+)
+
+
+class FluxInpaintGenerator(FluxFillGenerator):
+    """FLUX.1 [dev] inpainting with the base text-to-image model (``FluxInpaintPipeline``).
+
+    Checkpoint: ``black-forest-labs/FLUX.1-dev`` (the transformer has no mask channels; the
+    pipeline re-noises the masked latents and blends the known ones back at every step, as SD3's).
+    Arguments as ``FluxFillGenerator``; ``guidance_scale`` is the distilled guidance (3.5 on the card).
+    """
+
+    pipeline_class = "FluxInpaintPipeline"
+    name = "flux-inpaint"
+
+
+build_flux_inpaint = register_diffusers_entry(
+    "flux-inpaint", FluxInpaintGenerator, description="FLUX.1 [dev] base-model inpainting (FluxInpaintPipeline)",
+    pipeline="FluxInpaintPipeline", exclude=('negative_prompt',), steps=28, guidance_scale=3.5, resolution=1024,
+    max_batch=2,
 )

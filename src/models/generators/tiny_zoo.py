@@ -166,10 +166,12 @@ def build_tiny_sd3(folder: str | Path, seed: int = 0) -> Path:
     return _save(pipe, folder)
 
 
-def build_tiny_flux(folder: str | Path, fill: bool = True, seed: int = 0) -> Path:
+def build_tiny_flux(folder: str | Path, fill: bool = True, seed: int = 0, guidance_embeds: bool | None = None) -> Path:
     """A tiny FLUX.1 pipeline (double/single-stream transformer, CLIP + T5, 16-channel VAE): the
     ``FluxFillPipeline`` layout when ``fill`` (transformer input 64 + 64 + 256 channels at 16
-    latent channels, here 16 + 16 + 256 at 4), else the text-to-image ``FluxPipeline``."""
+    latent channels, here 16 + 16 + 256 at 4), else the text-to-image ``FluxPipeline``.
+    ``guidance_embeds`` (default: ``fill``) gives the transformer a distilled-guidance input, as
+    FLUX.1-dev, Fill and Kontext have."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel
@@ -183,7 +185,8 @@ def build_tiny_flux(folder: str | Path, fill: bool = True, seed: int = 0) -> Pat
         transformer = FluxTransformer2DModel(
             patch_size=1, in_channels=packed * 2 + 8 * 8 * 4 if fill else packed, out_channels=packed, num_layers=1,
             num_single_layers=1, attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
-            pooled_projection_dim=32, axes_dims_rope=[4, 4, 8], guidance_embeds=fill,
+            pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+            guidance_embeds=fill if guidance_embeds is None else guidance_embeds,
         )
         vae = _tiny_vae(latent_channels=latent_channels, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035)
@@ -448,3 +451,105 @@ def build_tiny_brushnet_sdxl(folder: str | Path, seed: int = 0) -> tuple[Path, P
     folder = Path(folder)
     base = build_tiny_sdxl(folder / "base", inpainting=False, seed=seed)
     return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
+def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Qwen-Image pipeline (MMDiT ``QwenImageTransformer2DModel``, a Qwen2.5-VL text
+    encoder, the Wan-style ``AutoencoderKLQwenImage`` with the real model's 1/8 spatial
+    downsampling), saved in the ``QwenImagePipeline`` layout of ``Qwen/Qwen-Image`` that
+    ``QwenImageInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of
+    ``perception.tiny`` (Qwen-Image drops the first 34 tokens of its prompt template: bytes here)."""
+    import torch
+    import transformers
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
+                           QwenImageTransformer2DModel)
+
+    from ..perception.tiny import build_offline_qwen_tokenizer
+
+    tokenizer = build_offline_qwen_tokenizer()
+    z_dim, text_dim = 4, 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=z_dim * 4, out_channels=z_dim, num_layers=2,
+                                                  attention_head_dim=16, num_attention_heads=2,
+                                                  joint_attention_dim=text_dim, axes_dims_rope=(8, 4, 4))
+        vae = AutoencoderKLQwenImage(base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                                     temperal_downsample=[False, True, True], latents_mean=[0.0] * z_dim,
+                                     latents_std=[1.0] * z_dim)
+        text_encoder = transformers.Qwen2_5_VLForConditionalGeneration(transformers.Qwen2_5_VLConfig(
+            text_config=dict(vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=16, num_hidden_layers=2,
+                             num_attention_heads=2, num_key_value_heads=2,
+                             rope_parameters={"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 1e6}),
+            vision_config=dict(depth=1, hidden_size=16, intermediate_size=16, num_heads=2, out_hidden_size=text_dim),
+            image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+            video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+            vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+            vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        ))
+    pipe = QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                             tokenizer=tokenizer, transformer=transformer)
+    return _save(pipe, folder)
+
+
+# Qwen3's chat template, reduced to what Z-Image renders: one user turn, then the assistant's turn
+# (``enable_thinking=True`` adds nothing).
+_QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_tiny_z_image(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Z-Image pipeline (single-stream DiT ``ZImageTransformer2DModel``, a Qwen3 text
+    encoder read at its second-to-last layer, a 16-channel FLUX-style VAE with the real 1/8
+    downsampling), saved in the ``ZImagePipeline`` layout of ``Tongyi-MAI/Z-Image-Turbo`` that
+    ``ZImageInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of ``perception.tiny``
+    with a Qwen3-style chat template."""
+    import torch
+    import transformers
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+
+    from ..perception.tiny import build_offline_qwen_tokenizer
+
+    tokenizer = build_offline_qwen_tokenizer()
+    tokenizer.chat_template = _QWEN3_CHAT_TEMPLATE
+    text_dim = 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = ZImageTransformer2DModel(
+            all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+            n_heads=2, n_kv_heads=2, qk_norm=True, cap_feat_dim=text_dim, axes_dims=[8, 4, 4], axes_lens=[256, 32, 32])
+        # The pad tokens are created with torch.empty (uninitialised memory): give them values.
+        with torch.no_grad():
+            transformer.x_pad_token.normal_(0.0, 0.02)
+            transformer.cap_pad_token.normal_(0.0, 0.02)
+        vae = _tiny_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159,
+                        scaling_factor=0.3611)
+        text_encoder = transformers.Qwen3Model(transformers.Qwen3Config(
+            vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=16, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, head_dim=8, max_position_embeddings=512))
+    pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                          tokenizer=tokenizer, transformer=transformer)
+    return _save(pipe, folder)
+
+
+def build_tiny_chroma(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Chroma pipeline (FLUX.1-schnell-derived transformer whose modulations come from a
+    small "approximator" network instead of CLIP, a T5 text encoder, a 16-channel VAE; here 4
+    latent channels with the real 1/8 downsampling), saved in the ``ChromaPipeline`` layout that
+    ``ChromaInpaintPipeline`` loads."""
+    import torch
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+
+    t5_tokenizer = build_offline_t5_tokenizer()
+    latent_channels = 4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = ChromaTransformer2DModel(
+            patch_size=1, in_channels=latent_channels * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 4, 8), approximator_num_channels=8,
+            approximator_hidden_dim=32, approximator_layers=1)
+        vae = _tiny_vae(latent_channels=latent_channels, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+        text_encoder = _tiny_t5_encoder(t5_tokenizer, d_model=32)
+    pipe = ChromaPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                          tokenizer=t5_tokenizer, transformer=transformer)
+    return _save(pipe, folder)

@@ -4,8 +4,9 @@ Perceivers propose candidate ``Region`` masks (thing / stuff / background), ``se
 keeps up to 1..3 of them without near-duplicates, and ``prompts`` writes the edit prompt for each.
 
 Perceivers: ``annotations`` (dataset masks), ``superpixel`` (model-free), ``grounded_sam``
-(GroundingDINO + SAM through transformers). Vision-language models (``create_vlm``: Qwen2.5-VL,
-Qwen2-VL) list objects, describe regions and write edit prompts; ``RegionBalancer`` balances
+(GroundingDINO + SAM through transformers), ``florence2_sam`` (Florence-2 phrase grounding + SAM,
+OpenSDI's). Vision-language models (``create_vlm``: Qwen2.5-VL, Qwen2-VL, LLaVA, Llama 3.2
+Vision, InternVL) list objects, describe regions and write edit prompts; ``RegionBalancer`` balances
 categories and area buckets across a dataset.
 
 Example::
@@ -18,12 +19,14 @@ Example::
 """
 
 from . import annotations as _annotations  # noqa: F401  (registers "annotations")
+from . import florence_sam as _florence_sam  # noqa: F401  (registers "florence2_sam")
 from . import grounded as _grounded  # noqa: F401  (registers "grounded_sam")
 from . import superpixel as _superpixel  # noqa: F401  (registers "superpixel")
 from .annotations import AnnotationPerceiver, category_phrase
 from .balance import RegionBalancer, area_bucket, region_category
 from .base import PERCEIVERS, Perceiver, create_perceiver, list_perceivers
 from .edits import EditTurn, write_region_edits
+from .florence_sam import Florence2Grounder, Florence2SamPerceiver
 from .grounded import Detection, GroundedSamPerceiver, GroundingDinoDetector, SamSegmenter
 from .prompts import (
     EDIT_TYPES,
@@ -43,6 +46,8 @@ __all__ = [
     "COCO_STUFF_NAMES",
     "COCO_THING_NAMES",
     "EDIT_TYPES",
+    "Florence2Grounder",
+    "Florence2SamPerceiver",
     "PERCEIVERS",
     "REGION_KINDS",
     "VLMS",

@@ -317,7 +317,7 @@ class GroundedSamPerceiver(Perceiver):
         check_image(image)
         names = merge_names(object_names or (), self.vocabulary)
         if not names:
-            raise ValueError("grounded_sam has no category names: set a vocabulary or pass object_names")
+            raise ValueError(f"{self.name} has no category names: set a vocabulary or pass object_names")
         detections = self.detector.detect(image, names)
         masks = self.segmenter.segment(image, [d.box for d in detections])
         regions: list[Region] = []

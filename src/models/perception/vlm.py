@@ -5,7 +5,7 @@ objects) and, per chosen mask, for a context-aware edit prompt of one of three e
 BR-Gen asks it to describe a region and to rewrite the description ("probabilistic semantic
 perturbation"). OpenSDI draws its edit instructions from several VLMs (Qwen2-VL, LLaVA, ...)
 to imitate many users. ``VisionLanguageModel`` does all of these for one checkpoint; ``VLMS``
-holds one entry per model family (qwen2.5-vl, qwen2-vl, llava), each loading its checkpoint with
+holds one entry per model family (qwen2.5-vl, qwen2-vl, llava, llama-3.2-vision, internvl), each loading its checkpoint with
 its own transformers class and refusing a checkpoint of another family.
 
 The region in question is shown to the model as a red box drawn on the image (BR-Gen feeds
@@ -386,6 +386,33 @@ class Llava(VisionLanguageModel):
         super().__init__(model, **kwargs)
 
 
+class LlamaVision(VisionLanguageModel):
+    """Llama 3.2 Vision Instruct (Mllama in transformers; one of OpenSDI's instruction writers): a
+    tiled ViT whose features reach the Llama text model through cross-attention layers. The
+    processor splits the image into up to 4 tiles of 560 px. Gated checkpoint: accept Meta's
+    licence on the hub and have it in the local cache."""
+
+    family = "llama-3.2-vision"
+    model_class = "MllamaForConditionalGeneration"
+    model_types = ("mllama",)
+
+    def __init__(self, model: str = "meta-llama/Llama-3.2-11B-Vision-Instruct", **kwargs: Any):
+        super().__init__(model, **kwargs)
+
+
+class InternVL(VisionLanguageModel):
+    """InternVL in its transformers port (one of OpenSDI's instruction writers). OpenSDI used
+    InternVL2, whose checkpoints need ``trust_remote_code``; the port loads the "-hf" checkpoints
+    of InternVL2.5 / InternVL3 (same InternViT + pixel-shuffle + LLM design), hence the default."""
+
+    family = "internvl"
+    model_class = "InternVLForConditionalGeneration"
+    model_types = ("internvl",)
+
+    def __init__(self, model: str = "OpenGVLab/InternVL3-8B-hf", **kwargs: Any):
+        super().__init__(model, **kwargs)
+
+
 @VLMS.register("qwen2.5-vl", description="Qwen2.5-VL (DiffSeg30k, BR-Gen)", default_model="Qwen/Qwen2.5-VL-7B-Instruct")
 def build_qwen2_5_vl(**kwargs: Any) -> Qwen2_5_VL:
     return Qwen2_5_VL(**kwargs)
@@ -399,6 +426,18 @@ def build_qwen2_vl(**kwargs: Any) -> Qwen2_VL:
 @VLMS.register("llava", description="LLaVA 1.5, transformers port (OpenSDI)", default_model="llava-hf/llava-1.5-7b-hf")
 def build_llava(**kwargs: Any) -> Llava:
     return Llava(**kwargs)
+
+
+@VLMS.register("llama-3.2-vision", description="Llama 3.2 Vision Instruct, Mllama (OpenSDI)",
+               default_model="meta-llama/Llama-3.2-11B-Vision-Instruct")
+def build_llama_vision(**kwargs: Any) -> LlamaVision:
+    return LlamaVision(**kwargs)
+
+
+@VLMS.register("internvl", description="InternVL2.5 / 3, transformers port (OpenSDI used InternVL2)",
+               default_model="OpenGVLab/InternVL3-8B-hf")
+def build_internvl(**kwargs: Any) -> InternVL:
+    return InternVL(**kwargs)
 
 
 def create_vlm(name: str, **kwargs: Any) -> VisionLanguageModel:

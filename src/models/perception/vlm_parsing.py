@@ -66,6 +66,18 @@ def _clean(text: str) -> str:
     return text.strip()
 
 
+# A refusal ("I'm sorry, I can't help with that.") would otherwise read as the object "sorry" or
+# as a prompt to paint; instruction-tuned VLMs (Llama 3.2 Vision especially) answer so at times.
+_REFUSAL = re.compile(r"^(?:i'?m sorry|i am sorry|sorry|i cannot|i can'?t|i am unable|i'?m unable|unfortunately|"
+                      r"as an ai)\b", re.IGNORECASE)
+
+
+def _refuse_refusal(cleaned: str, task: str, text: str) -> None:
+    """Raise VLMParseError when the answer is the model declining to answer."""
+    if _REFUSAL.match(cleaned.replace("\u2019", "'")):
+        raise VLMParseError(task, "the model declined to answer", text)
+
+
 def _looks_like_text(text: str) -> str | None:
     """None when ``text`` reads as language, else the reason it does not."""
     if not text.strip():
@@ -116,8 +128,8 @@ def _strip_quotes(text: str) -> str:
 def normalise_name(raw: str) -> str | None:
     """An object name as a lower-case phrase of 1-4 words, or None when it is not one.
 
-    Drops list numbering, quotes, trailing explanations ("dog: brown, lying down", "car (red)"),
-    leading determiners ("two dogs" -> "dogs", "the sky" -> "sky") and final punctuation.
+    Drops list numbering, Markdown emphasis ("**Person**", as Llama 3.2 Vision writes lists),
+    quotes, trailing explanations ("dog: brown, lying down", "car (red)"), leading determiners ("two dogs" -> "dogs", "the sky" -> "sky") and final punctuation.
 
     >>> normalise_name('2. "A red car" (parked)'), normalise_name("the sky."), normalise_name("\u00bf?")
     ('red car', 'sky', None)
@@ -128,6 +140,7 @@ def normalise_name(raw: str) -> str | None:
     item = _LIST_ITEM.match(text)
     if item:
         text = item.group(1)
+    text = re.sub(r"(\*\*|__|\*|`)(.+?)\1", r"\2", text)
     text = re.split(r"\s*(?::|\(|\s-\s|\u2013|\u2014)", text, maxsplit=1)[0]
     text = _strip_quotes(text).rstrip(".!;,").strip()
     text = _LEADING_DETERMINERS.sub("", text).lower()
@@ -150,6 +163,7 @@ def parse_object_list(text: str, max_objects: int = 10) -> list[str]:
     """
     task = "object list"
     cleaned = _LABEL_PREFIX.sub("", _clean(text), count=1)
+    _refuse_refusal(cleaned, task, text)
     items: list[Any] | None = None
     data = _first_json(cleaned, "[", "]")
     if isinstance(data, list):
@@ -193,6 +207,7 @@ def parse_object_list(text: str, max_objects: int = 10) -> list[str]:
 
 def _single_text(text: str, task: str, keys: tuple[str, ...], max_words: int, min_words: int) -> str:
     cleaned = _clean(text)
+    _refuse_refusal(cleaned, task, text)
     candidate: str | None = None
     obj = _first_json(cleaned, "{", "}")
     if isinstance(obj, dict):
