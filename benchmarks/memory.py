@@ -29,7 +29,7 @@ print('rows', len(table))
 """ % SHARD_ROWS
 PANDAS = """
 import sys, pandas as pd
-from pipelines.resume import shard_of
+from pipelines.io.shards import shard_of
 count = max(1, int(sys.argv[2]) // %d)
 table = pd.read_parquet(sys.argv[1])
 print('rows', len(table[[shard_of(b, count) == 0 for b in table['base_id']]]))

@@ -9,7 +9,7 @@ For every node group of ``generate`` (``flows.node_groups``), in order:
 - inpaint and filter first run ``num_shards`` shard tasks (``shard_task.map``): each opens a
   KedroSession with the runtime parameter ``<stage>.shard = {index, count}`` and runs the stage's
   node on its shard's samples; every finished sample goes to the stage's work store
-  (``pipelines.resume``), nothing else is written. Then the stage's ordinary task runs: it finds
+  (``pipelines.io.resume``), nothing else is written. Then the stage's ordinary task runs: it finds
   every sample complete, assembles the catalog outputs (images, tables) exactly as an unsharded
   run would, runs the data-quality gates and writes the stage's manifest (the merge).
 

@@ -33,6 +33,8 @@ from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
+from pipelines.io.shards import parse_shard, shard_batches
+
 # Refuse decompression bombs before decoding: 8k x 8k is far beyond the 1024 px the seeds use.
 MAX_IMAGE_PIXELS = 8192 * 8192
 
@@ -379,12 +381,11 @@ class ShardedParquetDataset(ParquetDataset):
     With ``shard: {index, count}`` (in the catalog from the run's runtime parameters, e.g.
     ``shard: ${runtime_params:inpaint.shard, null}``), ``load`` streams the file a row batch at a
     time and keeps the rows whose ``shard_key`` column falls in that shard
-    (``pipelines.resume.shard_of``): a generation worker's memory for the table grows with its
+    (``pipelines.io.shards.shard_of``): a generation worker's memory for the table grows with its
     shard, not with the dataset. Without a shard it is kedro-datasets' ParquetDataset, and
     ``save`` always is (a shard task never writes these tables)."""
 
     def __init__(self, *, shard: dict[str, Any] | None = None, shard_key: str = "base_id", **kwargs: Any) -> None:
-        from pipelines.resume import parse_shard
 
         super().__init__(**kwargs)
         try:
@@ -398,7 +399,6 @@ class ShardedParquetDataset(ParquetDataset):
             return super().load()
         import pyarrow as pa
 
-        from pipelines.resume import shard_batches
 
         path = get_filepath_str(self._get_load_path(), self._protocol)
         columns = self._load_args.get("columns")

@@ -15,8 +15,10 @@ from models.perception import mask_iou
 from pipelines.filter.nodes import filter_samples
 from pipelines.ingest.nodes import crop_boxes, decode_rle, ingest_photos
 from pipelines.ingest.sources import SourceError
-from pipelines.inpaint.nodes import draw_generators, generator_names, inpaint_samples
-from pipelines.perceive.nodes import perceive_regions, sample_rng
+from pipelines.contract.labels import generator_names
+from pipelines.inpaint.nodes import draw_generators, inpaint_samples
+from pipelines.contract.ids import sample_rng
+from pipelines.perceive.nodes import perceive_regions
 from pipelines.split.nodes import assign_groups, split_samples
 
 

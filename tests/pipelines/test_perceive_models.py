@@ -21,7 +21,8 @@ from models.perception import Perceiver, Region, mask_iou
 from models.perception.tiny import tiny_checkpoint
 from pipelines.inpaint.nodes import inpaint_samples
 from pipelines.perceive import nodes as perceive_nodes
-from pipelines.perceive.nodes import REGION_COLUMNS, perceive_regions
+from pipelines.contract.schemas import REGION_COLUMNS
+from pipelines.perceive.nodes import perceive_regions
 from pipelines.pipeline_registry import register_pipelines
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.resume import WorkStore, fingerprint, parse_shard, shard_of
+from pipelines.io.resume import WorkStore, fingerprint
+from pipelines.io.shards import parse_shard, shard_of
 
 REPO = Path(__file__).resolve().parents[2]
 # Every file the generate pipeline writes that carries the dataset (tables and images).

@@ -46,7 +46,8 @@ from pipelines.evaluate.protocols import (  # noqa: E402
     label_of_generator,
     selected_protocols,
 )
-from pipelines.split.items import load_split_items  # noqa: E402
+from pipelines.contract.items import load_split_items  # noqa: E402
+from pipelines.contract.summary import json_clean as _json_clean  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -444,19 +445,3 @@ def _nan_to_none(value: float) -> float | None:
 
 def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return _nan_to_none(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return _json_clean(obj.tolist())
-    return obj

@@ -20,7 +20,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.quality import QUALITY_SCORERS, create_quality_scorer
-from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
+from pipelines.io.shards import in_shard, parse_shard
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _score_samples(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     rules = list(params["checks"])
     _check_rules(rules)
-    # Resumption / shards (pipelines.resume): scores are kept per sample in the work store.
+    # Resumption / shards (pipelines.io.resume): scores are kept per sample in the work store.
     shard = parse_shard(params.get("shard"))
     if shard is not None:
         samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)

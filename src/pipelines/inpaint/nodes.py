@@ -29,62 +29,15 @@ from models.generators import (
     set_max_loaded,
     set_max_resident,
 )
-from pipelines.perceive.nodes import sample_rng
-from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params, split_done
+from pipelines.contract.ids import sample_rng
+from pipelines.contract.labels import generator_entries, generator_labels
+from pipelines.contract.schemas import PROVENANCE_COLUMNS, SAMPLE_COLUMNS
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params, split_done
+from pipelines.io.shards import in_shard, parse_shard
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_COLUMNS = [
-    "sample_id", "base_id", "group_id", "base_kind", "n_turns", "generators", "last_generator",
-    "edited_area_ratio", "edit_types", "region_kinds",
-]
-PROVENANCE_COLUMNS = [
-    "sample_id", "turn", "generator", "label", "region_id", "kind", "edit_type", "prompt", "seed",
-    "mask_area_ratio", "changed_pixel_ratio", "registry", "model", "candidate_seeds", "candidate_scores", "details",
-]
-TASKS = ("inpaint", "text-to-image")
 FULL_SYNTHESIS = "full_synthesis"
-
-
-def generator_entries(generators: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
-    """The configured entries as dicts with every key filled: name, generator, label, task, kwargs.
-    A bare string is ``{name: <string>}``.
-
-    Raises:
-        ValueError: a missing or repeated name, an unknown task, or a class count outside 1..254.
-    """
-    entries = []
-    for entry in generators:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
-        if not entry.get("name"):
-            raise ValueError(f"every generator entry needs a name, got {entry}")
-        name = str(entry["name"])
-        task = entry.get("task", "inpaint")
-        if task not in TASKS:
-            raise ValueError(f"generator {name!r}: task must be one of {TASKS}, got {task!r}")
-        entries.append({"name": name, "generator": str(entry.get("generator") or name),
-                        "label": str(entry.get("label") or name), "task": task, "kwargs": dict(entry.get("kwargs") or {})})
-    names = [e["name"] for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(f"generator names must be unique, got {names}")
-    classes = list(dict.fromkeys(e["label"] for e in entries))
-    if not 1 <= len(classes) <= 254:
-        raise ValueError(f"between 1 and 254 generator classes are supported (uint8 label maps), got {len(classes)}")
-    return entries
-
-
-def generator_names(generators: Sequence[dict[str, Any] | str]) -> list[str]:
-    """Class names in label order: label k (1-based) is ``generator_names(...)[k - 1]``. These are
-    the distinct ``label`` values (default: the entry's name) in order of first appearance, so a
-    variant configured with its parent's label adds no class."""
-    return list(dict.fromkeys(e["label"] for e in generator_entries(generators)))
-
-
-def generator_labels(generators: Sequence[dict[str, Any] | str]) -> dict[str, int]:
-    """Configured name -> its class label (1-based index into ``generator_names``)."""
-    entries = generator_entries(generators)
-    classes = list(dict.fromkeys(e["label"] for e in entries))
-    return {e["name"]: classes.index(e["label"]) + 1 for e in entries}
 
 
 def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,23 +22,12 @@ from models.perception import (
     select_regions,
     write_region_edits,
 )
-from pipelines.ingest.nodes import decode_rle
-from pipelines.resume import WorkStore, fingerprint, normalise, result_params
+from pipelines.contract.ids import sample_rng
+from pipelines.contract.rle import decode_rle
+from pipelines.contract.schemas import REGION_COLUMNS
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 
 logger = logging.getLogger(__name__)
-
-REGION_COLUMNS = [
-    "region_id", "sample_id", "base_id", "turn", "label", "kind", "score", "area_ratio", "area_bucket",
-    "edit_group", "edit_type", "description", "perturbed", "prompt", "perceiver", "label_source",
-    "prompt_source",
-]
-
-
-def sample_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on the run seed and the item's id, so results do not change
-    when items are processed in another order or in shards."""
-    return np.random.default_rng([int(seed), zlib.crc32(key.encode("utf-8"))])
-
 
 def _annotations_for(base_id: str, table: pd.DataFrame) -> list[dict[str, Any]]:
     rows = table[table["base_id"] == base_id] if len(table) else table
@@ -122,7 +110,7 @@ def perceive_regions(
 
     masks: dict[str, np.ndarray] = {}
     rows = []
-    # Resumption (pipelines.resume): each base's regions go to the work store when done. The
+    # Resumption (pipelines.io.resume): each base's regions go to the work store when done. The
     # balancer's counts carry over from base to base, so a base's fingerprint chains those of
     # every base before it, and a skipped base replays its choices into the counts.
     store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))

@@ -24,16 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.contract.schemas import PROTOCOL_COLUMNS, SPLIT_COLUMNS
+
 logger = logging.getLogger(__name__)
 
-SPLIT_COLUMNS = [
-    "item_id", "split", "kind", "image_dataset", "image_key", "label_key", "base_id", "group_id", "last_generator",
-    "generators", "protocol",
-]
-PROTOCOL_COLUMNS = [
-    "protocol", "kind", "status", "split_names", "ratios", "held_out", "train_on", "seed",
-    "n_items", "n_edited", "n_authentic", "n_groups",
-]
 KINDS = ("random", "leave_out", "train_on_one", "published")
 CROSS_GENERATOR_NAMES = ["train", "test"]
 
