@@ -69,7 +69,9 @@ def run_shard(stage: str, index: int, count: int, project_path: str | Path, env:
     store is written. Returns {stage, shard, count, samples}."""
     if stage not in SHARDED_STAGES:
         raise ValueError(f"stage {stage!r} cannot be sharded; sharded stages: {SHARDED_STAGES}")
-    import pipelines.datasets  # noqa: F401  (all-or-nothing s3:// writes)
+    from pipelines.datasets import register_filesystems
+
+    register_filesystems()  # all-or-nothing s3:// writes
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project

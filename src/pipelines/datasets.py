@@ -5,8 +5,8 @@ storage (MinIO). Writes are all-or-nothing: on a local disk the bytes go to a te
 the same folder that is renamed into place; on object stores a single PUT makes the object appear
 only when complete. A reader therefore never sees a half-written image or checkpoint.
 
-Importing this module also makes every ``s3://`` and every local write of the catalog
-all-or-nothing, including the kedro-datasets types (parquet, JSON, text, figures): see
+``register_filesystems`` (run by a Kedro hook before the catalog exists) also makes every ``s3://``
+and every local write of the catalog all-or-nothing, including the kedro-datasets types (parquet, JSON, text, figures): see
 ``AllOrNothingS3FileSystem`` and ``AllOrNothingLocalFileSystem``. A process killed mid-write
 leaves at most a hidden ``.tmp-<name>.<random>.part`` file, which no dataset suffix matches.
 """
@@ -97,15 +97,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# By import path, so s3fs loads only when a catalog entry really lives on s3://; by class if
-# something already loaded s3fs' own class (fsspec then looks no further than its loaded registry).
-for _protocol in ("s3", "s3a"):
-    if _protocol in fsspec.registry:
-        fsspec.register_implementation(_protocol, __getattr__("AllOrNothingS3FileSystem"), clobber=True)
-    else:
-        fsspec.register_implementation(_protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
-
-
 class AllOrNothingLocalFileOpener(LocalFileOpener):
     """A local file opened for writing (``w``/``wb``) that goes to a hidden temporary file in the
     same folder (``.tmp-<name>.<random>.part``) and is renamed into place when closed normally.
@@ -171,8 +162,22 @@ class AllOrNothingLocalFileSystem(LocalFileSystem):
         return AllOrNothingLocalFileOpener(path, mode, fs=self, **kwargs)
 
 
-for _protocol in ("file", "local"):
-    fsspec.register_implementation(_protocol, AllOrNothingLocalFileSystem, clobber=True)
+def register_filesystems() -> None:
+    """Make every ``s3://`` and local write through fsspec all-or-nothing (idempotent).
+
+    Called by ``pipelines.hooks.FilesystemHooks.after_context_created``, before Kedro builds the
+    catalog, and by code that writes outside a Kedro session (flows, tests); importing this module
+    registers nothing. s3 by import path, so s3fs loads only when a catalog entry really lives on
+    s3://; by class if something already loaded s3fs' own class (fsspec then looks no further than
+    its loaded registry).
+    """
+    for protocol in ("s3", "s3a"):
+        if protocol in fsspec.registry:
+            fsspec.register_implementation(protocol, __getattr__("AllOrNothingS3FileSystem"), clobber=True)
+        else:
+            fsspec.register_implementation(protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
+    for protocol in ("file", "local"):
+        fsspec.register_implementation(protocol, AllOrNothingLocalFileSystem, clobber=True)
 
 
 def write_bytes_atomically(fs: Any, protocol: str, path: str, payload: bytes) -> None:

@@ -148,9 +148,10 @@ def test_work_store_on_s3_resumes_from_one_listing(monkeypatch):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    import pipelines.datasets  # noqa: F401  (all-or-nothing s3 writes)
+    from pipelines.datasets import register_filesystems
     from flows.local_stack import free_port
 
+    register_filesystems()  # all-or-nothing s3 writes
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()

@@ -125,7 +125,8 @@ def test_ingest_killed_at_a_random_point_then_rerun_loses_nothing(project_copy: 
 
 _WRITER = """
 import sys, numpy as np, pandas as pd
-import pipelines.datasets  # all-or-nothing local writes for every catalog dataset
+from pipelines.datasets import register_filesystems
+register_filesystems()  # all-or-nothing local writes for every catalog dataset
 from kedro_datasets.pandas import ParquetDataset
 table = ParquetDataset(filepath=sys.argv[1])
 rng = np.random.default_rng(0)
