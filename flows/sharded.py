@@ -82,11 +82,12 @@ def run_shard(stage: str, index: int, count: int, project_path: str | Path, env:
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env=env, runtime_params=runtime) as session:
             catalog = session.load_context().catalog
-            nodes = [n for n in pipelines[stage].nodes if f"params:{stage}" in n.inputs]
-            if len(nodes) != 1:
-                raise ValueError(f"stage {stage!r} must have exactly one node reading params:{stage}, got {nodes}")
-            node = nodes[0]
-            outputs = node.run({name: catalog.load(name) for name in node.inputs})
+            # The stage's nodes in order, in memory: its work store gets the shard's items; the
+            # catalog gets nothing (the stage's ordinary task assembles the outputs later).
+            outputs: dict[str, Any] = {}
+            for node in pipelines[stage].nodes:
+                outputs.update(node.run({name: outputs[name] if name in outputs else catalog.load(name)
+                                         for name in node.inputs}))
     table = outputs.get("samples", outputs.get("filtered_samples"))
     return {"stage": stage, "shard": int(index), "count": int(count), "samples": int(len(table)),
             "host": socket.gethostname(), "pid": os.getpid()}
