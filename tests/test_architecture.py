@@ -150,7 +150,6 @@ def test_no_import_circles_in_src_or_flows(graph):
     assert not cycles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(strict=True, reason="the stage nodes are split in the next commit")
 def test_no_function_in_pipelines_is_longer_than_80_lines():
     long = []
     for path in sorted((ROOT / "src" / "pipelines").rglob("*.py")):

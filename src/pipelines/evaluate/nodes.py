@@ -47,7 +47,7 @@ from pipelines.evaluate.protocols import (  # noqa: E402
     selected_protocols,
 )
 from pipelines.contract.items import load_split_items  # noqa: E402
-from pipelines.contract.summary import json_clean as _json_clean  # noqa: E402
+from pipelines.contract.summary import MetricsSummary  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def evaluate_checkpoint(
     config = checkpoint["config"]
     items = item_table(rows, samples, provenance)
     generator_labels = label_of_generator(provenance)
-    notes: list[str] = []
+    notes = []
     if not ev.pixel_level:
         notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
                      "only image-level metrics are reported; pixel metrics are None.")
@@ -213,25 +213,25 @@ def evaluate_checkpoint(
     if lora is not None:
         results["lora_as_parent"] = lora.summary(clean)
 
-    metrics = {
-        "task": ev.task, "model": config["detector"].get("name"), "pixel_level": ev.pixel_level,
-        "split": s["split"], "class_names": ev.names,
-        "held_out_generators": config.get("held_out_generators"),
-        "conventions": {**CONVENTIONS, "image_score": image_score_definition(ev.model),
-                        "boundary_tolerance_px": s["boundary_tolerance_px"]},
-        "n_images": len(rows), "n_edited": int(ev.is_fake.sum()), "n_authentic": int(len(rows) - ev.is_fake.sum()),
-        "pixel": None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
-        "pixel_per_image": in_domain["pixel_per_image"],
-        "image": {"score": image_score_definition(ev.model), **(in_domain["image"] or {})},
-        "confusion_matrix": in_domain["confusion_matrix"],
-        "protocols": results,
-        "notes": notes,
-        "generator_labels": generator_labels,
-        "training": config.get("history", {}),
-        "timing_s": timing,
-    }
-    metrics = _json_clean(metrics)
+    metrics = MetricsSummary(
+        task=ev.task, model=config["detector"].get("name"), pixel_level=ev.pixel_level,
+        split=s["split"], class_names=ev.names, held_out_generators=config.get("held_out_generators"),
+        conventions={**CONVENTIONS, "image_score": image_score_definition(ev.model),
+                     "boundary_tolerance_px": s["boundary_tolerance_px"]},
+        n_images=len(rows), n_edited=int(ev.is_fake.sum()), n_authentic=int(len(rows) - ev.is_fake.sum()),
+        pixel=None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
+        pixel_per_image=in_domain["pixel_per_image"],
+        image={"score": image_score_definition(ev.model), **(in_domain["image"] or {})},
+        confusion_matrix=in_domain["confusion_matrix"], protocols=results, notes=notes,
+        generator_labels=generator_labels, training=config.get("history", {}), timing_s=timing,
+    ).to_json()
     _log_summary(metrics)
+    return (metrics, *_evaluation_figures(ev, rows, items, examples, example_positions, in_domain))
+
+
+def _evaluation_figures(ev: _Evaluation, rows: pd.DataFrame, items: pd.DataFrame, examples: dict[int, tuple],
+                        example_positions: list[int], in_domain: dict[str, Any]):
+    """(confusion-matrix figure, overlay figures keyed ``<task>-<item>.png``, examples grid (H,W,3) uint8)."""
     names = ev.names
     overlays = {
         f"{ev.task}-{rows.at[i, 'item_id']}.png": _overlay_figure(examples[i][0], examples[i][1], examples[i][2], names,
@@ -242,7 +242,7 @@ def evaluate_checkpoint(
     grid = report.examples_grid([examples[i] for i in example_positions], captions, names, ev.task, ev.pixel_level)
     confusion = report.confusion_figure(np.asarray(in_domain["confusion_matrix"]), names, ev.task) if ev.pixel_level \
         else report.message_figure(f"{ev.task}: image-level model, no pixel confusion matrix")
-    return metrics, confusion, overlays, grid
+    return confusion, overlays, grid
 
 
 class _LoraRemap:
@@ -436,11 +436,6 @@ def _log_summary(metrics: dict[str, Any]) -> None:
     logger.info("%s task (%s): %s; bF1 tolerance %s px; protocols %s", metrics["task"], metrics["model"],
                 _headline(metrics["protocols"]["in_domain"]), metrics["conventions"]["boundary_tolerance_px"],
                 sorted(metrics["protocols"]))
-
-
-def _nan_to_none(value: float) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
 
 
 def _or_nan(value: float | None) -> float:
