@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pipelines.contract.params import typed_problems
+
 TOLERANCE = 1e-6
 
 
@@ -214,6 +216,9 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
     for name, value in params.items():
         if wanted is None or name in wanted:
             _check_trust_remote_code(problems, value, str(name))
+    # Types and bounds (pipelines.contract.params); a parameter already named above is not repeated.
+    named = {problem.split(":", 1)[0].split(" ", 1)[0] for problem in problems}
+    problems += [p for p in typed_problems(params, wanted) if p.split(":", 1)[0] not in named]
     return problems
 
 
