@@ -216,8 +216,11 @@ def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[
     }
 
 
-def report_filter(filtered_samples: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The filter stage's report node (``summarise_filter``), logged."""
-    report = summarise_filter(filtered_samples, checks)
+def assemble_filter(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
+                    checks: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The filter stage's last node: (filtered_samples: ``apply_thresholds``, filter_report:
+    ``summarise_filter``), logged."""
+    table = apply_thresholds(samples, scores, checks)
+    report = summarise_filter(table, checks)
     logger.info("filter report: removal rate %.2f; per reason %s", report["removal_rate"], report["per_reason"])
-    return report
+    return table, report
