@@ -1,7 +1,7 @@
 """Memory: peak resident memory of a whole tiny `kedro run` and of one generation worker (a
 process running one inpaint shard, ``flows.sharded.run_shard``), each in its own process; and a
 shard task's read of its input table (``pipelines.datasets.ShardedParquetDataset``, streamed by
-``pipelines.resume.shard_batches``) from a 10k- and a 100k-row table in 2,500-row shards, whose
+``pipelines.io.shards.shard_batches``) from a 10k- and a 100k-row table in 2,500-row shards, whose
 peak must not grow with the table (a whole pandas load of the same file is shown next to it)."""
 
 from __future__ import annotations
