@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 
 def run_stage(stage: str, data: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every dataset the stage's nodes output, given its inputs in ``data`` (and ``params`` as
@@ -40,3 +42,17 @@ def filter_samples(edited_images, samples, params, base_images=None, provenance=
     out = run_stage("filter", {"edited_images": edited_images, "samples": samples, "provenance": provenance,
                                "base_images": base_images}, params)
     return out["filtered_samples"], out["filter_report"]
+
+
+def contract_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column the contract's table ``name`` has (``pipelines.contract.schemas``),
+    missing ones filled with a neutral value of their dtype ('' / 0 / 0.0 / False); the given
+    columns are kept as they are. For hand-made test tables that name only what a test needs."""
+    from pipelines.contract.schemas import SCHEMAS
+
+    fill = {"str": "", "int": 0, "float": 0.0, "bool": False}
+    frame = frame.copy()
+    for column, kind in SCHEMAS[name].columns.items():
+        if column not in frame:
+            frame[column] = [fill[kind]] * len(frame)
+    return frame

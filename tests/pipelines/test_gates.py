@@ -17,10 +17,10 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro_datasets.partitions import PartitionedDataset
 
-from pipelines.contract.schemas import SCHEMAS
 from pipelines.hooks import DataGateHooks
 from pipelines.settings import CONFIG_LOADER_ARGS
 from pipelines.validation import GATES, GateContext, GateFailure, run_gate
+from tests.stages import contract_table
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
@@ -53,17 +53,6 @@ def hook(conf, tmp_path):
 def run_hook(hook, node: str, outputs: dict, inputs: dict | None = None):
     hooks, catalog, _ = hook
     hooks.after_node_run(node=SimpleNamespace(name=node), catalog=catalog, inputs=inputs or {}, outputs=outputs)
-
-
-def contract_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every column the contract's table ``name`` has, missing ones filled with a
-    neutral value of their dtype ('' / 0 / 0.0 / False); the given columns are kept as they are."""
-    fill = {"str": "", "int": 0, "float": 0.0, "bool": False}
-    frame = frame.copy()
-    for column, kind in SCHEMAS[name].columns.items():
-        if column not in frame:
-            frame[column] = [fill[kind]] * len(frame)
-    return frame
 
 
 def photo(name: str) -> np.ndarray:
