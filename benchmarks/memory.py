@@ -1,7 +1,7 @@
 """Memory: peak resident memory of a whole tiny `kedro run` and of one generation worker (a
 process running one inpaint shard, ``flows.sharded.run_shard``), each in its own process; and a
 shard task's read of its input table (``pipelines.datasets.ShardedParquetDataset``, streamed by
-``pipelines.resume.shard_batches``) from a 10k- and a 100k-row table in 2,500-row shards, whose
+``pipelines.io.shards.shard_batches``) from a 10k- and a 100k-row table in 2,500-row shards, whose
 peak must not grow with the table (a whole pandas load of the same file is shown next to it)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ print('rows', len(table))
 """ % SHARD_ROWS
 PANDAS = """
 import sys, pandas as pd
-from pipelines.resume import shard_of
+from pipelines.io.shards import shard_of
 count = max(1, int(sys.argv[2]) // %d)
 table = pd.read_parquet(sys.argv[1])
 print('rows', len(table[[shard_of(b, count) == 0 for b in table['base_id']]]))

@@ -121,11 +121,14 @@ def _log_to_prefect(project_path: str) -> None:
 def run_node_group(group: NodeGroup, project_path: str, env: str | None, params: dict[str, Any] | None,
                    shard: str | None = None, checksums: bool = True, pipeline: str | None = None) -> dict[str, Any]:
     """Run one node group in a fresh KedroSession; returns its manifest's URL and object count."""
-    # Imported before any catalog filesystem exists: makes every s3:// write all-or-nothing.
-    import pipelines.datasets  # noqa: F401
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
     from prefect.runtime import flow_run, task_run
+
+    from pipelines.datasets import register_filesystems
+
+    # Before any catalog filesystem exists: makes every s3:// write all-or-nothing (the manifest too).
+    register_filesystems()
 
     from flows.manifest import (build_manifest, changed_keys, data_root_of, dataset_prefixes, remove_manifest,
                                 snapshot, write_manifest)

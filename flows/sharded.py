@@ -9,7 +9,7 @@ For every node group of ``generate`` (``flows.node_groups``), in order:
 - inpaint and filter first run ``num_shards`` shard tasks (``shard_task.map``): each opens a
   KedroSession with the runtime parameter ``<stage>.shard = {index, count}`` and runs the stage's
   node on its shard's samples; every finished sample goes to the stage's work store
-  (``pipelines.resume``), nothing else is written. Then the stage's ordinary task runs: it finds
+  (``pipelines.io.resume``), nothing else is written. Then the stage's ordinary task runs: it finds
   every sample complete, assembles the catalog outputs (images, tables) exactly as an unsharded
   run would, runs the data-quality gates and writes the stage's manifest (the merge).
 
@@ -69,7 +69,9 @@ def run_shard(stage: str, index: int, count: int, project_path: str | Path, env:
     store is written. Returns {stage, shard, count, samples}."""
     if stage not in SHARDED_STAGES:
         raise ValueError(f"stage {stage!r} cannot be sharded; sharded stages: {SHARDED_STAGES}")
-    import pipelines.datasets  # noqa: F401  (all-or-nothing s3:// writes)
+    from pipelines.datasets import register_filesystems
+
+    register_filesystems()  # all-or-nothing s3:// writes
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -80,11 +82,12 @@ def run_shard(stage: str, index: int, count: int, project_path: str | Path, env:
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env=env, runtime_params=runtime) as session:
             catalog = session.load_context().catalog
-            nodes = [n for n in pipelines[stage].nodes if f"params:{stage}" in n.inputs]
-            if len(nodes) != 1:
-                raise ValueError(f"stage {stage!r} must have exactly one node reading params:{stage}, got {nodes}")
-            node = nodes[0]
-            outputs = node.run({name: catalog.load(name) for name in node.inputs})
+            # The stage's nodes in order, in memory: its work store gets the shard's items; the
+            # catalog gets nothing (the stage's ordinary task assembles the outputs later).
+            outputs: dict[str, Any] = {}
+            for node in pipelines[stage].nodes:
+                outputs.update(node.run({name: outputs[name] if name in outputs else catalog.load(name)
+                                         for name in node.inputs}))
     table = outputs.get("samples", outputs.get("filtered_samples"))
     return {"stage": stage, "shard": int(index), "count": int(count), "samples": int(len(table)),
             "host": socket.gethostname(), "pid": os.getpid()}

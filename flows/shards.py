@@ -1,7 +1,7 @@
 """Shards, two kinds.
 
 1. Sample shards (``flows.sharded``): one data root, and shard ``i`` of ``n`` is the set of base ids
-   whose crc32 mod ``n`` is ``i`` (``pipelines.resume.shard_of``). The inpaint and filter stages
+   whose crc32 mod ``n`` is ``i`` (``pipelines.io.shards.shard_of``). The inpaint and filter stages
    process one shard per Prefect task when their parameters carry ``shard: {index, count}``
    (``shard_params``) and write every finished sample to their work store; the ordinary stage
    run afterwards merges. This is how one dataset is spread over many GPU workers.
@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from pipelines.resume import parse_shard, shard_of  # noqa: F401  (shard_of: re-exported)
+from pipelines.io.shards import parse_shard, shard_of  # noqa: F401  (shard_of: re-exported)
 
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

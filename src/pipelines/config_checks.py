@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pipelines.contract.params import typed_problems
+
 TOLERANCE = 1e-6
 
 
@@ -214,7 +216,14 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
     for name, value in params.items():
         if wanted is None or name in wanted:
             _check_trust_remote_code(problems, value, str(name))
-    return problems
+    return _with_type_problems(problems, params, wanted)
+
+
+def _with_type_problems(problems: list[str], params: dict[str, Any], wanted: set[str] | None) -> list[str]:
+    """``problems`` plus the types and bounds of ``pipelines.contract.params``; a parameter
+    already named by a check above is not named twice."""
+    named = {problem.split(":", 1)[0].split(" ", 1)[0] for problem in problems}
+    return problems + [p for p in typed_problems(params, wanted) if p.split(":", 1)[0] not in named]
 
 
 def sections_read_by(pipeline: Any) -> set[str] | None:

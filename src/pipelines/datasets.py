@@ -5,8 +5,8 @@ storage (MinIO). Writes are all-or-nothing: on a local disk the bytes go to a te
 the same folder that is renamed into place; on object stores a single PUT makes the object appear
 only when complete. A reader therefore never sees a half-written image or checkpoint.
 
-Importing this module also makes every ``s3://`` and every local write of the catalog
-all-or-nothing, including the kedro-datasets types (parquet, JSON, text, figures): see
+``register_filesystems`` (run by a Kedro hook before the catalog exists) also makes every ``s3://``
+and every local write of the catalog all-or-nothing, including the kedro-datasets types (parquet, JSON, text, figures): see
 ``AllOrNothingS3FileSystem`` and ``AllOrNothingLocalFileSystem``. A process killed mid-write
 leaves at most a hidden ``.tmp-<name>.<random>.part`` file, which no dataset suffix matches.
 """
@@ -32,6 +32,8 @@ from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_p
 from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
+
+from pipelines.io.shards import parse_shard, shard_batches
 
 # Refuse decompression bombs before decoding: 8k x 8k is far beyond the 1024 px the seeds use.
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -93,15 +95,6 @@ def __getattr__(name: str) -> Any:
         globals()[name] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# By import path, so s3fs loads only when a catalog entry really lives on s3://; by class if
-# something already loaded s3fs' own class (fsspec then looks no further than its loaded registry).
-for _protocol in ("s3", "s3a"):
-    if _protocol in fsspec.registry:
-        fsspec.register_implementation(_protocol, __getattr__("AllOrNothingS3FileSystem"), clobber=True)
-    else:
-        fsspec.register_implementation(_protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
 
 
 class AllOrNothingLocalFileOpener(LocalFileOpener):
@@ -169,8 +162,22 @@ class AllOrNothingLocalFileSystem(LocalFileSystem):
         return AllOrNothingLocalFileOpener(path, mode, fs=self, **kwargs)
 
 
-for _protocol in ("file", "local"):
-    fsspec.register_implementation(_protocol, AllOrNothingLocalFileSystem, clobber=True)
+def register_filesystems() -> None:
+    """Make every ``s3://`` and local write through fsspec all-or-nothing (idempotent).
+
+    Called by ``pipelines.hooks.FilesystemHooks.after_context_created``, before Kedro builds the
+    catalog, and by code that writes outside a Kedro session (flows, tests); importing this module
+    registers nothing. s3 by import path, so s3fs loads only when a catalog entry really lives on
+    s3://; by class if something already loaded s3fs' own class (fsspec then looks no further than
+    its loaded registry).
+    """
+    for protocol in ("s3", "s3a"):
+        if protocol in fsspec.registry:
+            fsspec.register_implementation(protocol, __getattr__("AllOrNothingS3FileSystem"), clobber=True)
+        else:
+            fsspec.register_implementation(protocol, f"{__name__}.AllOrNothingS3FileSystem", clobber=True)
+    for protocol in ("file", "local"):
+        fsspec.register_implementation(protocol, AllOrNothingLocalFileSystem, clobber=True)
 
 
 def write_bytes_atomically(fs: Any, protocol: str, path: str, payload: bytes) -> None:
@@ -440,12 +447,11 @@ class ShardedParquetDataset(ParquetDataset):
     With ``shard: {index, count}`` (in the catalog from the run's runtime parameters, e.g.
     ``shard: ${runtime_params:inpaint.shard, null}``), ``load`` streams the file a row batch at a
     time and keeps the rows whose ``shard_key`` column falls in that shard
-    (``pipelines.resume.shard_of``): a generation worker's memory for the table grows with its
+    (``pipelines.io.shards.shard_of``): a generation worker's memory for the table grows with its
     shard, not with the dataset. Without a shard it is kedro-datasets' ParquetDataset, and
     ``save`` always is (a shard task never writes these tables)."""
 
     def __init__(self, *, shard: dict[str, Any] | None = None, shard_key: str = "base_id", **kwargs: Any) -> None:
-        from pipelines.resume import parse_shard
 
         super().__init__(**kwargs)
         try:
@@ -459,7 +465,6 @@ class ShardedParquetDataset(ParquetDataset):
             return super().load()
         import pyarrow as pa
 
-        from pipelines.resume import shard_batches
 
         path = get_filepath_str(self._get_load_path(), self._protocol)
         columns = self._load_args.get("columns")

@@ -11,6 +11,34 @@ from kedro.framework.hooks import hook_impl
 logger = logging.getLogger(__name__)
 
 
+class FilesystemHooks:
+    """Registers the all-or-nothing fsspec filesystems (``pipelines.datasets.register_filesystems``)
+    once the context exists and before Kedro builds the catalog, instead of on an import."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from pipelines.datasets import register_filesystems
+
+        register_filesystems()
+
+
+class TableSchemaHooks:
+    """Checks every catalog table named in ``pipelines.contract.schemas`` against its schema when
+    it is loaded and before it is saved: a wrong or missing column fails naming the table."""
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        from pipelines.contract.schemas import check
+
+        check(dataset_name, data, "loaded from the catalog")
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        from pipelines.contract.schemas import check
+
+        check(dataset_name, data, "about to be saved")
+
+
 class NodeTimingHooks:
     """Logs each node's wall time and a per-run summary, so a slow stage is visible in
     ``kedro run`` output and in the Prefect UI alike."""

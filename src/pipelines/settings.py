@@ -1,11 +1,13 @@
 """Kedro project settings for EditLens."""
 
 from pipelines.config_loader import CachedOmegaConfigLoader
-from pipelines.hooks import DataGateHooks, NodeTimingHooks, QuarantineHooks
+from pipelines.hooks import DataGateHooks, FilesystemHooks, NodeTimingHooks, QuarantineHooks, TableSchemaHooks
 
 # DataGateHooks runs the data quality gates (conf/<env>/gates.yml) between stages. pluggy calls
 # the last registered hook first: registered first, the gates run after the node's timing is taken.
-HOOKS = (DataGateHooks(), NodeTimingHooks(), QuarantineHooks())
+# FilesystemHooks registers the all-or-nothing filesystems before the catalog exists;
+# TableSchemaHooks checks the contract's tables on every save and load.
+HOOKS = (FilesystemHooks(), TableSchemaHooks(), DataGateHooks(), NodeTimingHooks(), QuarantineHooks())
 
 # OmegaConfigLoader plus a per-process cache keyed by the conf files' bytes, env and runtime
 # params: the Prefect flows open one session per task, all in one worker process.

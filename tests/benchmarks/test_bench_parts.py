@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import metrics_bench
 from benchmarks.memory import manifest
-from pipelines.resume import shard_of, stream_shard
+from pipelines.io.shards import shard_of, stream_shard
 
 
 def test_the_metrics_reference_and_the_project_give_identical_numbers():

@@ -210,7 +210,9 @@ def test_a_failed_save_on_s3_leaves_the_previous_object(s3_server, monkeypatch):
     from kedro_datasets.json import JSONDataset
     from kedro_datasets.pandas import ParquetDataset
 
-    import pipelines.datasets  # noqa: F401  (registers the all-or-nothing s3 filesystem)
+    from pipelines.datasets import register_filesystems
+
+    register_filesystems()  # the all-or-nothing s3 filesystem
 
     assert fsspec.get_filesystem_class("s3").__name__ == "AllOrNothingS3FileSystem"
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

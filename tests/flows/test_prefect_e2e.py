@@ -72,7 +72,7 @@ def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_en
     run, seconds = _run_and_wait(client, nightly, {"env": E2E_ENV, "project_path": str(e2e_project),
                                                    "orchestration": FAST})
     print(f"\n[timing] generate deployment run (trigger -> Completed) {seconds:.1f} s")
-    logs = flow_run_logs(run.id, wait_for="Completed node: inpaint_samples")
+    logs = flow_run_logs(run.id, wait_for="Completed node: assemble_samples")
     assert run.state.is_completed(), f"{run.state}\n" + "\n".join(log.message for log in logs)[-6000:]
 
     # the S3 secret reached the flow run through the worker's environment only: it is in none of
@@ -95,7 +95,7 @@ def test_nightly_generate_runs_on_the_gpu_pool_against_s3(nightly, client, s3_en
 
     # Kedro's own records reach the Prefect API (conf/base/logging.yml), tagged with their task
     kedro_logs = [log for log in logs if log.name.startswith(("kedro", "pipelines"))]
-    assert any("Completed node: inpaint_samples" in log.message for log in kedro_logs)
+    assert any("Completed node: assemble_samples" in log.message for log in kedro_logs)
     assert any("gate ingest passed" in log.message and log.task_run_id == tasks["ingest"].id for log in kedro_logs)
 
     # the bucket, listed by two clients, holds exactly what the manifests say

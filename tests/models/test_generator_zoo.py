@@ -376,7 +376,7 @@ def test_every_text_to_image_entry_on_its_tiny_model(name, zoo):
 # --------------------------------------------------------------------------- conf/gpu
 def test_the_gpu_generator_list_names_real_entries_with_accepted_arguments():
     config = yaml.safe_load((REPO / "conf" / "gpu" / "globals.yml").read_text())
-    from pipelines.inpaint.nodes import generator_entries, generator_names
+    from pipelines.contract.labels import generator_entries, generator_names
 
     entries = generator_entries(config["generators"])
     for entry in entries:

@@ -20,6 +20,7 @@ from kedro_datasets.partitions import PartitionedDataset
 from pipelines.hooks import DataGateHooks
 from pipelines.settings import CONFIG_LOADER_ARGS
 from pipelines.validation import GATES, GateContext, GateFailure, run_gate
+from tests.stages import contract_table
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
@@ -65,7 +66,7 @@ def ingest_outputs():
     images = {name: photo(name) for name in ("astronaut", "coffee", "rocket")}
     manifest = pd.DataFrame([{"base_id": k, "group_id": k, "source": "sample", "kind": "real", "height": SIZE, "width": SIZE,
                               "sha256": hashlib.sha256(v.tobytes()).hexdigest()} for k, v in images.items()])
-    return images, manifest
+    return images, contract_table("base_manifest", manifest)
 
 
 def test_ingest_gate_passes_sound_bases_and_writes_its_report(hook):
@@ -115,12 +116,29 @@ def perceive_outputs(masks: dict[str, np.ndarray], groups: dict[str, str] | None
         rows.append({"region_id": region_id, "sample_id": "s", "base_id": "b", "turn": turn, "label": "x",
                      "kind": "thing", "area_ratio": float((masks[region_id] > 0).mean()),
                      "edit_group": (groups or {}).get(region_id, region_id), "edit_type": "attribute", "prompt": "p"})
-    return {"region_masks": lazy(masks), "regions": pd.DataFrame(rows)}
+    return {"region_masks": lazy(masks), "regions": contract_table("regions", pd.DataFrame(rows))}
 
 
-def test_perceive_gate_treats_an_additions_two_turns_as_one_region(hook):
+def test_perceive_gate_treats_an_additions_two_turns_as_one_region(hook, conf):
+    # t1 and t2 are an addition (removal then addition) on ONE region: identical masks, IoU 1.
     masks = {"s-t1": square(0, 0, 20), "s-t2": square(0, 0, 20), "s-t3": square(40, 40, 20)}
-    run_hook(hook, "perceive_regions", perceive_outputs(masks, {"s-t1": "g1", "s-t2": "g1", "s-t3": "g2"}))
+    outputs = perceive_outputs(masks, {"s-t1": "g1", "s-t2": "g1", "s-t3": "g2"})
+    run_hook(hook, "perceive_regions", outputs)  # raises GateFailure if t1/t2 counted as overlapping regions
+    gates, params = conf
+    result = run_gate(GATES["perceive"], outputs, gates["perceive"], GateContext(params=params, generators=GENERATORS))
+    assert result.passed
+    assert result.rows["samples"] == 1 and result.rows["region_pairs"] == 1  # one pair: g1 vs g2, not three
+    iou = [o for o in result.outcomes if o.kwargs.get("column") == "iou"]
+    assert iou and iou[0].element_count == 1
+    # the same masks as three distinct regions: t1 / t2 overlap completely and the gate stops
+    with pytest.raises(GateFailure, match="iou"):
+        run_hook(hook, "perceive_regions", perceive_outputs(masks))
+
+
+def test_gates_check_the_contract_columns(hook):
+    images, manifest = ingest_outputs()
+    with pytest.raises(GateFailure, match="expect_table_columns_to_match_set"):
+        run_hook(hook, "ingest_photos", {"base_images": lazy(images), "base_manifest": manifest.drop(columns="caption")})
 
 
 @pytest.mark.parametrize("breakage", ["overlap", "four_regions", "area"])
@@ -146,7 +164,7 @@ def inpaint_outputs():
     provenance = pd.DataFrame([{"sample_id": "s", "turn": 1, "generator": "telea", "prompt": "a"},
                                {"sample_id": "s", "turn": 2, "generator": "tiny-sd", "prompt": "b"}])
     return {"edited_images": lazy({"s": photo("chelsea")}), "label_maps": lazy({"s": label}),
-            "samples": samples, "provenance": provenance}
+            "samples": contract_table("samples", samples), "provenance": contract_table("provenance", provenance)}
 
 
 @pytest.mark.parametrize("breakage", [None, "size", "label_value", "missing_turn"])
@@ -178,7 +196,7 @@ def filter_outputs(scores=(10.0, 70.0), rate=0.5):
     report = {"n_samples": 2, "n_kept": 1, "n_dropped": 1, "removal_rate": rate, "per_generator": {}, "per_edit_type": {},
               "per_reason": {"brisque > 60": 1},
               "checks": [{"name": "brisque", "scorer": "brisque", "valid_range": [-20.0, 150.0]}]}
-    return {"filtered_samples": table, "filter_report": report}
+    return {"filtered_samples": contract_table("filtered_samples", table), "filter_report": report}
 
 
 def test_filter_gate_stops_on_a_score_out_of_range_and_on_a_missing_rate(hook):
@@ -210,6 +228,7 @@ def split_outputs(n_groups: int = 10, train_share: float = 0.8):
     table = pd.DataFrame(rows)
     protocols = pd.DataFrame([{"protocol": "random", "kind": "random", "status": "ok", "split_names": json.dumps(["train", "val"]),
                                "ratios": json.dumps([0.8, 0.2]), "held_out": "[]", "train_on": ""}])
+    protocols = contract_table("split_protocols", protocols)
     return {"split_tables": {"random": table}, "split_protocols": protocols}
 
 
@@ -252,7 +271,7 @@ def test_kedro_run_stops_at_the_split_gate_with_a_report(project_copy: Path):
     data.mkdir(parents=True)
     (project_copy / "data" / "02_intermediate").mkdir(parents=True)
     groups = [f"g{i}" for i in range(10)]
-    manifest = pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"})
+    manifest = contract_table("base_manifest", pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"}))
     manifest.to_parquet(project_copy / "data" / "02_intermediate" / "base_manifest.parquet")
     rows = [{"sample_id": f"{g}-v{k}", "base_id": g, "group_id": g, "last_generator": gen, "generators": gen,
              "kept": True} for g in groups for k, gen in enumerate(["telea", "navier_stokes"])]
@@ -262,7 +281,7 @@ def test_kedro_run_stops_at_the_split_gate_with_a_report(project_copy: Path):
     val = [g for g, s in assign_groups(groups, ["train", "val"], [0.8, 0.2], 0).items() if s == "val"]
     rows += [{"sample_id": f"{g}-v9", "base_id": g, "group_id": g, "last_generator": "tiny-sd", "generators": "tiny-sd",
               "kept": True} for g in val]
-    pd.DataFrame(rows).to_parquet(data / "filtered_samples.parquet")
+    contract_table("filtered_samples", pd.DataFrame(rows)).to_parquet(data / "filtered_samples.parquet")
 
     bootstrap_project(project_copy)
     with pytest.raises(GateFailure) as failure:

@@ -12,12 +12,13 @@ import pytest
 import skimage.data
 
 from models.perception import mask_iou
-from pipelines.filter.nodes import filter_samples
 from pipelines.ingest.nodes import crop_boxes, decode_rle, ingest_photos
 from pipelines.ingest.sources import SourceError
-from pipelines.inpaint.nodes import draw_generators, generator_names, inpaint_samples
-from pipelines.perceive.nodes import perceive_regions, sample_rng
+from pipelines.contract.labels import generator_names
+from pipelines.inpaint.nodes import draw_generators
+from pipelines.contract.ids import sample_rng
 from pipelines.split.nodes import assign_groups, split_samples
+from tests.stages import filter_samples, inpaint_samples, perceive_regions
 
 
 def lazy(arrays):
@@ -188,7 +189,7 @@ def test_filter_drops_by_brisque_and_keeps_the_reason():
     clean = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 80, clean.shape), 0, 255).astype(np.uint8)
     samples = pd.DataFrame({"sample_id": ["clean", "noisy"], "last_generator": ["telea", "telea"]})
-    table = filter_samples(lazy({"clean": clean, "noisy": noisy}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
+    table, _ = filter_samples(lazy({"clean": clean, "noisy": noisy}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
     scores = dict(zip(table["sample_id"], table["quality_brisque"]))
     assert scores["clean"] < scores["noisy"]
     assert len(table) == 2  # dropped rows stay, with the reason
@@ -240,7 +241,7 @@ def test_split_keeps_groups_together_and_adds_authentic_negatives():
 def test_filter_records_an_unscorable_image_instead_of_crashing():
     flat = np.full((64, 64, 3), 128, np.uint8)
     samples = pd.DataFrame({"sample_id": ["flat"], "last_generator": ["telea"]})
-    table = filter_samples(lazy({"flat": flat}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
+    table, _ = filter_samples(lazy({"flat": flat}), samples, {"checks": [{"scorer": "brisque", "max": 60}]})
     assert not table.at[0, "kept"] and "unscorable" in table.at[0, "drop_reason"]
 
 
@@ -260,7 +261,6 @@ def _filter_inputs():
 
 
 def test_filter_passes_prompts_and_base_images_to_the_scorers_that_need_them():
-    from pipelines.filter.nodes import filter_and_report
 
     images, samples, provenance, bases = _filter_inputs()
     seen_prompts = []
@@ -271,7 +271,7 @@ def test_filter_passes_prompts_and_base_images_to_the_scorers_that_need_them():
 
     params = {"checks": [{"scorer": "perceptual", "max": 100.0, "name": "change"},
                          {"scorer": "vlm", "min": 3, "kwargs": {"model": vlm}}]}
-    table, report = filter_and_report(images, samples, provenance, bases, params)
+    table, report = filter_samples(images, samples, params, bases, provenance)
     rows = table.set_index("sample_id")
     assert 0 < rows.at["small", "quality_change"] < rows.at["large", "quality_change"]
     assert rows.at["small", "kept"] and rows.at["small", "quality_vlm"] == 4.0

@@ -19,10 +19,10 @@ from kedro.runner import SequentialRunner
 
 from models.perception import Perceiver, Region, mask_iou
 from models.perception.tiny import tiny_checkpoint
-from pipelines.inpaint.nodes import inpaint_samples
 from pipelines.perceive import nodes as perceive_nodes
-from pipelines.perceive.nodes import REGION_COLUMNS, perceive_regions
+from pipelines.contract.schemas import REGION_COLUMNS
 from pipelines.pipeline_registry import register_pipelines
+from tests.stages import inpaint_samples, perceive_regions
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 96

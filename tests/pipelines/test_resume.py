@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.resume import WorkStore, fingerprint, parse_shard, shard_of
+from pipelines.io.resume import WorkStore, fingerprint
+from pipelines.io.shards import parse_shard, shard_of
 
 REPO = Path(__file__).resolve().parents[2]
 # Every file the generate pipeline writes that carries the dataset (tables and images).
@@ -147,9 +148,10 @@ def test_work_store_on_s3_resumes_from_one_listing(monkeypatch):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    import pipelines.datasets  # noqa: F401  (all-or-nothing s3 writes)
+    from pipelines.datasets import register_filesystems
     from flows.local_stack import free_port
 
+    register_filesystems()  # all-or-nothing s3 writes
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -178,7 +180,7 @@ def test_perceive_resumes_with_the_same_regions_and_dataset_balance(tmp_path: Pa
     import cv2
     import skimage.data
 
-    from pipelines.perceive.nodes import perceive_regions
+    from tests.stages import perceive_regions
 
     bases = {name: cv2.resize(getattr(skimage.data, name)(), (96, 96), interpolation=cv2.INTER_AREA)
              for name in ("astronaut", "chelsea", "coffee", "rocket")}
@@ -211,6 +213,7 @@ def test_filter_shards_share_one_scorer_and_merge_to_the_unsharded_table(tmp_pat
     import skimage.data
 
     from pipelines.filter import nodes as filter_nodes
+    from tests.stages import filter_samples
 
     photos = {n: cv2.resize(getattr(skimage.data, n)(), (64, 64)) for n in ("astronaut", "chelsea", "coffee", "rocket")}
     images = {**{f"{n}-v0": v for n, v in photos.items()}, **{f"{n}f-v0": v[:, ::-1].copy() for n, v in photos.items()}}
@@ -218,14 +221,14 @@ def test_filter_shards_share_one_scorer_and_merge_to_the_unsharded_table(tmp_pat
                             "last_generator": "telea", "generators": "telea", "edit_types": "removal"})
     loaders = {k: (lambda v=v: v) for k, v in images.items()}
     params = {"checks": [{"scorer": "brisque", "max": 60}], "work_dir": str(tmp_path / "work")}
-    want = filter_nodes.filter_samples(loaders, samples, {"checks": params["checks"]})
-    parts = [filter_nodes.filter_samples(loaders, samples, {**params, "shard": {"index": i, "count": 2}}) for i in (0, 1)]
+    want = filter_samples(loaders, samples, {"checks": params["checks"]})[0]
+    parts = [filter_samples(loaders, samples, {**params, "shard": {"index": i, "count": 2}})[0] for i in (0, 1)]
     assert sorted(pd.concat(parts)["sample_id"]) == sorted(samples["sample_id"])  # a partition
     shared = [v for k, v in filter_nodes._SHARED_SCORERS.items() if k[1] == "brisque"]
     assert len(shared) == 1  # both shard calls used one scorer instance
     records = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").glob("*.json")}
     assert len(records) == len(samples)
-    merged = filter_nodes.filter_samples(loaders, samples, params)  # the merge: every sample is scored already
+    merged = filter_samples(loaders, samples, params)[0]  # the merge: every sample is scored already
     pd.testing.assert_frame_equal(merged, want, check_exact=True)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").glob("*.json")} == records  # nothing redone
 

@@ -11,7 +11,7 @@ import pytest
 from kedro.io.core import DatasetError
 
 from pipelines.datasets import ShardedParquetDataset
-from pipelines.resume import shard_of
+from pipelines.io.shards import shard_of
 
 
 def table(rows: int = 5_000) -> pd.DataFrame:

@@ -147,3 +147,18 @@ def test_protocol_configuration_errors_are_clear():
         expand_protocols({"protocols": {"x": {"kind": "k-fold"}}}, NAMES)
     with pytest.raises(ValueError, match="sum to 1"):
         expand_protocols({"protocols": {"x": {"kind": "random", "names": ["a", "b"], "ratios": [0.5, 0.6]}}}, NAMES)
+
+
+def test_cross_generator_protocols_count_a_variant_as_its_label():
+    """An entry's ``label`` holds in split too: holding out ``sdxl`` holds out its LoRA variant."""
+    groups = [f"g{i}" for i in range(20)]
+    rows = [{"sample_id": f"{g}-{gen}", "base_id": g, "group_id": g, "last_generator": gen, "generators": gen,
+             "kept": True} for g in groups for gen in ("sdxl", "sdxl-lora", "telea")]
+    samples, manifest = pd.DataFrame(rows), pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"})
+    params = {"seed": 0, "generators": [{"name": "sdxl"}, {"name": "sdxl-lora", "label": "sdxl"}, {"name": "telea"}],
+              "protocols": {"out": {"kind": "leave_out", "held_out": ["sdxl"]}}, "use": "out"}
+    splits, _, protocols = make_splits(samples, manifest, params)
+    edited = splits[splits["kind"] == "edited"]
+    assert set(edited.loc[edited["split"] == "train", "generators"]) == {"telea"}  # the variant is held out too
+    assert set(edited.loc[edited["split"] == "test", "generators"]) == {"sdxl", "sdxl-lora"}
+    assert protocols.set_index("protocol").at["out", "status"] == "ok"

@@ -29,6 +29,7 @@ from pipelines.train.nodes import (
 )
 from pipelines.train.pipeline import create_pipeline
 from tests.models.test_detectors import TINY
+from tests.stages import contract_table
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 48
@@ -69,7 +70,8 @@ def synthetic_data() -> dict:
     leave_out["protocol"] = "leave-out-telea"
     has_telea = leave_out["generators"].str.contains("telea")
     leave_out["split"] = np.where(has_telea, "test", leave_out["split"].replace({"val": "test"}))
-    protocols = pd.DataFrame([{"protocol": "random", "held_out": "[]"}, {"protocol": "leave-out-telea", "held_out": '["telea"]'}])
+    protocols = contract_table("split_protocols", pd.DataFrame([{"protocol": "random", "held_out": "[]"},
+                                                                 {"protocol": "leave-out-telea", "held_out": '["telea"]'}]))
     return {"edited_images": images, "label_maps": labels, "base_images": bases, "splits": splits,
             "split_tables": {"random": splits, "leave-out-telea": leave_out}, "split_protocols": protocols}
 

@@ -63,6 +63,13 @@ def test_bad_runtime_params_stop_a_kedro_run_before_any_node(project_copy: Path)
     ({"train": {"trainer": {"steps": 0}}}, "train.trainer.steps: 0 must be a positive integer"),
     ({"ingest": {"image_size": -64}}, "ingest.image_size: -64 must be a positive integer"),
     ({"perceive": {"trust_remote_code": True}}, "perceive.trust_remote_code: trust_remote_code may only be switched on per model"),
+    # types and bounds from pipelines.contract.params (issue 20, item 9)
+    ({"ingest": {"min_side": "abc"}}, "ingest.min_side: 'abc' must be an integer"),
+    ({"ingest": {"folder": {"max_images": "abc"}}}, "ingest.folder.max_images: 'abc' must be an integer"),
+    ({"ingest": {"folder": {"max_images": -1}}}, "ingest.folder.max_images: -1 must be > 0"),
+    ({"ingest": {"urls": {"timeout_s": 0}}}, "ingest.urls.timeout_s: 0 must be > 0"),
+    ({"inpaint": {"chunk_size": "many"}}, "inpaint.chunk_size: 'many' must be an integer"),
+    ({"stats": {"samples": "some"}}, "stats.samples: 'some' must be one of 'kept' or 'all'"),
 ])
 def test_each_kind_of_bad_parameter_is_named(params, expected):
     problems = check_parameters(params)
@@ -81,3 +88,10 @@ def test_per_model_trust_remote_code_and_the_shipped_envs_pass(project_copy: Pat
         loader = OmegaConfigLoader(str(project_copy / "conf"), env=None if env == "base" else env,
                                    **{**settings.CONFIG_LOADER_ARGS, "default_run_env": "local" if env == "base" else env})
         assert check_parameters(loader["parameters"]) == [], env
+
+
+def test_every_type_problem_is_listed_at_once_and_named_once():
+    problems = check_parameters({"ingest": {"min_side": "abc", "image_size": -1, "coco": {"max_images": 0}},
+                                 "evaluate": {"batch_size": "x", "n_overlays": -2}})
+    assert len(problems) == 5, problems  # image_size is named once, by its range check
+    assert sum(p.startswith("ingest.image_size") for p in problems) == 1

@@ -80,10 +80,18 @@ def _check_complete(manifest: pd.DataFrame, read_png) -> None:
         assert hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest() == row.sha256, row.base_id
 
 
+
+def fault_rng(test: str) -> random.Random:
+    """The kill points' random stream: seeded from EDITLENS_FAULT_SEED when set, else a fresh seed;
+    the seed is printed (pytest shows it with a failure), so a failing kill point can be replayed."""
+    seed = int(os.environ.get("EDITLENS_FAULT_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"{test}: fault seed {seed} (replay with EDITLENS_FAULT_SEED={seed})")
+    return random.Random(seed)
+
 @pytest.mark.slow
 def test_ingest_killed_at_a_random_point_then_rerun_loses_nothing(project_copy: Path):
     images = project_copy / "data" / "02_intermediate" / "base_images"
-    kill_after = random.Random().randint(1, N_IMAGES - 1)
+    kill_after = fault_rng("ingest kill").randint(1, N_IMAGES - 1)
     process, log = _kedro(project_copy, "tiny", 256, _env(), "killed.log")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -125,7 +133,8 @@ def test_ingest_killed_at_a_random_point_then_rerun_loses_nothing(project_copy: 
 
 _WRITER = """
 import sys, numpy as np, pandas as pd
-import pipelines.datasets  # all-or-nothing local writes for every catalog dataset
+from pipelines.datasets import register_filesystems
+register_filesystems()  # all-or-nothing local writes for every catalog dataset
 from kedro_datasets.pandas import ParquetDataset
 table = ParquetDataset(filepath=sys.argv[1])
 rng = np.random.default_rng(0)
@@ -140,12 +149,13 @@ def test_a_table_killed_mid_save_keeps_its_previous_complete_version(tmp_path):
     file on disk is always a complete earlier version, never a truncated one."""
     path = tmp_path / "05_model_input" / "splits.parquet"
     versions = []
+    rng = fault_rng("table kill")
     for _ in range(3):
         process = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], env=_env(), stdout=subprocess.PIPE,
                                    text=True, start_new_session=True)
-        for _ in range(random.Random().randint(1, 4)):  # let it finish 1..4 versions
+        for _ in range(rng.randint(1, 4)):  # let it finish 1..4 versions
             process.stdout.readline()
-        time.sleep(random.Random().uniform(0.0, 0.2))  # and kill it somewhere in the next save
+        time.sleep(rng.uniform(0.0, 0.2))  # and kill it somewhere in the next save
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         table = pd.read_parquet(path)  # complete: reads, one version throughout, every row present
@@ -197,7 +207,7 @@ def s3_outage(tmp_path_factory, tcp_outage):
     result: dict = {"endpoint": hop.endpoint, "keys": keys, "s3": s3, "prefix": prefix, "project": project}
     started: list[subprocess.Popen] = []
     try:
-        down_after = random.Random().randint(1, N_IMAGES - 1)
+        down_after = fault_rng("s3 outage").randint(1, N_IMAGES - 1)
         process, log = _kedro(project, "rel_s3", 256, env, "outage.log")
         started.append(process)
         deadline = time.monotonic() + 240

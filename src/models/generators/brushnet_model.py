@@ -13,7 +13,7 @@ from typing import Any
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from .brushnet import BrushNetResiduals, _call_block, _first_tensor, _up_points
+from .brushnet_blocks import BrushNetResiduals, _call_block, _first_tensor, _up_points
 
 
 class BrushNetModel(ModelMixin, ConfigMixin):

@@ -45,7 +45,8 @@ from pipelines.evaluate.protocols import (  # noqa: E402
     label_of_generator,
     selected_protocols,
 )
-from pipelines.split.items import load_split_items  # noqa: E402
+from pipelines.contract.items import load_split_items  # noqa: E402
+from pipelines.contract.summary import MetricsSummary  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def evaluate_checkpoint(
     config = checkpoint["config"]
     items = item_table(rows, samples, provenance)
     generator_labels = label_of_generator(provenance)
-    notes: list[str] = []
+    notes = []
     if not ev.pixel_level:
         notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
                      "only image-level metrics are reported; pixel metrics are None.")
@@ -209,25 +210,25 @@ def evaluate_checkpoint(
     if lora is not None:
         results["lora_as_parent"] = lora.summary(clean)
 
-    metrics = {
-        "task": ev.task, "model": config["detector"].get("name"), "pixel_level": ev.pixel_level,
-        "split": s["split"], "class_names": ev.names,
-        "held_out_generators": config.get("held_out_generators"),
-        "conventions": {**CONVENTIONS, "image_score": image_score_definition(ev.model),
-                        "boundary_tolerance_px": s["boundary_tolerance_px"]},
-        "n_images": len(rows), "n_edited": int(ev.is_fake.sum()), "n_authentic": int(len(rows) - ev.is_fake.sum()),
-        "pixel": None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
-        "pixel_per_image": in_domain["pixel_per_image"],
-        "image": {"score": image_score_definition(ev.model), **(in_domain["image"] or {})},
-        "confusion_matrix": in_domain["confusion_matrix"],
-        "protocols": results,
-        "notes": notes,
-        "generator_labels": generator_labels,
-        "training": config.get("history", {}),
-        "timing_s": timing,
-    }
-    metrics = _json_clean(metrics)
+    metrics = MetricsSummary(
+        task=ev.task, model=config["detector"].get("name"), pixel_level=ev.pixel_level,
+        split=s["split"], class_names=ev.names, held_out_generators=config.get("held_out_generators"),
+        conventions={**CONVENTIONS, "image_score": image_score_definition(ev.model),
+                     "boundary_tolerance_px": s["boundary_tolerance_px"]},
+        n_images=len(rows), n_edited=int(ev.is_fake.sum()), n_authentic=int(len(rows) - ev.is_fake.sum()),
+        pixel=None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
+        pixel_per_image=in_domain["pixel_per_image"],
+        image={"score": image_score_definition(ev.model), **(in_domain["image"] or {})},
+        confusion_matrix=in_domain["confusion_matrix"], protocols=results, notes=notes,
+        generator_labels=generator_labels, training=config.get("history", {}), timing_s=timing,
+    ).to_json()
     _log_summary(metrics)
+    return (metrics, *_evaluation_figures(ev, rows, items, examples, example_positions, in_domain))
+
+
+def _evaluation_figures(ev: _Evaluation, rows: pd.DataFrame, items: pd.DataFrame, examples: dict[int, tuple],
+                        example_positions: list[int], in_domain: dict[str, Any]):
+    """(confusion-matrix figure, overlay figures keyed ``<task>-<item>.png``, examples grid (H,W,3) uint8)."""
     names = ev.names
     overlays = {
         f"{ev.task}-{rows.at[i, 'item_id']}.png": figures.overlay_figure(examples[i][0], examples[i][1], examples[i][2], names,
@@ -238,7 +239,7 @@ def evaluate_checkpoint(
     grid = figures.examples_grid([examples[i] for i in example_positions], captions, names, ev.task, ev.pixel_level)
     confusion = figures.confusion_figure(np.asarray(in_domain["confusion_matrix"]), names, ev.task) if ev.pixel_level \
         else figures.message_figure(f"{ev.task}: image-level model, no pixel confusion matrix")
-    return metrics, confusion, overlays, grid
+    return confusion, overlays, grid
 
 
 class _LoraRemap:
@@ -416,26 +417,5 @@ def _log_summary(metrics: dict[str, Any]) -> None:
                 sorted(metrics["protocols"]))
 
 
-def _nan_to_none(value: float) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
-
-
 def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return _nan_to_none(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return _json_clean(obj.tolist())
-    return obj

@@ -20,7 +20,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.quality import QUALITY_SCORERS, create_quality_scorer
-from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params
+from pipelines.io.resumable import resumable_map
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
+from pipelines.io.shards import in_shard, parse_shard
 
 logger = logging.getLogger(__name__)
 
@@ -46,89 +48,117 @@ def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
     return {sid: [p for p in group["prompt"] if isinstance(p, str) and p] for sid, group in ordered.groupby("sample_id")}
 
 
-def _score_samples(
-    edited_images: dict[str, Callable[[], np.ndarray]],
-    samples: pd.DataFrame,
-    params: dict[str, Any],
-    base_images: dict[str, Callable[[], np.ndarray]] | None,
-    provenance: pd.DataFrame | None,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    rules = list(params["checks"])
-    _check_rules(rules)
-    # Resumption / shards (pipelines.resume): scores are kept per sample in the work store.
-    shard = parse_shard(params.get("shard"))
-    if shard is not None:
-        samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
-    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
-    settings = result_params(params)
-    build = _shared_scorer if shard is not None else create_quality_scorer
-    scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {})) for rule in rules}
-    prompts = _prompts_by_sample(provenance) if any("prompt" in s.needs for s in scorers.values()) else {}
-    score_imported = bool(params.get("score_imported", False))
-    origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
-    scores: dict[str, list[float]] = {name: [] for name in scorers}
-    reasons: list[list[str]] = [[] for _ in range(len(samples))]
-    base_cache: dict[str, np.ndarray] = {}
+class _Scoring:
+    """The configured checks' scorers and what they need: prompts per sample, the base image."""
 
-    def reference(base_id: str) -> np.ndarray:
-        if base_id not in base_cache:
-            if base_images is None or base_id not in base_images:
+    def __init__(self, params: dict[str, Any], shared: bool, provenance: pd.DataFrame | None,
+                 base_images: dict[str, Callable[[], np.ndarray]] | None):
+        self.rules = list(params["checks"])
+        _check_rules(self.rules)
+        build = _shared_scorer if shared else create_quality_scorer
+        self.scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {}))
+                        for rule in self.rules}
+        needs_prompt = any("prompt" in s.needs for s in self.scorers.values())
+        self.prompts = _prompts_by_sample(provenance) if needs_prompt else {}
+        self.base_images = base_images
+        self._base: dict[str, np.ndarray] = {}
+
+    def reference(self, base_id: str) -> np.ndarray:
+        if base_id not in self._base:
+            if self.base_images is None or base_id not in self.base_images:
                 raise ValueError(f"no base image {base_id!r} to compare with")
-            base_cache.clear()  # samples come grouped by base; keep one base in memory
-            base_cache[base_id] = base_images[base_id]()
-        return base_cache[base_id]
+            self._base.clear()  # samples come grouped by base; keep one base in memory
+            self._base[base_id] = self.base_images[base_id]()
+        return self._base[base_id]
 
-    for i, row in enumerate(tqdm(list(samples.itertuples(index=False)), desc="filter", unit="image")):
-        if not score_imported and origins.iloc[i] not in GENERATED_ORIGINS:
-            for name in scorers:
-                scores[name].append(float("nan"))
-            continue
-        image = edited_images[row.sample_id]()
-        fp = fingerprint(settings, normalise(row._asdict()), prompts.get(row.sample_id), image) if store.enabled else ""
-        record = store.load_record(row.sample_id, fp) if store.enabled else None
-        if record is not None:  # scored by an earlier (interrupted) run or by a shard task
-            for name in scorers:
-                scores[name].append(float(record["data"]["scores"][name]))
-            reasons[i] += record["data"]["reasons"]
-            continue
-        for name, scorer in scorers.items():
+    def score(self, row: Any, image: np.ndarray) -> dict[str, Any]:
+        """{scores: name -> score (NaN when unscorable), reasons: [...]} for one sample."""
+        scores, reasons = {}, []
+        for name, scorer in self.scorers.items():
             try:
                 context: dict[str, Any] = {}
                 if "prompt" in scorer.needs:
-                    context["prompt"] = prompts.get(row.sample_id) or [getattr(row, "prompt", "")]
+                    context["prompt"] = self.prompts.get(row.sample_id) or [getattr(row, "prompt", "")]
                 if "reference" in scorer.needs:
-                    context["reference"] = reference(row.base_id)
-                scores[name].append(float(scorer.score(image, **context)))
+                    context["reference"] = self.reference(row.base_id)
+                scores[name] = float(scorer.score(image, **context))
             except ValueError as exc:  # e.g. a flat image has no natural-scene statistics
                 logger.warning("%s: %s could not score it: %s", row.sample_id, name, exc)
-                scores[name].append(float("nan"))
-                reasons[i].append(f"{name} unscorable: {exc}")
-        if store.enabled:
-            store.save(row.sample_id, {}, {"scores": {n: scores[n][-1] for n in scorers}, "reasons": reasons[i]}, fp)
-    table = samples.copy()
-    for name, values in scores.items():
-        table[f"quality_{name}"] = values
-    for rule in rules:
-        name = rule.get("name", rule["scorer"])
-        column = np.asarray(table[f"quality_{name}"], dtype=float)
-        for i, value in enumerate(column):
-            if np.isnan(value):
-                continue  # unscorable (recorded) or imported (not scored)
-            if "max" in rule and not value <= rule["max"]:
-                reasons[i].append(f"{name} {value:.1f} > {rule['max']}")
-            if "min" in rule and not value >= rule["min"]:
-                reasons[i].append(f"{name} {value:.1f} < {rule['min']}")
-    table["drop_reason"] = ["; ".join(r) for r in reasons]
-    table["kept"] = table["drop_reason"] == ""
+                scores[name] = float("nan")
+                reasons.append(f"{name} unscorable: {exc}")
+        return {"scores": scores, "reasons": reasons}
+
+
+def run_scoring(
+    edited_images: dict[str, Callable[[], np.ndarray]],
+    samples: pd.DataFrame,
+    provenance: pd.DataFrame | None,
+    base_images: dict[str, Callable[[], np.ndarray]] | None,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Score every generated sample (of ``shard``) with every check; resumable per sample
+    (``work_dir``). Imported published samples are not scored unless ``score_imported``.
+
+    Returns (the samples scored, in table order; sample_id -> {scores, reasons}; the checks as the
+    report lists them: name, scorer, min, max, higher_is_better, valid_range)."""
+    shard = parse_shard(params.get("shard"))
+    if shard is not None:
+        samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
+    scoring = _Scoring(params, shard is not None, provenance, base_images)
+    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    settings = result_params(params)
+    score_imported = bool(params.get("score_imported", False))
+    origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
+
+    def items():
+        rows = list(samples.itertuples(index=False))
+        for i, row in enumerate(tqdm(rows, desc="filter", unit="image")):
+            if not score_imported and origins.iloc[i] not in GENERATED_ORIGINS:
+                continue
+            image = edited_images[row.sample_id]()
+            fp = fingerprint(settings, normalise(row._asdict()), scoring.prompts.get(row.sample_id), image) \
+                if store.enabled else ""
+            yield row.sample_id, fp, (row, image)
+
+    def compute(block):
+        for key, (row, image) in block:
+            yield key, {}, scoring.score(row, image)
+
+    results = resumable_map(store, items(), compute)
     checks = [{
         "name": name, "scorer": rule["scorer"], "min": rule.get("min"), "max": rule.get("max"),
-        "higher_is_better": scorers[name].higher_is_better,
-        "valid_range": [None if not np.isfinite(v) else float(v) for v in scorers[name].valid_range],
-    } for rule, name in ((r, r.get("name", r["scorer"])) for r in rules)]
+        "higher_is_better": scoring.scorers[name].higher_is_better,
+        "valid_range": [None if not np.isfinite(v) else float(v) for v in scoring.scorers[name].valid_range],
+    } for rule, name in ((r, r.get("name", r["scorer"])) for r in scoring.rules)]
+    return samples, {key: result.data for key, result in results.items()}, checks
+
+
+def apply_thresholds(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
+                     checks: list[dict[str, Any]]) -> pd.DataFrame:
+    """``samples`` plus one ``quality_<name>`` column per check (NaN: unscored / unscorable), then
+    ``drop_reason`` ('' when kept; e.g. 'brisque 63.1 > 60') and ``kept`` (bool)."""
+    table = samples.copy()
+    nan = float("nan")
+    reasons = [list(scores.get(sid, {}).get("reasons", [])) for sid in table["sample_id"]]
+    for check in checks:
+        name = check["name"]
+        table[f"quality_{name}"] = [float(scores[sid]["scores"][name]) if sid in scores else nan
+                                    for sid in table["sample_id"]]
+    for check in checks:
+        name = check["name"]
+        for i, value in enumerate(np.asarray(table[f"quality_{name}"], dtype=float)):
+            if np.isnan(value):
+                continue  # unscorable (recorded) or imported (not scored)
+            if check["max"] is not None and not value <= check["max"]:
+                reasons[i].append(f"{name} {value:.1f} > {check['max']}")
+            if check["min"] is not None and not value >= check["min"]:
+                reasons[i].append(f"{name} {value:.1f} < {check['min']}")
+    table["drop_reason"] = ["; ".join(r) for r in reasons]
+    table["kept"] = table["drop_reason"] == ""
     dropped = table[~table["kept"]]
     logger.info("filter kept %d of %d samples; dropped per last generator: %s", int(table["kept"].sum()),
                 len(table), dropped["last_generator"].value_counts().to_dict() if "last_generator" in table else {})
-    return table, checks
+    return table
 
 
 # Shard tasks in one worker process share their scorers (CLIP, VLM, perceptual models load once
@@ -142,23 +172,6 @@ def _shared_scorer(name: str, **kwargs: Any) -> Any:
     if key not in _SHARED_SCORERS:  # the builder is kept with it, so its id is not reused
         _SHARED_SCORERS[key] = (builder, create_quality_scorer(name, **kwargs))
     return _SHARED_SCORERS[key][1]
-
-
-def filter_samples(
-    edited_images: dict[str, Callable[[], np.ndarray]],
-    samples: pd.DataFrame,
-    params: dict[str, Any],
-    base_images: dict[str, Callable[[], np.ndarray]] | None = None,
-    provenance: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Add one ``quality_<name>`` column per configured check plus ``kept`` (bool) and
-    ``drop_reason`` ('' when kept; e.g. 'brisque 63.1 > 60' otherwise). Seed: BRISQUE > 60 dropped.
-
-    ``params``: ``checks`` (list of {scorer, min and/or max, optional kwargs, optional name}),
-    ``score_imported`` (default False: imported published samples pass unscored, NaN scores).
-    ``base_images`` / ``provenance`` are needed only by scorers that need a reference / a prompt.
-    """
-    return _score_samples(edited_images, samples, params, base_images, provenance)[0]
 
 
 def _split_list(value: Any) -> list[str]:
@@ -203,15 +216,11 @@ def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[
     }
 
 
-def filter_and_report(
-    edited_images: dict[str, Callable[[], np.ndarray]],
-    samples: pd.DataFrame,
-    provenance: pd.DataFrame,
-    base_images: dict[str, Callable[[], np.ndarray]],
-    params: dict[str, Any],
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The filter stage's node: ``filter_samples`` plus its report (``summarise_filter``)."""
-    table, checks = _score_samples(edited_images, samples, params, base_images, provenance)
+def assemble_filter(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
+                    checks: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The filter stage's last node: (filtered_samples: ``apply_thresholds``, filter_report:
+    ``summarise_filter``), logged."""
+    table = apply_thresholds(samples, scores, checks)
     report = summarise_filter(table, checks)
     logger.info("filter report: removal rate %.2f; per reason %s", report["removal_rate"], report["per_reason"])
     return table, report

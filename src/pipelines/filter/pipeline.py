@@ -1,18 +1,18 @@
 """Filter pipeline: edited images (+ prompts, base images) -> quality-scored samples table with
-kept / drop_reason, and the filter report (kept / dropped per generator, edit type and reason)."""
+kept / drop_reason, and the filter report (kept / dropped per generator, edit type and reason).
+
+run_scoring scores every sample (resumable per sample); assemble_filter applies the thresholds
+and writes the report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from pipelines.filter.nodes import filter_and_report
+from pipelines.filter.nodes import assemble_filter, run_scoring
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(
-            filter_and_report,
-            inputs=["edited_images", "samples", "provenance", "base_images", "params:filter"],
-            outputs=["filtered_samples", "filter_report"],
-            name="filter_samples",
-            tags=["filter"],
-        ),
+        Node(run_scoring, ["edited_images", "samples", "provenance", "base_images", "params:filter"],
+             ["filter_scored_samples", "filter_scores", "filter_checks"], name="run_scoring", tags=["filter"]),
+        Node(assemble_filter, ["filter_scored_samples", "filter_scores", "filter_checks"],
+             ["filtered_samples", "filter_report"], name="assemble_filter", tags=["filter"]),
     ])

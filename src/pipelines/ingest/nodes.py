@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
-from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from pipelines.contract.rle import decode_rle, encode_rle  # noqa: F401  (decode_rle: re-exported for import users)
+from pipelines.contract.schemas import ANNOTATION_COLUMNS, ISSUE_COLUMNS, MANIFEST_COLUMNS, PUBLISHED_SAMPLE_EXTRAS
 from pipelines.datasets import decode_image
 from pipelines.ingest.published import (
     PUBLISHED_FORMATS,
@@ -42,12 +43,6 @@ from pipelines.ingest.sources import (
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = [
-    "base_id", "group_id", "source", "kind", "source_path", "category", "caption",
-    "orig_height", "orig_width", "height", "width", "crop", "sha256",
-]
-ANNOTATION_COLUMNS = ["base_id", "ann_index", "category", "supercategory", "isthing", "area_ratio", "rle"]
-ISSUE_COLUMNS = ["source", "item", "reason"]
 PHOTO_SOURCES = ("sample", "coco", "folder", "urls")
 MAX_GREY_MASK_FRACTION = 0.05  # binary masks with more pixels strictly between black and white are refused
 MIN_PHOTO_SIDE = 32  # px: photos with a shorter short side are quarantined whatever ingest.min_side says
@@ -160,12 +155,11 @@ def ingest_base_images(
                 mask = square_crop(annotation_mask(ann).astype(np.uint8), box, image_size, nearest=True).astype(bool)
                 if not mask.any():
                     continue
-                rle = mask_utils.encode(np.asfortranarray(mask))
                 ann_rows.append({
                     "base_id": base_id, "ann_index": ann_index, "category": ann["category"],
                     "supercategory": ann.get("supercategory", ""), "isthing": bool(ann["isthing"]),
                     "area_ratio": float(mask.mean()),
-                    "rle": json.dumps({"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}),
+                    "rle": encode_rle(mask),
                 })
     if not images:
         raise SourceError(f"ingest source {params['source']!r} produced no images ({len(issues)} item(s) refused: "
@@ -215,12 +209,6 @@ def _lazy(arrays: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
     return {key: (lambda value=value: value) for key, value in arrays.items()}
 
 
-def decode_rle(rle_json: str) -> np.ndarray:
-    """Inverse of the RLE strings in ``base_annotations``: (H,W) bool mask."""
-    rle = json.loads(rle_json)
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
-
-
 # ------------------------------------------------------------------------------------- import
 # Published datasets become the same tables and partitions the generate stages write, so filter,
 # split, stats, train and evaluate run on them unchanged:
@@ -232,9 +220,6 @@ def decode_rle(rle_json: str) -> np.ndarray:
 #   one row per generator -> provenance and regions (turn order unknown: ordered by label)
 # A forgery is linked to its authentic image when the format says which (BR-Gen's Au, EditLens'
 # own exports); otherwise it is its own base and split group.
-PUBLISHED_SAMPLE_EXTRAS = ["origin", "published_split", "label_kind", "source_path"]
-
-
 def _normalise_generator(name: str) -> str:
     return str(name).strip().lower().replace("_", "-")
 
@@ -332,7 +317,7 @@ def import_label_space(published: dict[str, Any]) -> list[str]:
     commas). Plain class names: no generator registry entry is needed for a dataset that was
     made elsewhere. Else the names of ``published.generators`` (the run's generator list).
     Raises SourceError for an empty or repeated name."""
-    from pipelines.inpaint.nodes import generator_names
+    from pipelines.contract.labels import generator_names
 
     space = published.get("label_space")
     if space in (None, "", []):
@@ -472,8 +457,7 @@ def import_published(params: dict[str, Any]) -> tuple[Any, ...]:
     forgery-only dataset (no authentic image) is valid: base_manifest is then empty.
     Raises SourceError (carrying the issues) only when no item at all is usable.
     """
-    from pipelines.inpaint.nodes import PROVENANCE_COLUMNS, SAMPLE_COLUMNS
-    from pipelines.perceive.nodes import REGION_COLUMNS
+    from pipelines.contract.schemas import PROVENANCE_COLUMNS, REGION_COLUMNS, SAMPLE_COLUMNS
 
     source = params["source"]
     published = params.get("published") or {}

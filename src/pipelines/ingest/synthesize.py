@@ -28,7 +28,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.generators import create_text_to_image
-from pipelines.perceive.nodes import sample_rng
+from pipelines.contract.ids import sample_rng
+from pipelines.contract.labels import generator_entries
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ AI_SUFFIX = "-ai"
 
 def text_to_image_entries(generators: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
     """The ``task: text-to-image`` entries of a generator list, with every key filled."""
-    from pipelines.inpaint.nodes import generator_entries
-
     return [e for e in generator_entries(generators) if e["task"] == "text-to-image"]
 
 

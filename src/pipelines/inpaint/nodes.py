@@ -29,62 +29,17 @@ from models.generators import (
     set_max_loaded,
     set_max_resident,
 )
-from pipelines.perceive.nodes import sample_rng
-from pipelines.resume import WorkStore, fingerprint, in_shard, normalise, parse_shard, result_params, split_done
+from pipelines.contract.ids import sample_rng
+from pipelines.contract.labels import generator_entries, generator_labels
+from pipelines.contract.schemas import PROVENANCE_COLUMNS, table
+from pipelines.contract.ids import full_synthesis_id
+from pipelines.io.resumable import ItemResult, resumable_map
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
+from pipelines.io.shards import in_shard, parse_shard
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_COLUMNS = [
-    "sample_id", "base_id", "group_id", "base_kind", "n_turns", "generators", "last_generator",
-    "edited_area_ratio", "edit_types", "region_kinds",
-]
-PROVENANCE_COLUMNS = [
-    "sample_id", "turn", "generator", "label", "region_id", "kind", "edit_type", "prompt", "seed",
-    "mask_area_ratio", "changed_pixel_ratio", "registry", "model", "candidate_seeds", "candidate_scores", "details",
-]
-TASKS = ("inpaint", "text-to-image")
 FULL_SYNTHESIS = "full_synthesis"
-
-
-def generator_entries(generators: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
-    """The configured entries as dicts with every key filled: name, generator, label, task, kwargs.
-    A bare string is ``{name: <string>}``.
-
-    Raises:
-        ValueError: a missing or repeated name, an unknown task, or a class count outside 1..254.
-    """
-    entries = []
-    for entry in generators:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
-        if not entry.get("name"):
-            raise ValueError(f"every generator entry needs a name, got {entry}")
-        name = str(entry["name"])
-        task = entry.get("task", "inpaint")
-        if task not in TASKS:
-            raise ValueError(f"generator {name!r}: task must be one of {TASKS}, got {task!r}")
-        entries.append({"name": name, "generator": str(entry.get("generator") or name),
-                        "label": str(entry.get("label") or name), "task": task, "kwargs": dict(entry.get("kwargs") or {})})
-    names = [e["name"] for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(f"generator names must be unique, got {names}")
-    classes = list(dict.fromkeys(e["label"] for e in entries))
-    if not 1 <= len(classes) <= 254:
-        raise ValueError(f"between 1 and 254 generator classes are supported (uint8 label maps), got {len(classes)}")
-    return entries
-
-
-def generator_names(generators: Sequence[dict[str, Any] | str]) -> list[str]:
-    """Class names in label order: label k (1-based) is ``generator_names(...)[k - 1]``. These are
-    the distinct ``label`` values (default: the entry's name) in order of first appearance, so a
-    variant configured with its parent's label adds no class."""
-    return list(dict.fromkeys(e["label"] for e in generator_entries(generators)))
-
-
-def generator_labels(generators: Sequence[dict[str, Any] | str]) -> dict[str, int]:
-    """Configured name -> its class label (1-based index into ``generator_names``)."""
-    entries = generator_entries(generators)
-    classes = list(dict.fromkeys(e["label"] for e in entries))
-    return {e["name"]: classes.index(e["label"]) + 1 for e in entries}
 
 
 def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
@@ -140,168 +95,193 @@ def _caption(manifest: pd.DataFrame, base_id: str, fallback: str) -> str:
     return caption if isinstance(caption, str) and caption.strip() else fallback
 
 
-def inpaint_samples(
+def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every random choice of the edits, drawn per sample up front (so the order the work is done
+    in changes nothing): [{sample_id, base_id, turns (region rows in turn order), generators
+    (one inpainting entry name per turn), seeds (one per turn)}], samples sorted by id, only the
+    ones in ``shard``. DiffSeg30k: a different random generator per turn
+    (``distinct_generators_per_sample``)."""
+    seed = int(params.get("seed", 0))
+    entries = generator_entries(params["generators"])
+    inpainters = [e["name"] for e in entries if e["task"] == "inpaint"]
+    if len(regions) and not inpainters:
+        raise ValueError("no inpainting generator configured (every entry has task: text-to-image)")
+    shard = parse_shard(params.get("shard"))
+    distinct = bool(params.get("distinct_generators_per_sample", True))
+    plan = []
+    for sample_id, turns in sample_turns(regions).items():
+        if not in_shard(turns[0]["base_id"], shard):
+            continue
+        rng = sample_rng(seed, f"inpaint:{sample_id}")
+        chosen = draw_generators(rng, inpainters, len(turns), distinct)
+        seeds = [int(rng.integers(0, 2**31 - 1)) for _ in chosen]
+        plan.append({"sample_id": sample_id, "base_id": turns[0]["base_id"], "turns": turns,
+                     "generators": chosen, "seeds": seeds})
+    return plan
+
+
+def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenSDI's wholly generated samples: a fraction ``full_synthesis.ratio`` of the bases (drawn
+    per base) gets one sample ``<base_id>-full`` from a random ``text-to-image`` entry, prompted
+    with the base's caption (else ``full_synthesis.prompt``). [{sample_id, base_id, generator,
+    prompt, seed}] in base order; only bases in ``shard``."""
+    synthesis = dict(params.get("full_synthesis") or {})
+    ratio = float(synthesis.get("ratio") or 0.0)
+    synthesizers = [e["name"] for e in generator_entries(params["generators"]) if e["task"] == "text-to-image"]
+    if ratio > 0 and not synthesizers:
+        raise ValueError("inpaint.full_synthesis.ratio > 0 needs a generator entry with task: text-to-image")
+    if ratio <= 0:
+        return []
+    seed, shard = int(params.get("seed", 0)), parse_shard(params.get("shard"))
+    manifest = base_manifest.set_index("base_id")
+    plan = []
+    for base_id in sorted(manifest.index):
+        rng = sample_rng(seed, f"synthesis:{base_id}")
+        if rng.random() >= ratio or not in_shard(base_id, shard):
+            continue
+        name = synthesizers[int(rng.integers(0, len(synthesizers)))]
+        prompt = _caption(manifest, base_id, str(synthesis.get("prompt") or "a photo"))
+        plan.append({"sample_id": full_synthesis_id(base_id), "base_id": base_id, "generator": name,
+                     "prompt": prompt, "seed": int(rng.integers(0, 2**31 - 1))})
+    return plan
+
+
+def _base_key(manifest: pd.DataFrame, base_id: str) -> str:
+    """What a sample's fingerprint records of its base: the pixels' sha256 (the id if unknown)."""
+    return manifest.at[base_id, "sha256"] if "sha256" in manifest.columns else base_id
+
+
+def _sample_row(plan: dict[str, Any], manifest: pd.DataFrame, **values: Any) -> dict[str, Any]:
+    base_id = plan["base_id"]
+    return normalise({"sample_id": plan["sample_id"], "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
+                      "base_kind": manifest.at[base_id, "kind"], **values})
+
+
+def _edit_sessions(block, base_images, generators, label_index, candidates, scorer, progress):
+    """Run one block of samples (a chunk): turn t of every sample grouped by generator, so a model
+    is used for all its edits in a row (one load / device move per chunk, not per sample).
+    Yields (plan, image, label_map, provenance records) per sample."""
+    sessions = {plan["sample_id"]: EditSession(base_images[plan["base_id"]](), generators, label_index,
+                                               candidates=candidates, score_candidate=scorer)
+                for plan, _ in block}
+    donor_users = [g for g in generators.values() if hasattr(g, "use_donors")]
+    inpainters = list(dict.fromkeys(name for _, edits in block for name in (e.generator for e in edits)))
+    order = [name for name in generators if name in inpainters]
+    for turn in range(max(len(edits) for _, edits in block)):
+        for name in order:
+            for plan, edits in block:
+                if turn < len(edits) and edits[turn].generator == name:
+                    for generator in donor_users:  # splicing: any other base image may be the donor
+                        generator.use_donors(base_images, exclude=plan["base_id"])
+                    sessions[plan["sample_id"]].apply(edits[turn])
+                    progress.update()
+    for plan, edits in block:
+        yield (plan, *sessions.pop(plan["sample_id"]).finish())
+
+
+def run_edits(
+    plan: list[dict[str, Any]],
     base_images: dict[str, Callable[[], np.ndarray]],
     base_manifest: pd.DataFrame,
     region_masks: dict[str, Callable[[], np.ndarray]],
-    regions: pd.DataFrame,
     params: dict[str, Any],
-) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame]:
-    """Edit every sample in ``regions`` turn by turn, then add the full-synthesis samples.
+) -> dict[str, ItemResult]:
+    """Apply every planned sample's edits (``EditSession``), ``chunk_size`` samples at a time;
+    samples already complete in the work store (``work_dir``) are loaded, not redone.
 
-    Params: ``generators`` (the label space, see the module docstring), ``seed``,
-    ``distinct_generators_per_sample``, ``chunk_size`` (samples whose turns run grouped by
-    generator), ``candidates_per_edit`` (seeds per turn; > 1 needs
-    ``clip_model``, the CLIP checkpoint that keeps the best, scored on ``clip_region`` "bbox" or
-    "image" with ``clip_device`` / ``clip_dtype``), ``max_pipelines_on_device`` and
-    ``max_pipelines_loaded`` (LRU caps of diffusers pipelines on an accelerator / in memory;
-    null = no cap) and ``full_synthesis`` ({ratio,
-    prompt}: that fraction of the bases also gets one wholly generated sample ``<base_id>-full``
-    from a random ``text-to-image`` entry, prompted with the base's caption or ``prompt``).
-
-    Returns (edited_images: sample_id -> (H,W,3) uint8, label_maps: sample_id -> (H,W) uint8 with
-    0 = untouched and k = the class label (``generator_labels``) of the LAST generator that
-    edited the pixel (a full-synthesis sample is all k), samples table, provenance table with one
-    row per turn: configured name, label, registry entry and model, chosen seed, every candidate
-    seed and score, and the generator's call details as JSON). Pixels outside every edited region
-    are bit-identical to the base image (checked in ``apply_edits``).
+    Returns sample_id -> ItemResult(arrays {image (H,W,3) uint8, label_map (H,W) uint8: 0 =
+    untouched, k = the class label of the LAST generator that edited the pixel}, data {sample
+    row, provenance rows}). Pixels outside every edited region are bit-identical to the base image.
     """
-    seed = int(params.get("seed", 0))
     entries = generator_entries(params["generators"])
-    label_index = generator_labels(entries)
     set_max_resident(params.get("max_pipelines_on_device"))
     set_max_loaded(params.get("max_pipelines_loaded"))
-    generators = build_generators(entries)
-    inpainters = [e["name"] for e in entries if e["task"] == "inpaint"]
-    synthesizers = [e["name"] for e in entries if e["task"] == "text-to-image"]
-    if len(regions) and not inpainters:
-        raise ValueError("no inpainting generator configured (every entry has task: text-to-image)")
+    generators = build_generators([e for e in entries if e["task"] == "inpaint"])
+    label_index = generator_labels(entries)
     candidates, scorer = _candidate_scorer(params)
-    chunk_size = int(params.get("chunk_size") or 64)
-    donor_users = [g for g in generators.values() if hasattr(g, "use_donors")]
     manifest = base_manifest.set_index("base_id")
-    edited, label_maps = {}, {}
-    sample_rows, provenance_rows = [], []
-    # Every random choice is drawn per sample up front, so the order work is done in below
-    # changes nothing in the results.
-    plans = []
-    shard = parse_shard(params.get("shard"))
     store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
     settings = result_params(params)
-    fingerprints: dict[str, str] = {}
-    for sample_id, turns in sample_turns(regions).items():
-        base_id = turns[0]["base_id"]
-        if not in_shard(base_id, shard):
-            continue
-        rng = sample_rng(seed, f"inpaint:{sample_id}")
-        chosen = draw_generators(rng, inpainters, len(turns), bool(params.get("distinct_generators_per_sample", True)))
-        edits = [
-            EditSpec(generator=gen, mask=region_masks[row["region_id"]]() > 127, prompt=row["prompt"],
-                     edit_type=row["edit_type"], seed=int(rng.integers(0, 2**31 - 1)), region_id=row["region_id"])
-            for gen, row in zip(chosen, turns)
-        ]
-        plans.append((sample_id, turns, edits))
-        if store.enabled:
-            fingerprints[sample_id] = fingerprint(
-                settings, sample_id, manifest.at[base_id, "sha256"] if "sha256" in manifest.columns else base_id,
-                normalise(turns), *[edit.mask for edit in edits])
-    # Resumption: samples already complete in the work store are loaded, not redone.
-    done, _ = split_done(store, fingerprints.items())
-    results: dict[str, tuple] = {}  # sample_id -> (image or loader, label map or loader, sample row, provenance rows)
-    for sample_id, record in done.items():
-        results[sample_id] = (store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record),
-                              record["data"]["sample"], record["data"]["provenance"])
-    if done:
-        logger.info("inpaint: %d of %d samples already complete in %s; skipped", len(done), len(plans), store.url)
-    plans = [plan for plan in plans if plan[0] not in done]
-    progress = tqdm(total=sum(len(edits) for _, _, edits in plans), desc="inpaint", unit="edit")
-    # Within a chunk of samples, turn t of every sample runs grouped by generator: a model is
-    # used for all its edits in a row (one load / device move per chunk, not per sample).
-    for start in range(0, len(plans), chunk_size):
-        block = plans[start:start + chunk_size]
-        sessions = {sample_id: EditSession(base_images[turns[0]["base_id"]](), generators, label_index,
-                                           candidates=candidates, score_candidate=scorer)
-                    for sample_id, turns, _ in block}
-        for turn in range(max(len(edits) for _, _, edits in block)):
-            for name in inpainters:
-                for sample_id, turns, edits in block:
-                    if turn < len(edits) and edits[turn].generator == name:
-                        for generator in donor_users:  # splicing: any other base image may be the donor
-                            generator.use_donors(base_images, exclude=turns[0]["base_id"])
-                        sessions[sample_id].apply(edits[turn])
-                        progress.update()
-        for sample_id, turns, edits in block:
-            image, label_map, provenance = sessions.pop(sample_id).finish()
-            base_id = turns[0]["base_id"]
+    progress = tqdm(total=sum(len(p["turns"]) for p in plan), desc="inpaint", unit="edit")
+
+    def items():
+        for sample in plan:
+            edits = [EditSpec(generator=gen, mask=region_masks[row["region_id"]]() > 127, prompt=row["prompt"],
+                              edit_type=row["edit_type"], seed=seed, region_id=row["region_id"])
+                     for gen, seed, row in zip(sample["generators"], sample["seeds"], sample["turns"])]
+            fp = fingerprint(settings, sample["sample_id"], _base_key(manifest, sample["base_id"]),
+                             normalise(sample["turns"]), *[e.mask for e in edits]) if store.enabled else ""
+            yield sample["sample_id"], fp, (sample, edits)
+
+    def compute(block):
+        for sample, image, label_map, provenance in _edit_sessions(
+                [payload for _, payload in block], base_images, generators, label_index, candidates, scorer, progress):
+            turns = sample["turns"]
             kinds = {row["region_id"]: row["kind"] for row in turns}
-            chosen = [edit.generator for edit in edits]
-            sample_row = normalise({
-                "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
-                "base_kind": manifest.at[base_id, "kind"], "n_turns": len(edits), "generators": ",".join(chosen),
-                "last_generator": chosen[-1], "edited_area_ratio": float((label_map > 0).mean()),
-                "edit_types": ",".join(row["edit_type"] for row in turns),
-                "region_kinds": ",".join(row["kind"] for row in turns),
-            })
-            rows = normalise([_provenance_row(sample_id, kinds.get(r["region_id"], ""), r) for r in provenance])
-            if store.enabled:  # written as soon as the sample is done; held in memory no longer
-                record = store.save(sample_id, {"image": image, "label_map": label_map},
-                                    {"sample": sample_row, "provenance": rows}, fingerprints[sample_id])
-                image, label_map = store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record)
-            results[sample_id] = (image, label_map, sample_row, rows)
-    for sample_id in sorted(results):  # the order of an uninterrupted run, however the work was split
-        image, label_map, sample_row, rows = results[sample_id]
-        edited[sample_id], label_maps[sample_id] = image, label_map
-        sample_rows.append(sample_row)
-        provenance_rows += rows
+            row = _sample_row(sample, manifest, n_turns=len(turns), generators=",".join(sample["generators"]),
+                              last_generator=sample["generators"][-1], edited_area_ratio=float((label_map > 0).mean()),
+                              edit_types=",".join(r["edit_type"] for r in turns),
+                              region_kinds=",".join(r["kind"] for r in turns))
+            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r) for r in provenance])
+            yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
+
+    results = resumable_map(store, items(), compute, batch=int(params.get("chunk_size") or 64))
     progress.close()
-    synthesis = dict(params.get("full_synthesis") or {})
-    ratio = float(synthesis.get("ratio") or 0.0)
-    if ratio > 0 and not synthesizers:
-        raise ValueError("inpaint.full_synthesis.ratio > 0 needs a generator entry with task: text-to-image")
-    if ratio > 0:
-        for base_id in tqdm(sorted(manifest.index), desc="full synthesis", unit="base"):
-            rng = sample_rng(seed, f"synthesis:{base_id}")
-            if rng.random() >= ratio or not in_shard(base_id, shard):
-                continue
-            name = synthesizers[int(rng.integers(0, len(synthesizers)))]
-            sample_id = f"{base_id}-full"
-            prompt = _caption(manifest, base_id, str(synthesis.get("prompt") or "a photo"))
-            generator_seed = int(rng.integers(0, 2**31 - 1))
-            fp = fingerprint(settings, sample_id, manifest.at[base_id, "sha256"] if "sha256" in manifest.columns
-                             else base_id, prompt) if store.enabled else ""
-            record = store.load_record(sample_id, fp)
-            if record is not None:  # resumption: already complete
-                edited[sample_id] = store.lazy(sample_id, "image", record)
-                label_maps[sample_id] = store.lazy(sample_id, "label_map", record)
-                provenance_rows += record["data"]["provenance"]
-                sample_rows.append(record["data"]["sample"])
-                continue
-            height, width = base_images[base_id]().shape[:2]
-            image = generators[name].generate(prompt, height, width, generator_seed)
-            label = label_index[name]
-            label_map = np.full((height, width), label, dtype=np.uint8)
+    resumed = sum(r.resumed for r in results.values())
+    if resumed:
+        logger.info("inpaint: %d of %d samples already complete in %s; skipped", resumed, len(plan), store.url)
+    return results
+
+
+def run_full_synthesis(
+    plan: list[dict[str, Any]],
+    base_images: dict[str, Callable[[], np.ndarray]],
+    base_manifest: pd.DataFrame,
+    params: dict[str, Any],
+) -> dict[str, ItemResult]:
+    """Generate every planned full-synthesis sample (image the base's size, label map all k);
+    resumable like ``run_edits``. Returns sample_id -> ItemResult."""
+    if not plan:
+        return {}
+    entries = [e for e in generator_entries(params["generators"]) if e["task"] == "text-to-image"]
+    label_index = generator_labels(params["generators"])
+    generators = build_generators(entries)
+    manifest = base_manifest.set_index("base_id")
+    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    settings = result_params(params)
+    items = ((p["sample_id"], fingerprint(settings, p["sample_id"], _base_key(manifest, p["base_id"]), p["prompt"])
+              if store.enabled else "", p) for p in plan)
+
+    def compute(block):
+        for _, p in block:
+            name = p["generator"]
+            height, width = base_images[p["base_id"]]().shape[:2]
+            image = generators[name].generate(p["prompt"], height, width, p["seed"])
+            label_map = np.full((height, width), label_index[name], dtype=np.uint8)
             described = generators[name].describe()
-            rows = normalise([_provenance_row(sample_id, "whole", {
-                "turn": 1, "generator": name, "label": label, "region_id": "", "edit_type": FULL_SYNTHESIS,
-                "prompt": prompt, "seed": generator_seed, "mask_area_ratio": 1.0, "changed_pixel_ratio": 1.0,
+            rows = normalise([_provenance_row(p["sample_id"], "whole", {
+                "turn": 1, "generator": name, "label": label_index[name], "region_id": "", "edit_type": FULL_SYNTHESIS,
+                "prompt": p["prompt"], "seed": p["seed"], "mask_area_ratio": 1.0, "changed_pixel_ratio": 1.0,
                 "registry": described.get("registry", ""), "model": described.get("model", ""),
-                "candidate_seeds": [generator_seed], "candidate_scores": [], "details": {},
+                "candidate_seeds": [p["seed"]], "candidate_scores": [], "details": {},
             })])
-            sample_row = normalise({
-                "sample_id": sample_id, "base_id": base_id, "group_id": manifest.at[base_id, "group_id"],
-                "base_kind": manifest.at[base_id, "kind"], "n_turns": 1, "generators": name, "last_generator": name,
-                "edited_area_ratio": 1.0, "edit_types": FULL_SYNTHESIS, "region_kinds": "whole",
-            })
-            if store.enabled:
-                record = store.save(sample_id, {"image": image, "label_map": label_map},
-                                    {"sample": sample_row, "provenance": rows}, fp)
-                image, label_map = store.lazy(sample_id, "image", record), store.lazy(sample_id, "label_map", record)
-            edited[sample_id], label_maps[sample_id] = image, label_map
-            provenance_rows += rows
-            sample_rows.append(sample_row)
-    samples = pd.DataFrame(sample_rows, columns=SAMPLE_COLUMNS)
-    provenance_table = pd.DataFrame(provenance_rows, columns=PROVENANCE_COLUMNS)
-    logger.info("inpainted %d samples, %d edits; turns per sample: %s", len(samples), len(provenance_table),
+            row = _sample_row(p, manifest, n_turns=1, generators=name, last_generator=name, edited_area_ratio=1.0,
+                              edit_types=FULL_SYNTHESIS, region_kinds="whole")
+            yield p["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
+
+    return resumable_map(store, tqdm(list(items), desc="full synthesis", unit="base"), compute)
+
+
+def assemble_samples(
+    edits: dict[str, ItemResult], synthesis: dict[str, ItemResult],
+) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame]:
+    """(edited_images, label_maps: sample_id -> loader, samples table, provenance table with one row
+    per turn): edited samples in id order, then the full-synthesis ones, however the work was split."""
+    ordered = [edits[k] for k in sorted(edits)] + list(synthesis.values())
+    keys = [*sorted(edits), *synthesis]
+    samples = table("samples", [r.data["sample"] for r in ordered])
+    provenance = table("provenance", [row for r in ordered for row in r.data["provenance"]])
+    logger.info("inpainted %d samples, %d edits; turns per sample: %s", len(samples), len(provenance),
                 samples["n_turns"].value_counts().sort_index().to_dict())
-    lazy = lambda arrays: {k: v if callable(v) else (lambda v=v: v) for k, v in arrays.items()}  # noqa: E731
-    return lazy(edited), lazy(label_maps), samples, provenance_table
+    return ({k: r.arrays["image"] for k, r in zip(keys, ordered)},
+            {k: r.arrays["label_map"] for k, r in zip(keys, ordered)}, samples, provenance)

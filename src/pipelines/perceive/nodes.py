@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,23 +22,14 @@ from models.perception import (
     select_regions,
     write_region_edits,
 )
-from pipelines.ingest.nodes import decode_rle
-from pipelines.resume import WorkStore, fingerprint, normalise, result_params
+from pipelines.contract.ids import sample_rng
+from pipelines.contract.rle import decode_rle
+from pipelines.contract.ids import edit_group_id, region_id, sample_id
+from pipelines.contract.schemas import table
+from pipelines.io.resumable import ItemResult, resumable_map
+from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 
 logger = logging.getLogger(__name__)
-
-REGION_COLUMNS = [
-    "region_id", "sample_id", "base_id", "turn", "label", "kind", "score", "area_ratio", "area_bucket",
-    "edit_group", "edit_type", "description", "perturbed", "prompt", "perceiver", "label_source",
-    "prompt_source",
-]
-
-
-def sample_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on the run seed and the item's id, so results do not change
-    when items are processed in another order or in shards."""
-    return np.random.default_rng([int(seed), zlib.crc32(key.encode("utf-8"))])
-
 
 def _annotations_for(base_id: str, table: pd.DataFrame) -> list[dict[str, Any]]:
     rows = table[table["base_id"] == base_id] if len(table) else table
@@ -80,13 +70,118 @@ def _vlm_seed(seed: int, key: str) -> int:
     return int(sample_rng(seed, f"vlm-seed:{key}").integers(2**31 - 1))
 
 
-def perceive_regions(
+class _Perception:
+    """What every base shares: the perceivers (built on first use), the VLMs, and the region
+    balancer whose counts carry over from base to base (so bases run in id order)."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.params = params
+        self.seed = int(params.get("seed", 0))
+        self.perceivers: dict[str, Any] = {}
+        self.vlms = build_vlms(params.get("vlms") or [])
+        self.names_from_vlm = bool(params.get("object_names_from_vlm", False))
+        self.balancer = RegionBalancer(**(params.get("balance") or {}))
+        perturbation = params.get("perturbation") or {}
+        self.perturbation_p = perturbation.get("p", 0.5)
+        self.perturb_kinds = tuple(perturbation.get("kinds", ("stuff", "background")))
+
+    def perceiver_for(self, has_annotations: bool) -> tuple[str, Any]:
+        name = self.params["perceiver"]
+        if name == "auto":
+            name = "annotations" if has_annotations else self.params.get("fallback_perceiver", "superpixel")
+        if name not in self.perceivers:
+            self.perceivers[name] = create_perceiver(name, **self.params.get("perceiver_kwargs", {}).get(name, {}))
+        return name, self.perceivers[name]
+
+    def replay(self, rows: list[dict[str, Any]]) -> None:
+        """Count a resumed base's regions into the balancer, as ``balancer.record`` did, once per region."""
+        previous = None
+        for row in rows:
+            if row["edit_group"] != previous:
+                self.balancer.category_counts["background" if row["kind"] == "background" else row["label"]] += 1
+                self.balancer.bucket_counts[row["area_bucket"]] += 1
+            previous = row["edit_group"]
+
+    def object_names(self, base_id: str, image: np.ndarray, perceiver_name: str) -> tuple[list[str] | None, str]:
+        """DiffSeg30k: the objects a VLM lists for the image, to ground (None: the vocabulary only)."""
+        lister = draw_vlm(self.seed, f"list:{base_id}", self.vlms) if self.names_from_vlm else None
+        if lister is None:
+            return None, perceiver_name
+        try:
+            return self.vlms[lister][0].list_objects(image, seed=_vlm_seed(self.seed, base_id)), f"vlm:{lister}"
+        except VLMParseError as error:
+            logger.info("%s: %s; grounding the vocabulary only", base_id, error)
+            return None, f"vlm:{lister}:parse_failed->vocabulary"
+
+
+def _label_source(region: Any, name: str, accepts_names: bool, listed: set[str], names_source: str) -> str:
+    if region.kind == "background" or not accepts_names:
+        return name
+    if region.label in listed:
+        return names_source
+    return names_source if names_source.endswith("->vocabulary") else "vocabulary"
+
+
+def _variant(ctx: _Perception, base_id: str, variant: int, image: np.ndarray, candidates: list, perceiver: tuple,
+             listed: set[str], names_source: str, masks: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One edited sample of a base: its regions, edit types and prompts, one row per turn."""
+    params, (name, model) = ctx.params, perceiver
+    sid = sample_id(base_id, variant)
+    rng = sample_rng(ctx.seed, sid)
+    turn_budget = choose_region_count(rng, params["turn_count_weights"])
+    chosen = select_regions(ctx.balancer.order(candidates, rng), turn_budget, iou_threshold=params["iou_threshold"],
+                            min_area_ratio=params["min_area_ratio"], max_area_ratio=params["max_area_ratio"])
+    plan = plan_edit_types(rng, len(chosen), turn_budget, params["edit_type_weights"])
+    if not plan:
+        logger.warning("%s: no region within area bounds (or no edit fits); no sample made", sid)
+        return []
+    vlm_name = draw_vlm(ctx.seed, f"prompt:{sid}", ctx.vlms)
+    vlm = ctx.vlms[vlm_name][0] if vlm_name else None
+    rows: list[dict[str, Any]] = []
+    for group, (region, edit_type) in enumerate(zip(chosen, plan), start=1):
+        ctx.balancer.record(region)
+        label_source = _label_source(region, name, model.accepts_object_names, listed, names_source)
+        edits = write_region_edits(image, region, edit_type, rng, vlm=vlm, vlm_name=vlm_name or "",
+                                   perturbation_p=ctx.perturbation_p, perturb_kinds=ctx.perturb_kinds,
+                                   seed=_vlm_seed(ctx.seed, edit_group_id(sid, group)))
+        mask = region.mask.astype(np.uint8) * 255
+        for edit in edits:
+            rid = region_id(sid, len(rows) + 1)
+            masks[rid] = mask
+            rows.append({
+                "region_id": rid, "sample_id": sid, "base_id": base_id, "turn": len(rows) + 1,
+                "label": region.label, "kind": region.kind, "score": float(region.score),
+                "area_ratio": float(region.area_ratio), "area_bucket": ctx.balancer.bucket(region),
+                "edit_group": edit_group_id(sid, group), "edit_type": edit.edit_type,
+                "description": edit.description, "perturbed": edit.perturbed, "prompt": edit.prompt,
+                "perceiver": name, "label_source": label_source, "prompt_source": edit.prompt_source,
+            })
+    return rows
+
+
+def _perceive_base(ctx: _Perception, base_id: str, image: np.ndarray, annotations: list[dict[str, Any]]):
+    """Propose a base's regions once and make its ``variants_per_base`` samples: (masks, rows)."""
+    name, perceiver = ctx.perceiver_for(bool(annotations))
+    object_names, names_source, extra = None, name, {}
+    if perceiver.accepts_object_names:
+        object_names, names_source = ctx.object_names(base_id, image, name)
+        extra["object_names"] = object_names
+    listed = set(merge_names(object_names or ()))  # as the perceiver normalised them
+    candidates = perceiver.propose(image, annotations or None, **extra)
+    masks: dict[str, np.ndarray] = {}
+    rows: list[dict[str, Any]] = []
+    for variant in range(int(ctx.params.get("variants_per_base", 1))):
+        rows += _variant(ctx, base_id, variant, image, candidates, (name, perceiver), listed, names_source, masks)
+    return masks, normalise(rows)
+
+
+def run_perception(
     base_images: dict[str, Callable[[], np.ndarray]],
     base_annotations: pd.DataFrame,
     params: dict[str, Any],
-) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame]:
-    """For each base image and each of ``variants_per_base`` samples: propose regions, order
-    them by score and dataset-level balance, drop area outliers and IoU > ``iou_threshold``
+) -> dict[str, ItemResult]:
+    """For each base image (in id order) and each of ``variants_per_base`` samples: propose regions,
+    order them by score and dataset-level balance, drop area outliers and IoU > ``iou_threshold``
     duplicates, and spend a turn budget of 1-3 (``turn_count_weights``, seed 1:4:5) on edits.
 
     An addition takes two turns on one region (removal, then addition; two rows sharing
@@ -96,121 +191,42 @@ def perceive_regions(
     ``object_names_from_vlm`` a perceiver that grounds names (``grounded_sam``) also grounds the
     objects a VLM lists for the image (DiffSeg30k).
 
-    Returns (region_masks: region_id -> (H,W) uint8 0/255, regions table; one row per turn, in
-    turn order). A base image with no usable region is logged and gets no sample.
+    Returns base_id -> ItemResult(arrays: region_id -> (H,W) uint8 0/255 mask, data {"rows": one
+    row per turn}). Resumable (``work_dir``): the balancer's counts carry over from base to base,
+    so a base's fingerprint chains those of every base before it, and a resumed base replays its
+    choices into the counts.
     """
-    seed = int(params.get("seed", 0))
-    perceiver_name = params["perceiver"]
-    perceivers: dict[str, Any] = {}
-
-    def perceiver_for(has_annotations: bool):
-        name = perceiver_name
-        if name == "auto":
-            name = "annotations" if has_annotations else params.get("fallback_perceiver", "superpixel")
-        if name not in perceivers:
-            perceivers[name] = create_perceiver(name, **params.get("perceiver_kwargs", {}).get(name, {}))
-        return name, perceivers[name]
-
-    vlms = build_vlms(params.get("vlms") or [])
-    names_from_vlm = bool(params.get("object_names_from_vlm", False))
-    balance = params.get("balance") or {}
-    balancer = RegionBalancer(**balance)
-    perturbation = params.get("perturbation") or {}
-    perturbation_p = perturbation.get("p", 0.5)
-    perturb_kinds = tuple(perturbation.get("kinds", ("stuff", "background")))
-    count_weights, type_weights = params["turn_count_weights"], params["edit_type_weights"]
-
-    masks: dict[str, np.ndarray] = {}
-    rows = []
-    # Resumption (pipelines.resume): each base's regions go to the work store when done. The
-    # balancer's counts carry over from base to base, so a base's fingerprint chains those of
-    # every base before it, and a skipped base replays its choices into the counts.
+    ctx = _Perception(params)
     store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
-    chain = fingerprint(result_params(params))
-    for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
-        image = base_images[base_id]()
-        annotations = _annotations_for(base_id, base_annotations)
-        if store.enabled:
-            chain = fingerprint(chain, base_id, image, [[a["category"], a["supercategory"], a["isthing"]] for a in annotations],
-                                *[a["mask"] for a in annotations])
-            record = store.load_record(base_id, chain)
-            if record is not None:
-                previous = None
-                for row in record["data"]["rows"]:
-                    if row["edit_group"] != previous:  # what balancer.record(region) counted, once per region
-                        balancer.category_counts["background" if row["kind"] == "background" else row["label"]] += 1
-                        balancer.bucket_counts[row["area_bucket"]] += 1
-                    previous = row["edit_group"]
-                    rows.append(row)
-                    masks[row["region_id"]] = store.lazy(base_id, row["region_id"], record)
-                continue
-        first_row = len(rows)
-        name, perceiver = perceiver_for(bool(annotations))
-        object_names, names_source = None, name
-        extra = {}
-        if perceiver.accepts_object_names:
-            lister = draw_vlm(seed, f"list:{base_id}", vlms) if names_from_vlm else None
-            if lister is not None:
-                try:
-                    object_names = vlms[lister][0].list_objects(image, seed=_vlm_seed(seed, base_id))
-                    names_source = f"vlm:{lister}"
-                except VLMParseError as error:
-                    logger.info("%s: %s; grounding the vocabulary only", base_id, error)
-                    names_source = f"vlm:{lister}:parse_failed->vocabulary"
-            extra["object_names"] = object_names
-        listed = set(merge_names(object_names or ()))  # as the perceiver normalised them
-        candidates = perceiver.propose(image, annotations or None, **extra)
-        for variant in range(int(params.get("variants_per_base", 1))):
-            sample_id = f"{base_id}-v{variant}"
-            rng = sample_rng(seed, sample_id)
-            turn_budget = choose_region_count(rng, count_weights)
-            chosen = select_regions(
-                balancer.order(candidates, rng), turn_budget,
-                iou_threshold=params["iou_threshold"],
-                min_area_ratio=params["min_area_ratio"], max_area_ratio=params["max_area_ratio"],
-            )
-            plan = plan_edit_types(rng, len(chosen), turn_budget, type_weights)
-            if not plan:
-                logger.warning("%s: no region within area bounds (or no edit fits); no sample made", sample_id)
-                continue
-            vlm_name = draw_vlm(seed, f"prompt:{sample_id}", vlms)
-            vlm = vlms[vlm_name][0] if vlm_name else None
-            turn = 0
-            for group, (region, edit_type) in enumerate(zip(chosen, plan), start=1):
-                balancer.record(region)
-                if region.kind == "background" or not perceiver.accepts_object_names:
-                    label_source = name
-                elif region.label in listed:
-                    label_source = names_source
-                else:
-                    label_source = names_source if names_source.endswith("->vocabulary") else "vocabulary"
-                edits = write_region_edits(
-                    image, region, edit_type, rng, vlm=vlm, vlm_name=vlm_name or "",
-                    perturbation_p=perturbation_p, perturb_kinds=perturb_kinds,
-                    seed=_vlm_seed(seed, f"{sample_id}-g{group}"),
-                )
-                mask = region.mask.astype(np.uint8) * 255
-                for edit in edits:
-                    turn += 1
-                    region_id = f"{sample_id}-t{turn}"
-                    masks[region_id] = mask
-                    rows.append({
-                        "region_id": region_id, "sample_id": sample_id, "base_id": base_id, "turn": turn,
-                        "label": region.label, "kind": region.kind, "score": float(region.score),
-                        "area_ratio": float(region.area_ratio), "area_bucket": balancer.bucket(region),
-                        "edit_group": f"{sample_id}-g{group}", "edit_type": edit.edit_type,
-                        "description": edit.description, "perturbed": edit.perturbed, "prompt": edit.prompt,
-                        "perceiver": name, "label_source": label_source, "prompt_source": edit.prompt_source,
-                    })
-        rows[first_row:] = normalise(rows[first_row:])
-        if store.enabled:
-            done = [row["region_id"] for row in rows[first_row:]]
-            record = store.save(base_id, {r: masks[r] for r in done}, {"rows": rows[first_row:]}, chain, compress=True)
-            masks.update({r: store.lazy(base_id, r, record) for r in done})
+
+    def items():
+        chain = fingerprint(result_params(params))
+        for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
+            image = base_images[base_id]()
+            annotations = _annotations_for(base_id, base_annotations)
+            if store.enabled:
+                chain = fingerprint(chain, base_id, image, [[a["category"], a["supercategory"], a["isthing"]]
+                                                            for a in annotations], *[a["mask"] for a in annotations])
+            yield base_id, chain if store.enabled else "", (image, annotations)
+
+    def compute(block):
+        for base_id, (image, annotations) in block:
+            masks, rows = _perceive_base(ctx, base_id, image, annotations)
+            yield base_id, masks, {"rows": rows}
+
+    return resumable_map(store, items(), compute, compress=True,
+                         on_resumed=lambda _, data: ctx.replay(data["rows"]))
+
+
+def assemble_regions(results: dict[str, ItemResult]) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame]:
+    """(region_masks: region_id -> loader of a (H,W) uint8 0/255 mask, regions table: one row per
+    turn, bases in id order). Raises ValueError when no base gave a region."""
+    rows = [row for base_id in sorted(results) for row in results[base_id].data["rows"]]
     if not rows:
         raise ValueError("perceive produced no regions: check perceive.min_area_ratio / max_area_ratio")
-    regions = pd.DataFrame(rows, columns=REGION_COLUMNS)
+    masks = {rid: loader for base_id in sorted(results) for rid, loader in results[base_id].arrays.items()}
+    regions = table("regions", rows)
     logger.info("perceived %d turns on %d regions for %d samples; prompt sources %s", len(regions),
                 regions["edit_group"].nunique(), regions["sample_id"].nunique(),
                 dict(Counter(regions["prompt_source"])))
-    return {k: v if callable(v) else (lambda v=v: v) for k, v in masks.items()}, regions
+    return {row["region_id"]: masks[row["region_id"]] for row in rows}, regions

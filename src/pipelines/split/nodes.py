@@ -24,16 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.contract.labels import class_of, generator_names
+from pipelines.contract.schemas import PROTOCOL_COLUMNS, SPLIT_COLUMNS
+
 logger = logging.getLogger(__name__)
 
-SPLIT_COLUMNS = [
-    "item_id", "split", "kind", "image_dataset", "image_key", "label_key", "base_id", "group_id", "last_generator",
-    "generators", "protocol",
-]
-PROTOCOL_COLUMNS = [
-    "protocol", "kind", "status", "split_names", "ratios", "held_out", "train_on", "seed",
-    "n_items", "n_edited", "n_authentic", "n_groups",
-]
 KINDS = ("random", "leave_out", "train_on_one", "published")
 CROSS_GENERATOR_NAMES = ["train", "test"]
 
@@ -79,8 +74,10 @@ def _generator_set(row: Any) -> set[str]:
 
 
 def _configured_generators(params: dict[str, Any], samples: pd.DataFrame) -> list[str]:
+    """The classes protocols may name: the label space (``contract.labels``: an entry's ``label``,
+    so a LoRA variant is its parent), else the generators the samples record."""
     if params.get("generators"):
-        return [g["name"] if isinstance(g, dict) else str(g) for g in params["generators"]]
+        return generator_names(params["generators"])
     seen: list[str] = []
     for row in samples.itertuples():
         seen += [g for g in sorted(_generator_set(row)) if g not in seen]
@@ -173,8 +170,9 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
     assignment = assign_groups(groups, names, protocol["ratios"], seed)
     train, test = names[0], names[-1]
     held_out = set(protocol["held_out"])
+    classes = class_of(params["generators"]) if params.get("generators") else {}
     for s in kept.itertuples():
-        split, gens = assignment[s.group_id], _generator_set(s)
+        split, gens = assignment[s.group_id], {classes.get(g, g) for g in _generator_set(s)}
         if kind == "random":
             rows.append(_edited_row(s, split, name))
         elif kind == "leave_out":

@@ -66,9 +66,23 @@ def compute_statistics(
     provenance = provenance[provenance["sample_id"].isin(ids)]
     tables = {name: (t() if callable(t) else t) for name, t in sorted((split_tables or {}).items())}
     top = int(params.get("top_categories", 20))
-
     # An addition edits one region in two turns (removal, then addition): count regions once.
     regions = regions.drop_duplicates("edit_group") if "edit_group" in regions else regions
+    stats = _statistics(which, samples, filtered_samples, regions, provenance, base_manifest, tables, top)
+    stats["protocols"] = split_protocols[["protocol", "kind", "status", "n_items"]].to_dict("records") if len(split_protocols) else []
+    stats["filter"] = {k: filter_report.get(k) for k in ("n_samples", "n_kept", "n_dropped", "removal_rate", "per_reason",
+                                                          "per_generator", "per_edit_type")} if filter_report else {}
+    figures = {**_distribution_figures(stats, regions, top), **_sample_figures(stats, tables)}
+    for figure in figures.values():
+        figure.tight_layout()
+    logger.info("statistics of %d %s samples, %d regions, %d split protocols", len(samples), which, len(regions), len(tables))
+    return figures, stats, render_page(stats, params.get("figure_folder", "statistics"))
+
+
+def _statistics(which: str, samples: pd.DataFrame, filtered_samples: pd.DataFrame, regions: pd.DataFrame,
+                provenance: pd.DataFrame, base_manifest: pd.DataFrame, tables: dict[str, pd.DataFrame],
+                top: int) -> dict[str, Any]:
+    """The counts of the statistics page (regions already one row per edited region)."""
     categories = regions["label"].replace("", "(unnamed)").fillna("(unnamed)")
     stats: dict[str, Any] = {
         "samples": which, "n_samples": len(samples), "n_generated": len(filtered_samples), "n_regions": len(regions),
@@ -90,10 +104,11 @@ def compute_statistics(
         name: {f"{split}/{kind}": int(n) for (split, kind), n in t.groupby(["split", "kind"]).size().items()}
         for name, t in tables.items()
     }
-    stats["protocols"] = split_protocols[["protocol", "kind", "status", "n_items"]].to_dict("records") if len(split_protocols) else []
-    stats["filter"] = {k: filter_report.get(k) for k in ("n_samples", "n_kept", "n_dropped", "removal_rate", "per_reason",
-                                                          "per_generator", "per_edit_type")} if filter_report else {}
+    return stats
 
+
+def _distribution_figures(stats: dict[str, Any], regions: pd.DataFrame, top: int) -> dict[str, plt.Figure]:
+    """(a) categories, (b) mask area ratio, (c) edits per generator per turn."""
     figures: dict[str, plt.Figure] = {}
     fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(stats["categories"]), 4) + 1), dpi=100)
     _bar(ax, list(stats["categories"]), list(stats["categories"].values()), horizontal=True)
@@ -121,7 +136,12 @@ def compute_statistics(
     if turns:
         ax.legend(fontsize=8)
     figures["edits_per_generator_turn.png"] = fig
+    return figures
 
+
+def _sample_figures(stats: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
+    """(d) turn counts, (e) base kinds, and items per split per protocol."""
+    figures: dict[str, plt.Figure] = {}
     fig, ax = plt.subplots(figsize=(4.5, 3.5), dpi=100)
     _bar(ax, list(stats["turn_counts"]), list(stats["turn_counts"].values()))
     ax.set_xlabel("turns (edits) per sample")
@@ -155,10 +175,7 @@ def compute_statistics(
     ax.set_xlabel("items")
     ax.set_title("items per split, per protocol")
     figures["split_counts.png"] = fig
-    for figure in figures.values():
-        figure.tight_layout()
-    logger.info("statistics of %d %s samples, %d regions, %d split protocols", len(samples), which, len(regions), len(tables))
-    return figures, stats, render_page(stats, params.get("figure_folder", "statistics"))
+    return figures
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:

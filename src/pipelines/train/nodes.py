@@ -36,7 +36,7 @@ import torch
 
 from models.detectors import create_detector, detector_state, list_detectors
 from models.detectors.training import TrainConfig, train_detector
-from pipelines.inpaint.nodes import generator_entries, generator_names
+from pipelines.contract.labels import generator_entries, generator_names
 
 logger = logging.getLogger(__name__)
 

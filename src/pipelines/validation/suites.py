@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.contract.schemas import gate_expectations
 from pipelines.validation.tables import GateContext, GateSpec
 
 logger = logging.getLogger(__name__)
@@ -249,7 +250,10 @@ def run_gate(spec: GateSpec, data: dict[str, Any], config: dict[str, Any], ctx: 
         raise GateConfigError(f"gates.{spec.name}: unknown table(s) {unknown}; this gate builds {sorted(tables)}")
     examples = int(config.get("examples", 5))
     outcomes: list[Outcome] = []
-    for table, entries in suites.items():
-        outcomes += validate_table(spec.name, table, tables[table], list(entries or []), ctx, examples)
+    # The contract's columns first (pipelines.contract.schemas), then the configured suite.
+    for table in dict.fromkeys([*spec.contract, *suites]):
+        entries = [*(gate_expectations(spec.contract[table]) if table in spec.contract else []),
+                   *list(suites.get(table) or [])]
+        outcomes += validate_table(spec.name, table, tables[table], entries, ctx, examples)
     return GateResult(spec.name, node, outcomes, {name: len(frame) for name, frame in tables.items()},
                       time.perf_counter() - started)

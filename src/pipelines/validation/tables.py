@@ -256,14 +256,20 @@ class GateSpec:
     after: str
     needs: tuple[str, ...]
     tables: Callable[[dict[str, Any], GateContext], dict[str, pd.DataFrame]]
+    # gate table -> the contract table it is (pipelines.contract.schemas): its columns are checked first.
+    contract: dict[str, str] = field(default_factory=dict)
 
 
 GATES: dict[str, GateSpec] = {
     spec.name: spec for spec in (
-        GateSpec("ingest", "base_manifest", ("base_images", "base_manifest"), ingest_tables),
-        GateSpec("perceive", "regions", ("regions", "region_masks"), perceive_tables),
-        GateSpec("inpaint", "samples", ("edited_images", "label_maps", "samples", "provenance"), inpaint_tables),
-        GateSpec("filter", "filter_report", ("filtered_samples", "filter_report"), filter_tables),
-        GateSpec("split", "split_protocols", ("split_tables", "split_protocols"), split_tables),
+        GateSpec("ingest", "base_manifest", ("base_images", "base_manifest"), ingest_tables,
+                 {"manifest": "base_manifest"}),
+        GateSpec("perceive", "regions", ("regions", "region_masks"), perceive_tables, {"regions": "regions"}),
+        GateSpec("inpaint", "samples", ("edited_images", "label_maps", "samples", "provenance"), inpaint_tables,
+                 {"samples": "samples", "provenance": "provenance"}),
+        GateSpec("filter", "filter_report", ("filtered_samples", "filter_report"), filter_tables,
+                 {"samples": "filtered_samples"}),
+        GateSpec("split", "split_protocols", ("split_tables", "split_protocols"), split_tables,
+                 {"protocols": "split_protocols"}),
     )
 }
