@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from models.detectors import detector_from_state  # noqa: E402
-from models.detectors.training import image_score_definition, predict  # noqa: E402
+from models.detectors.inference import image_score_definition, predict  # noqa: E402
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import report  # noqa: E402
