@@ -147,7 +147,7 @@ def check_samples_up_front(model: SegmentationDetector, samples: Sequence, cfg: 
         raise ValueError("images differ in size: set crop_size to train on random crops")
 
 
-def training_loader(samples: Sequence, cfg: TrainConfig, num_classes: int, augmentation: Augmentation, batch_size: int,
+def training_loader(samples: Sequence, cfg: TrainConfig, augmentation: Augmentation, *, num_classes: int, batch_size: int,
                     start_micro_batch: int, rank: int, world_size: int, pin_memory: bool) -> torch.utils.data.DataLoader:
     """The endless DataLoader of this process's micro-batches from ``start_micro_batch`` on:
     (images uint8 (B, 3, S, S), targets int16 (B, S, S), image labels int64 (B,))."""

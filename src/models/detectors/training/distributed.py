@@ -201,8 +201,8 @@ def _spawned_worker(rank, world, port, train, state, config, samples, cfg_dict, 
         dist.destroy_process_group()
 
 
-def train_spawned(train: Callable[..., dict[str, Any]], model: SegmentationDetector, samples: Sequence, cfg: TrainConfig,
-                  progress: bool, val_samples: Sequence | None, callbacks: Sequence | None, world: int) -> dict[str, Any]:
+def train_spawned(train: Callable[..., dict[str, Any]], model: SegmentationDetector, samples: Sequence, cfg: TrainConfig, *,
+                  world: int, progress: bool, val_samples: Sequence | None, callbacks: Sequence | None) -> dict[str, Any]:
     """Run ``train`` (``train_detector``) in ``world`` fresh processes (DDP, gloo on CPU / nccl on
     GPUs) and copy rank 0's weights into ``model``; rank 0's history is returned. ``samples``,
     ``val_samples`` and ``callbacks`` must be picklable (callbacks run in the children)."""

@@ -95,8 +95,8 @@ class Trainer:
         """
         spawn = dd.spawn_count(self.cfg)
         if spawn:
-            return dd.train_spawned(train_detector, self.model, samples, self.cfg, self.progress, val_samples,
-                                    self.extra_callbacks, spawn)
+            return dd.train_spawned(train_detector, self.model, samples, self.cfg, world=spawn, progress=self.progress,
+                                    val_samples=val_samples, callbacks=self.extra_callbacks)
         self.processes = dd.Processes.join()
         batches = iter(self._set_up(samples, val_samples))
         was_training = self.model.training
@@ -142,9 +142,9 @@ class Trainer:
 
         augmentation = Augmentation.from_settings(getattr(model, "train_augmentation", None), {"hflip": 0.5 if cfg.hflip else 0.0},
                                                   cfg.augment)
-        loader = training_loader(samples, cfg, model.num_classes, augmentation, self.batch_size,
-                                 self.state.step * cfg.grad_accum_steps, processes.rank, processes.world,
-                                 pin_memory=self.device.type == "cuda")
+        loader = training_loader(samples, cfg, augmentation, num_classes=model.num_classes, batch_size=self.batch_size,
+                                 start_micro_batch=self.state.step * cfg.grad_accum_steps, rank=processes.rank,
+                                 world_size=processes.world, pin_memory=self.device.type == "cuda")
         self.wrapped = dd.wrap(dd.Objective(model), processes, self.device, cfg)
         self.callbacks = default_callbacks(self, val_samples, self.progress) + self.extra_callbacks
         return loader
