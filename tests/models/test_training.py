@@ -237,13 +237,14 @@ def test_checkpoints_best_validation_early_stopping_and_restore(tmp_path):
     cfg = TrainConfig(task="binary", steps=30, batch_size=2, lr=1e-3, warmup_steps=2, log_every=0, checkpoint_dir=str(tmp_path),
                       checkpoint_every=4, val_every=3, early_stopping_patience=2, early_stopping_min_delta=1.0)
     history = train_detector(model, samples, cfg, progress=False, val_samples=square_samples(2, size=32, seed=9))
-    # min_delta 1.0 can never be beaten: the first validation is the best, two more end the run.
+    # min_delta 1.0 can never be beaten: the first validation is the best, two more end the run
+    # (and the step-9 validation is not repeated at the end).
     assert history["stopped_by"] == "early_stopping" and history["steps"] == 9
-    assert [v["step"] for v in history["validation"]] == [3, 6, 9, 9]
+    assert [v["step"] for v in history["validation"]] == [3, 6, 9]
     assert history["best"]["step"] == 3 and history["best"]["monitor"] == "miou"
     best_stem, last_stem = checkpoint_path(tmp_path, "best"), checkpoint_path(tmp_path, "last")
     assert best_stem.parent.name == "best-00000003" and last_stem.parent.name == "step-00000009"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-00000003", "best.json", "last.json", "step-00000009"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-00000003", "best.json", "history.json", "last.json", "step-00000009"]
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.pkl"))  # safetensors + JSON only
     meta = json.loads(Path(str(best_stem) + ".json").read_text())
     assert meta["config"] == model.config and set(meta["extra"]["metrics"]) == {"miou", "pixel_accuracy", "image_accuracy"}

@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from models.detectors import detector_from_state  # noqa: E402
-from models.detectors.training import image_score_definition, predict  # noqa: E402
+from models.detectors.inference import image_score_definition, predict  # noqa: E402
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, report  # noqa: E402
