@@ -59,7 +59,7 @@ CONVENTIONS = {
     "boundary_f1": "boundary pixels (4-neighbour class change) of prediction and ground truth matched "
                    "within the tolerance (Euclidean, <=); F1 per class from counts summed over the set; "
                    "mean over edited classes, background excluded",
-    "image": "image score as in models.detectors.training.predict (see image_score); fake when score > "
+    "image": "image score as in models.detectors.inference.predict (see image_score); fake when score > "
              "threshold (strict); AP step-wise as scikit-learn; R@50 = recall of fake / of real images at 0.5",
 }
 
