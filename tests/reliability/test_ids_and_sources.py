@@ -20,8 +20,9 @@ from PIL import Image
 
 from pipelines.datasets import ParallelPartitionedDataset, decode_image
 from pipelines.ingest.nodes import import_published, ingest_base_images
-from pipelines.ingest.sources import SourceError, UniqueIds, iter_coco_photos, iter_folder_photos, safe_id
-from pipelines.resume import SAFE_KEY, WorkStore
+from pipelines.contract.ids import UniqueIds, safe_id
+from pipelines.ingest.sources import SourceError, iter_coco_photos, iter_folder_photos
+from pipelines.io.resume import SAFE_KEY, WorkStore
 
 GENERATORS = [{"name": "telea"}, {"name": "navier_stokes"}, {"name": "tiny-sd"}]
 

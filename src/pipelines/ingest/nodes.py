@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from pipelines.contract.ids import UniqueIds, safe_id
 from pipelines.contract.rle import decode_rle, encode_rle  # noqa: F401  (decode_rle: re-exported for import users)
 from pipelines.contract.schemas import ANNOTATION_COLUMNS, ISSUE_COLUMNS, MANIFEST_COLUMNS, PUBLISHED_SAMPLE_EXTRAS
 from pipelines.datasets import decode_image
@@ -31,13 +32,11 @@ from pipelines.ingest.published import (
 from pipelines.ingest.sources import (
     RawPhoto,
     SourceError,
-    UniqueIds,
     annotation_mask,
     iter_coco_photos,
     iter_folder_photos,
     iter_sample_photos,
     iter_url_photos,
-    safe_id,
     short_reason,
 )
 

@@ -16,7 +16,7 @@
 Each reader yields ``PublishedItem`` records and appends what it cannot use to ``issues``
 ({"source", "item", "reason"}); nothing here decodes pixels except to inspect masks. Item ids
 are the published names as they are: ``nodes.import_published`` makes them valid and unique at
-the door (``sources.UniqueIds``), and maps ``base_key`` links the same way.
+the door (``contract.ids.UniqueIds``), and maps ``base_key`` links the same way.
 """
 
 from __future__ import annotations

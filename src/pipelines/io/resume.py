@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import os
-import re
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,11 +36,12 @@ import fsspec
 import numpy as np
 from kedro.io.core import get_protocol_and_path
 
+from pipelines.contract.ids import SAFE_ID
 from pipelines.datasets import write_bytes_atomically
 
 logger = logging.getLogger(__name__)
 
-SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+SAFE_KEY = SAFE_ID  # one rule for ids and work-store keys (pipelines.contract.ids)
 # Parameters that change how work is scheduled, never its results.
 SCHEDULING_PARAMS = ("shard", "work_dir", "work_storage_options", "chunk_size", "max_pipelines_on_device",
                      "max_pipelines_loaded")
