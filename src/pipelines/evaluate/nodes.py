@@ -401,9 +401,22 @@ def _overlay_figure(image, target, prediction, names, title, pixel_level: bool =
     return fig
 
 
+# Wall-clock measurements: they differ between two runs of the same seed, so metrics.json (which
+# must be byte-identical run to run) leaves them out; metrics_<task>.json keep them.
+RUN_DEPENDENT = {"timing_s": None, "training": ("seconds", "images_per_second", "seconds_including_start")}
+
+
+def _seed_determined(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in metrics.items() if not (k in RUN_DEPENDENT and RUN_DEPENDENT[k] is None)}
+    if isinstance(out.get("training"), dict):
+        out["training"] = {k: v for k, v in out["training"].items() if k not in RUN_DEPENDENT["training"]}
+    return out
+
+
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
-    """One JSON document for both tasks."""
-    return {"binary": binary, "semantic": semantic}
+    """One JSON document for both tasks, without the wall-clock fields (``RUN_DEPENDENT``): with a
+    fixed step count (``train.trainer.time_budget_s: null``) the same seed gives the same file."""
+    return {"binary": _seed_determined(binary), "semantic": _seed_determined(semantic)}
 
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
