@@ -401,16 +401,18 @@ def _overlay_figure(image, target, prediction, names, title, pixel_level: bool =
     return fig
 
 
-# Wall-clock measurements: they differ between two runs of the same seed, so metrics.json (which
-# must be byte-identical run to run) leaves them out; metrics_<task>.json keep them.
-RUN_DEPENDENT = {"timing_s": None, "training": ("seconds", "images_per_second", "seconds_including_start")}
+# Wall-clock measurements (anywhere in the document: stage timings, training speed, each
+# robustness condition's time): they differ between two runs of the same seed, so metrics.json
+# (which must be byte-identical run to run) leaves them out; metrics_<task>.json keep them.
+RUN_DEPENDENT = frozenset({"timing_s", "seconds", "images_per_second", "seconds_including_start"})
 
 
-def _seed_determined(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in metrics.items() if not (k in RUN_DEPENDENT and RUN_DEPENDENT[k] is None)}
-    if isinstance(out.get("training"), dict):
-        out["training"] = {k: v for k, v in out["training"].items() if k not in RUN_DEPENDENT["training"]}
-    return out
+def _seed_determined(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _seed_determined(v) for k, v in value.items() if k not in RUN_DEPENDENT}
+    if isinstance(value, list):
+        return [_seed_determined(v) for v in value]
+    return value
 
 
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
