@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 export PYTHONPATH := $(CURDIR):$(CURDIR)/src
 
-.PHONY: venv run test bench docs viz viz-browser viz-check up down status clean-data
+.PHONY: venv run detect test bench docs viz viz-browser viz-check up down status clean-data
 
 # The venv is (re)built whenever the lock or pyproject changes.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -31,6 +31,12 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(VENV)/bin/kedro run
+
+# The trained semantic detector on one's own photos: IN= a folder, an s3:// prefix or one image.
+# Overlays + per-image JSON in data/07_model_output/detect/ (index.json lists skipped files).
+detect: venv
+	@test -n "$(IN)" || { echo "usage: make detect IN=path/to/photos (a folder, s3:// prefix or one image)"; exit 2; }
+	$(VENV)/bin/kedro run --pipeline detect --params "detect.input=$(IN)"
 
 test: venv
 	$(PY) -m pytest

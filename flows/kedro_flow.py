@@ -37,6 +37,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
 
+from flows.artifacts import publish_run_artifacts
+from flows.manifest import DataRoot, data_root_of
 from flows.node_groups import NodeGroup, canonical_pipeline, check_handoffs, node_groups
 from flows.shards import check_shard_name, shard_conf_source
 
@@ -161,8 +163,9 @@ def _describe(group: NodeGroup) -> str:
 
 
 def _plan(pipeline: str, project_path: str, env: str | None, params: dict[str, Any] | None,
-          shard: str | None) -> list[NodeGroup]:
-    """The node groups of ``pipeline``, after checking that every dataset crossing tasks is persisted."""
+          shard: str | None) -> tuple[list[NodeGroup], DataRoot]:
+    """The node groups of ``pipeline``, after checking that every dataset crossing tasks is
+    persisted, and the data root they write to."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -171,8 +174,10 @@ def _plan(pipeline: str, project_path: str, env: str | None, params: dict[str, A
     with contextlib.chdir(project_path), shard_conf_source(project_path, env, shard) as conf_source:
         with KedroSession.create(project_path=project_path, env=env, runtime_params=params or None,
                                  conf_source=conf_source) as session:
-            check_handoffs(groups, session.load_context().catalog)
-    return groups
+            context = session.load_context()
+            check_handoffs(groups, context.catalog)
+            root = data_root_of(context.config_loader, project_path)
+    return groups, root
 
 
 def run_pipeline(pipeline: str, env: str | None = None, params: dict[str, Any] | None = None,
@@ -185,7 +190,7 @@ def run_pipeline(pipeline: str, env: str | None = None, params: dict[str, Any] |
     project = str(Path(project_path or PROJECT_ROOT).resolve())
     if shard:
         check_shard_name(shard)
-    groups = _plan(pipeline, project, env, params, shard)
+    groups, root = _plan(pipeline, project, env, params, shard)
     logger.info("pipeline %r -> %d task(s): %s", pipeline, len(groups), [g.name for g in groups])
     results: dict[str, dict[str, Any]] = {}
     for group in groups:
@@ -199,6 +204,8 @@ def run_pipeline(pipeline: str, env: str | None = None, params: dict[str, Any] |
         )
         results[group.name] = configured(group, project, env, params, shard, options.checksums,
                                          canonical_pipeline(pipeline))
+    published = publish_run_artifacts(root, list(dict.fromkeys(group.stage for group in groups)))
+    logger.info("published artifacts: %s", sorted(published))
     return results
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from pipelines import evaluate, export, filter, ingest, inpaint, perceive, split, stats, train
+from pipelines import detect, evaluate, export, filter, ingest, inpaint, perceive, split, stats, train
 from pipelines.ingest import imports
 
 # Stage order; composite pipelines are runs of stages. flows/ reads these to make one Prefect
-# task per stage. `import` (a published dataset in place of ingest .. inpaint) and `export`
-# (write the dataset in published formats) run only when asked for.
+# task per stage. `import` (a published dataset in place of ingest .. inpaint), `export`
+# (write the dataset in published formats) and `detect` (a checkpoint on one's own photos) run
+# only when asked for.
 STAGES: dict[str, object] = {
     "ingest": ingest, "import": imports, "perceive": perceive, "inpaint": inpaint, "filter": filter,
-    "split": split, "stats": stats, "train": train, "evaluate": evaluate, "export": export,
+    "split": split, "stats": stats, "train": train, "evaluate": evaluate, "export": export, "detect": detect,
 }
 COMPOSITES: dict[str, list[str]] = {
     "generate": ["ingest", "perceive", "inpaint", "filter", "split", "stats"],

@@ -46,6 +46,9 @@ TINY = {
                  "decoder_channels": 16, "heads": 2, "prompt_length": 4},
     "cnnspot": {"backbone": "resnet18"},
     "universal_fake_det": {"clip_config": TINY_CLIP},
+    "srm_unet": {"widths": [8, 16]},
+    "bayar_unet": {"widths": [8, 16]},
+    "rgb_unet": {"widths": [8, 16]},
 }
 
 
@@ -59,7 +62,8 @@ def _seed():
 
 
 def test_registry_lists_the_seed_architectures():
-    assert set(list_detectors()) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det"}
+    assert set(list_detectors()) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det",
+                                     "srm_unet", "bayar_unet", "rgb_unet"}
     assert list_detectors() == sorted(list_detectors())
     assert set(TINY) == set(list_detectors()), "every entry needs a tiny configuration here"
 

@@ -381,9 +381,24 @@ def _example_caption(rows: pd.DataFrame, items: pd.DataFrame, position: int) -> 
     return f"{rows.at[position, 'item_id']}\n{turns}\n{item['edited_area_ratio']:.0%} edited"
 
 
+# Wall-clock measurements (anywhere in the document: stage timings, training speed, each
+# robustness condition's time): they differ between two runs of the same seed, so metrics.json
+# (which must be byte-identical run to run) leaves them out; metrics_<task>.json keep them.
+RUN_DEPENDENT = frozenset({"timing_s", "seconds", "images_per_second", "seconds_including_start"})
+
+
+def _seed_determined(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _seed_determined(v) for k, v in value.items() if k not in RUN_DEPENDENT}
+    if isinstance(value, list):
+        return [_seed_determined(v) for v in value]
+    return value
+
+
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
-    """One JSON document for both tasks."""
-    return {"binary": binary, "semantic": semantic}
+    """One JSON document for both tasks, without the wall-clock fields (``RUN_DEPENDENT``): with a
+    fixed step count (``train.trainer.time_budget_s: null``) the same seed gives the same file."""
+    return {"binary": _seed_determined(binary), "semantic": _seed_determined(semantic)}
 
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,

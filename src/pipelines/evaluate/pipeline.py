@@ -3,6 +3,7 @@ matrices, overlays, qualitative grids, the HTML report and the comparison page."
 
 from kedro.pipeline import Node, Pipeline
 
+from pipelines.evaluate.learning_curve import learning_curve_figure
 from pipelines.evaluate.nodes import build_comparison, build_report, combine_metrics, evaluate_checkpoint
 
 _DATA = ["splits", "samples", "provenance", "edited_images", "label_maps", "base_images", "params:evaluate"]
@@ -23,4 +24,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="build_evaluation_report", tags=["evaluate", "report"]),
         Node(build_comparison, ["metrics_binary", "metrics_semantic", "params:evaluate"], "evaluation_comparison",
              name="build_evaluation_comparison", tags=["evaluate", "report"]),
+        Node(learning_curve_figure, ["detector_binary", "detector_semantic"], "learning_curve",
+             name="plot_learning_curve", tags=["evaluate", "report"]),
     ])

@@ -35,18 +35,42 @@ from pipelines.datasets import decode_image
 
 logger = logging.getLogger(__name__)
 
-# Real colour photographs shipped inside scikit-image (no download). Grey, binary and
-# synthetic images (camera, coins, horse, colorwheel, logo) are deliberately absent.
+# Real colour photographs shipped inside installed packages (no download): name -> where it lives,
+# "<package>:<name>" (scikit-image: a ``skimage.data`` function; scikit-learn: a file of
+# ``load_sample_images``; matplotlib: a file of its sample_data). Grey, binary, synthetic and tiny
+# images (camera, coins, horse, colorwheel, logo, matplotlib's 128 px Minduka) are deliberately absent.
 SAMPLE_PHOTOS = {
-    "astronaut": "astronaut",
-    "chelsea": "chelsea",
-    "coffee": "coffee",
-    "rocket": "rocket",
-    "motorcycle": "stereo_motorcycle",
-    "retina": "retina",
-    "hubble": "hubble_deep_field",
-    "immunohistochemistry": "immunohistochemistry",
+    "astronaut": "skimage:astronaut",
+    "chelsea": "skimage:chelsea",
+    "coffee": "skimage:coffee",
+    "rocket": "skimage:rocket",
+    "motorcycle": "skimage:stereo_motorcycle",
+    "retina": "skimage:retina",
+    "hubble": "skimage:hubble_deep_field",
+    "immunohistochemistry": "skimage:immunohistochemistry",
+    "china": "sklearn:china.jpg",
+    "flower": "sklearn:flower.jpg",
+    "grace_hopper": "matplotlib:grace_hopper.jpg",
 }
+
+
+def _load_sample(spec: str) -> tuple[object, str]:
+    """One ``SAMPLE_PHOTOS`` entry -> (the loaded array or stereo tuple, a path naming it)."""
+    package, name = spec.split(":", 1)
+    if package == "skimage":
+        import skimage.data
+
+        return getattr(skimage.data, name)(), f"skimage.data.{name}"
+    if package == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(name), f"sklearn.datasets.load_sample_image({name!r})"
+    import matplotlib.cbook
+    from PIL import Image
+
+    with Image.open(matplotlib.cbook.get_sample_data(name, asfileobj=False)) as photo:
+        return np.asarray(photo.convert("RGB")), f"matplotlib sample_data/{name}"
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -82,15 +106,13 @@ class SourceError(ValueError):
 
 
 def iter_sample_photos(names: list[str] | None) -> Iterator[RawPhoto]:
-    """scikit-image's bundled real photographs (``SAMPLE_PHOTOS``), optionally a subset by name."""
-    import skimage.data
-
+    """The real photographs bundled with installed packages (``SAMPLE_PHOTOS``), optionally a subset by name."""
     names = list(SAMPLE_PHOTOS) if not names else list(names)
     unknown = sorted(set(names) - set(SAMPLE_PHOTOS))
     if unknown:
         raise SourceError(f"unknown sample photo(s) {unknown}; known: {sorted(SAMPLE_PHOTOS)}")
     for name in names:
-        loaded = getattr(skimage.data, SAMPLE_PHOTOS[name])()
+        loaded, source_path = _load_sample(SAMPLE_PHOTOS[name])
         views = loaded[:2] if isinstance(loaded, tuple) else (loaded,)
         for view_index, image in enumerate(views):
             suffix = f"-{view_index}" if len(views) > 1 else ""
@@ -98,7 +120,7 @@ def iter_sample_photos(names: list[str] | None) -> Iterator[RawPhoto]:
                 photo_id=f"{name}{suffix}",
                 group_id=name,
                 source="sample",
-                source_path=f"skimage.data.{SAMPLE_PHOTOS[name]}",
+                source_path=source_path,
                 image=np.ascontiguousarray(image[..., :3]),
             )
 

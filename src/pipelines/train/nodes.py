@@ -213,6 +213,7 @@ def _summary(history: dict[str, Any]) -> dict[str, Any]:
     validations = history.get("validation") or []
     summary["n_validations"] = len(validations)
     summary["last_validation"] = validations[-1] if validations else None
+    summary["validation"] = validations  # the learning curve (pipelines.evaluate.learning_curve)
     return summary
 
 
