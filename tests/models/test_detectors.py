@@ -4,6 +4,7 @@ building blocks (NFA-ViT's noise-guided mask, MaskCLIP's edge band, CLIP loading
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,9 +44,9 @@ TINY = {
     "fcn8s": {"fc_channels": 64},
     "nfa_vit": {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "head_channels": 16},
     "maskclip": {"clip_config": TINY_CLIP, "mae_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
-                 "decoder_channels": 16, "heads": 2, "prompt_length": 4},
+                 "decoder_channels": 16, "heads": 2, "prompt_length": 4, "random_init": True},
     "cnnspot": {"backbone": "resnet18"},
-    "universal_fake_det": {"clip_config": TINY_CLIP},
+    "universal_fake_det": {"clip_config": TINY_CLIP, "random_init": True},
 }
 
 
@@ -59,9 +60,10 @@ def _seed():
 
 
 def test_registry_lists_the_seed_architectures():
-    assert set(list_detectors()) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det"}
+    ours = [name for name in list_detectors() if not name.startswith("imdl:")]
+    assert set(ours) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det"}
     assert list_detectors() == sorted(list_detectors())
-    assert set(TINY) == set(list_detectors()), "every entry needs a tiny configuration here"
+    assert set(TINY) == set(ours), "every entry of ours needs a tiny configuration here (IMDL-BenCo's: test_zoo.py)"
 
 
 @pytest.mark.parametrize("num_classes", [2, 4], ids=["binary", "semantic"])
@@ -397,3 +399,43 @@ def test_predict_uses_the_models_own_image_score_when_it_has_one(name):
     np.testing.assert_allclose(predict(model, floats)[0], probabilities, atol=1e-5)
     with pytest.raises(ValueError, match="one size"):
         predict(model, images[:1] + [np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_a_frozen_random_clip_is_refused_unless_asked_for():
+    for name in ("maskclip", "universal_fake_det"):
+        kwargs = {k: v for k, v in TINY[name].items() if k != "random_init"}
+        with pytest.raises(ValueError, match="FROZEN CLIP would keep random weights"):
+            create_detector(name, 2, **kwargs)
+        assert create_detector(name, 2, **kwargs, random_init=True).config["random_init"] is True
+
+
+def _cache_smp_weights(cache: Path, encoder_name: str, state: dict) -> None:
+    """Write ``state`` where huggingface_hub looks for smp's pinned ImageNet weights of the encoder."""
+    import segmentation_models_pytorch as smp
+    from safetensors.torch import save_file
+
+    settings = smp.encoders.encoders[encoder_name]["pretrained_settings"]["imagenet"]
+    snapshot = cache / f"models--{settings['repo_id'].replace('/', '--')}" / "snapshots" / settings["revision"]
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    (snapshot / "config.json").write_text("{}")
+
+
+@pytest.mark.parametrize("name", ["deeplabv3plus", "segformer"])
+def test_smp_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch, name):
+    # HF_HUB_OFFLINE=1: the weights are read from the (temporary) cache, never downloaded.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    encoder_name = TINY[name]["encoder_name"]
+    source = tiny_detector(name, 2).network.encoder.state_dict()
+    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.items()}
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+        tiny_detector(name, 2, encoder_weights="imagenet")
+    _cache_smp_weights(tmp_path, encoder_name, source)
+    loaded = tiny_detector(name, 2, encoder_weights="imagenet").network.encoder.state_dict()
+    for key, value in source.items():
+        torch.testing.assert_close(loaded[key], value)
+    with pytest.raises(ValueError, match="no pretrained weights 'nonsense'"):
+        tiny_detector(name, 2, encoder_weights="nonsense")

@@ -349,12 +349,14 @@ def build_maskclip(
     fpn_scales: tuple[float, ...] | list[float] = (0.5, 2.0, 4.0),
     heads: int = 8,
     edge_width: int = 7,
+    random_init: bool = False,
 ) -> MaskCLIPDetector:
     """MaskCLIP with ``num_classes`` outputs (2: real/fake prompts; more: one prompt per class).
 
     Args:
         clip_model: local folder or cached Hugging Face id of a CLIP (seeds: OpenAI ViT-L/14);
-            None builds CLIP from ``clip_config`` at random init (warning). Never downloads.
+            None builds CLIP from ``clip_config`` at random init, only with ``random_init``.
+            Never downloads.
         clip_config: CLIPConfig fields; default ViT-L/14. Recorded automatically when the
             model is loaded from ``clip_model``.
         mae_model: timm ViT name for the MAE encoder (its architecture; weights come only from
@@ -370,9 +372,13 @@ def build_maskclip(
         fpn_scales: pyramid scales relative to the ViT grid (paper: 0.5x, 2x, 4x).
         heads: attention heads of VCA / VSA / TVCA (reduced to a divisor of the width).
         edge_width: width in px of the edge band of the edge-weighted loss.
+        random_init: random frozen CLIP weights are meant (see ``clip.load_clip``).
+    Raises:
+        ValueError: ``clip_model`` None without ``random_init``.
     """
     follow = weights_follow_active()
-    clip, resolved_clip = load_clip(clip_model, clip_config, detector="maskclip", rebuild_only=follow)
+    clip, resolved_clip = load_clip(clip_model, clip_config, detector="maskclip", rebuild_only=follow,
+                                     random_init=random_init)
     mae = build_mae_encoder(mae_model, mae_kwargs)
     if mae_weights is not None and not follow:
         load_mae_weights(mae, mae_weights)
