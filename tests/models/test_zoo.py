@@ -13,7 +13,7 @@ from models.detectors.imdl import MVSS_RESNET50_FILE, SPECS, edge_band
 from models.detectors.training import TrainConfig, predict, train_detector
 from models.metrics import per_image_pixel_auc, pixel_auc
 
-from test_detectors import TINY  # tests/models is on sys.path (rootdir-relative imports)
+from tests.models.test_detectors import TINY
 
 # Small IMDL-BenCo configurations: the published architectures at a small input size, with
 # widths reduced where a constructor argument allows it (depths and layouts stay).
