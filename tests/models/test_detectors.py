@@ -439,3 +439,44 @@ def test_smp_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch, nam
         torch.testing.assert_close(loaded[key], value)
     with pytest.raises(ValueError, match="no pretrained weights 'nonsense'"):
         tiny_detector(name, 2, encoder_weights="nonsense")
+
+
+def test_torchvision_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):
+        tiny_detector("cnnspot", 2, encoder_weights="imagenet")
+    source = torchvision.models.resnet18(weights=None).state_dict()
+    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.items()}
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(source, tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1])
+    loaded = tiny_detector("cnnspot", 2, encoder_weights="imagenet").network.resnet.state_dict()
+    for key, value in source.items():
+        if not key.startswith("fc."):
+            torch.testing.assert_close(loaded[key], value)
+    with pytest.raises(ValueError, match="no weights 'nonsense'"):
+        tiny_detector("cnnspot", 2, encoder_weights="nonsense")
+
+
+def test_clip_hub_id_is_read_from_the_local_hub_cache(tmp_path, monkeypatch):
+    # HF_HUB_OFFLINE=1 (conftest): a hub id resolves in the (temporary) cache, in the hub's layout.
+    from transformers import CLIPConfig, CLIPModel
+
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-clip"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    source = CLIPModel(CLIPConfig(**TINY_CLIP))
+    source.save_pretrained(repo / "snapshots" / commit)
+    model = create_detector("universal_fake_det", 2, clip_model="tiny-org/tiny-clip")
+    loaded = model.network.clip.module.state_dict()
+    expected = {k.removeprefix("vision_model."): v for k, v in source.vision_model.state_dict().items()}
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded[f"vision_model.{key}"], value)
+    torch.testing.assert_close(model.network.clip.module.visual_projection.weight, source.visual_projection.weight)

@@ -56,3 +56,45 @@ def resolve_encoder_weights(encoder_name: str, weights: str | os.PathLike | None
     if os.sep in text or Path(text).suffix:
         raise FileNotFoundError(f"encoder weights file not found: {text}")
     return smp_weights_file(encoder_name, text)
+
+
+# "imagenet" for torchvision backbones: the original ImageNet-1k weights (what CNNSpot, FCN and
+# MVSS-Net were trained from); torchvision's own enum names ("IMAGENET1K_V2", ...) also work.
+TORCHVISION_ALIASES = {"imagenet": "IMAGENET1K_V1"}
+
+
+def torchvision_weights_file(architecture: str, weights: str) -> Path:
+    """The file of torchvision's pretrained ``weights`` for ``architecture`` in torch.hub's cache
+    (``$TORCH_HOME/hub/checkpoints/<name from the weights' URL>``). Nothing is downloaded.
+
+    Raises:
+        ValueError: torchvision has no such architecture or weights (lists the known ones).
+        FileNotFoundError: the file is not in the cache (the message names the path and URL).
+    """
+    import torch
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(architecture)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"torchvision has no architecture {architecture!r}") from exc
+    name = TORCHVISION_ALIASES.get(weights, weights)
+    known = [member.name for member in enum]
+    if name not in known:
+        raise ValueError(f"torchvision {architecture} has no weights {weights!r}; known: imagenet, {', '.join(known)}")
+    url = enum[name].url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if not path.is_file():
+        raise FileNotFoundError(f"torchvision {architecture} weights {name} are not in torch.hub's cache: {path} "
+                                f"(nothing is downloaded; fetch {url} there, or set TORCH_HOME)")
+    return path
+
+
+def resolve_torchvision_weights(architecture: str, weights: str | os.PathLike | None) -> str | os.PathLike | None:
+    """As ``resolve_encoder_weights`` for torchvision backbones (CNNSpot, FCN-8s)."""
+    if weights is None or Path(weights).is_file():
+        return weights
+    text = os.fspath(weights)
+    if os.sep in text or Path(text).suffix:
+        raise FileNotFoundError(f"encoder weights file not found: {text}")
+    return torchvision_weights_file(architecture, text)
