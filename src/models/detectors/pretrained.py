@@ -50,12 +50,16 @@ def resolve_encoder_weights(encoder_name: str, weights: str | os.PathLike | None
         FileNotFoundError: a path-looking value (with a separator or a suffix) that is not a file.
         ValueError / FileNotFoundError: as ``smp_weights_file``.
     """
+    return _resolve(weights, lambda name: smp_weights_file(encoder_name, name))
+
+
+def _resolve(weights: str | os.PathLike | None, by_name) -> str | os.PathLike | None:
     if weights is None or Path(weights).is_file():
         return weights
     text = os.fspath(weights)
     if os.sep in text or Path(text).suffix:
         raise FileNotFoundError(f"encoder weights file not found: {text}")
-    return smp_weights_file(encoder_name, text)
+    return by_name(text)
 
 
 # "imagenet" for torchvision backbones: the original ImageNet-1k weights (what CNNSpot, FCN and
@@ -92,9 +96,4 @@ def torchvision_weights_file(architecture: str, weights: str) -> Path:
 
 def resolve_torchvision_weights(architecture: str, weights: str | os.PathLike | None) -> str | os.PathLike | None:
     """As ``resolve_encoder_weights`` for torchvision backbones (CNNSpot, FCN-8s)."""
-    if weights is None or Path(weights).is_file():
-        return weights
-    text = os.fspath(weights)
-    if os.sep in text or Path(text).suffix:
-        raise FileNotFoundError(f"encoder weights file not found: {text}")
-    return torchvision_weights_file(architecture, text)
+    return _resolve(weights, lambda name: torchvision_weights_file(architecture, name))
