@@ -242,7 +242,7 @@ def build_imdl(key: str, num_classes: int, input_size: int | None = None, random
                          "pass random_init=True if random weights are meant")
     if follow:  # a checkpoint's state dict follows: do not read (possibly moved) files
         kwargs.update({arg: None for arg in spec.weight_args})
-    if key == "mvssnet" and not follow:
+    if key == "mvssnet":  # checkpoint reloads too: its constructor reads the file unconditionally
         _require_torch_hub_file(MVSS_RESNET50_FILE, key)
     if key == "pscc_net" and not kwargs.get("pretrain_path"):
         kwargs["pretrain_path"] = ""  # its HRNet init tests os.path.isfile(path): "" = random init
