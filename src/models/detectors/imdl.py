@@ -19,8 +19,8 @@ How one of its models is driven (its ``training_scripts`` and ``datasets`` are t
   (some with edge, dice or confidence terms). The semantic task would mean a C-way head and a
   different loss, i.e. not the published model; ``num_classes != 2`` raises.
 
-The image score follows IMDL-BenCo too: ``pred_label`` where the model trains one (MVSS-Net,
-PSCC-Net), else the maximum of the mask (``image_scores``).
+The image score is the model's ``pred_label`` where it trains one (MVSS-Net, PSCC-Net), else the
+project's definition for detectors without an image head (max over pixels, ``image_scores``).
 
 IMDL-BenCo's package ``__init__`` imports its datasets and model zoo (not its CLI), which is what
 registers the models; ``requirements-imdl.txt`` says how it is installed beside our numpy 2.
@@ -29,8 +29,8 @@ Left out (see docs/detectors_zoo.md): Cat_Net (needs the JPEG file's DCT coeffic
 quantisation tables, which our decoded-RGB samples do not carry), SPAN (its last layer,
 ``Last_Layer_0725``, creates new random Conv2d layers on every forward call: never trained,
 never saved, different each call), TruFor (its constructor needs IMDL-BenCo's ``trufor.yaml``,
-which the PyPI package does not ship: the built-in config has no ``MODEL.BACKBONE``), MSCDI_Net and the ``{srm,bayar,dct,fft,sobel}_*`` feature x
-backbone family (not wired up yet).
+which the PyPI package does not ship: the built-in config has no ``MODEL.BACKBONE``), MSCDI_Net
+and the ``{srm,bayar,dct,fft,sobel}_*`` feature x backbone family (not wired up yet).
 """
 
 from __future__ import annotations
