@@ -822,3 +822,53 @@ def boundary_f1_bfscore(pred: np.ndarray, target: np.ndarray, num_classes: int,
         "tolerance_ratio": None if tolerance_px is not None else float(tolerance_ratio),
         "tolerance_px": None if tolerance_px is None else float(tolerance_px),
     }
+# --- pixel-level AUC (IMDL-BenCo reports it beside pixel F1 / IoU) ---------------------------
+
+
+def _edited_pairs(edited_prob: np.ndarray, edited_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    prob, target = np.asarray(edited_prob, dtype=np.float64), np.asarray(edited_target)
+    if prob.ndim == 2:
+        prob, target = prob[None], target[None]
+    if prob.ndim != 3 or prob.shape != target.shape:
+        raise ValueError(f"need (H, W) or (N, H, W) pairs of one shape, got {prob.shape} and {target.shape}")
+    if not np.isfinite(prob).all():
+        raise ValueError("edited probabilities must be finite")
+    return prob, target.astype(bool, copy=False)
+
+
+def per_image_pixel_auc(edited_prob: np.ndarray, edited_target: np.ndarray) -> np.ndarray:
+    """Pixel-level ROC AUC of each image, IMDL-BenCo's ``PixelAUC`` convention (mode "origin").
+
+    Each image's pixels are ranked by their edited probability against its own mask. As in
+    IMDL-BenCo (``evaluation/AUC.py``), an image with no edited pixel (an authentic image) scores
+    0.0 and the reported number is the mean over ALL images; an image whose every pixel is edited
+    has no ROC curve and gets NaN (IMDL-BenCo divides by zero there). Ties are averaged (the
+    Mann-Whitney statistic, equal to sklearn's ``roc_auc_score``); IMDL-BenCo's trapezoid over
+    an arbitrary order of tied scores can differ when many pixels share a score.
+
+    Args:
+        edited_prob: (H, W) or (N, H, W) float, probability that a pixel is edited.
+        edited_target: same shape; nonzero = edited (a binary mask or a class label map).
+    Returns:
+        (N,) float64 in [0, 1] (NaN as above).
+    Raises:
+        ValueError: shapes differ or are not 2-D / 3-D, or a probability is not finite.
+    """
+    prob, target = _edited_pairs(edited_prob, edited_target)
+    out = np.empty(prob.shape[0], dtype=np.float64)
+    for index, (scores, labels) in enumerate(zip(prob, target)):
+        labels = labels.ravel()
+        out[index] = 0.0 if not labels.any() else _roc_auc(scores.ravel(), labels.astype(np.int64))
+    return out
+
+
+def pixel_auc(edited_prob: np.ndarray, edited_target: np.ndarray) -> float:
+    """Dataset-level pixel ROC AUC: every pixel of every image pooled into one ranking.
+
+    Args, raises: as ``per_image_pixel_auc``.
+    Returns:
+        float in [0, 1], equal to sklearn's ``roc_auc_score`` on the flattened arrays; NaN when
+        the pixels are all edited or all untouched.
+    """
+    prob, target = _edited_pairs(edited_prob, edited_target)
+    return _roc_auc(prob.ravel(), target.ravel().astype(np.int64))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from pipelines import detect, evaluate, export, filter, ingest, inpaint, perceive, split, stats, train
+from pipelines import baselines, detect, evaluate, export, filter, ingest, inpaint, perceive, split, stats, train
 from pipelines.ingest import imports
 
 # Stage order; composite pipelines are runs of stages. flows/ reads these to make one Prefect
@@ -35,4 +35,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines: dict[str, Pipeline] = {name: module.create_pipeline() for name, module in STAGES.items()}
     for name, members in COMPOSITES.items():
         pipelines[name] = sum((pipelines[m] for m in members), Pipeline([]))
+    # Not a stage of the data flow: a comparison run on an existing split, only when asked for.
+    pipelines["baselines"] = baselines.create_pipeline()
     return pipelines

@@ -4,6 +4,7 @@ building blocks (NFA-ViT's noise-guided mask, MaskCLIP's edge band, CLIP loading
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,9 +44,9 @@ TINY = {
     "fcn8s": {"fc_channels": 64},
     "nfa_vit": {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "head_channels": 16},
     "maskclip": {"clip_config": TINY_CLIP, "mae_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
-                 "decoder_channels": 16, "heads": 2, "prompt_length": 4},
+                 "decoder_channels": 16, "heads": 2, "prompt_length": 4, "random_init": True},
     "cnnspot": {"backbone": "resnet18"},
-    "universal_fake_det": {"clip_config": TINY_CLIP},
+    "universal_fake_det": {"clip_config": TINY_CLIP, "random_init": True},
     "srm_unet": {"widths": [8, 16]},
     "bayar_unet": {"widths": [8, 16]},
     "rgb_unet": {"widths": [8, 16]},
@@ -62,14 +63,15 @@ def _seed():
 
 
 def test_registry_lists_the_seed_architectures():
-    assert set(list_detectors()) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det",
-                                     "srm_unet", "bayar_unet", "rgb_unet"}
+    ours = [name for name in list_detectors() if not name.startswith("imdl:")]
+    assert set(ours) == {"deeplabv3plus", "segformer", "fcn8s", "nfa_vit", "maskclip", "cnnspot", "universal_fake_det",
+                         "srm_unet", "bayar_unet", "rgb_unet"}
     assert list_detectors() == sorted(list_detectors())
-    assert set(TINY) == set(list_detectors()), "every entry needs a tiny configuration here"
+    assert set(TINY) == set(ours), "every entry of ours needs a tiny configuration here (IMDL-BenCo's: test_zoo.py)"
 
 
 @pytest.mark.parametrize("num_classes", [2, 4], ids=["binary", "semantic"])
-@pytest.mark.parametrize("name", list_detectors())
+@pytest.mark.parametrize("name", sorted(TINY))  # IMDL-BenCo's entries: test_zoo.py
 def test_forward_backward_and_image_scores(name, num_classes):
     model = tiny_detector(name, num_classes).train()
     assert model.num_classes == num_classes
@@ -109,14 +111,14 @@ def test_forward_backward_and_image_scores(name, num_classes):
         torch.testing.assert_close(scores, torch.sigmoid(edited_logit(outputs.image_logits.detach())))
 
 
-@pytest.mark.parametrize("name", list_detectors())
+@pytest.mark.parametrize("name", sorted(TINY))  # IMDL-BenCo's entries: test_zoo.py
 def test_any_input_size_is_padded_and_cropped_back(name):
     model = tiny_detector(name, 2).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 50, 70)).shape == (1, 2, 50, 70)
 
 
-@pytest.mark.parametrize("name", list_detectors())
+@pytest.mark.parametrize("name", sorted(TINY))  # IMDL-BenCo's entries: test_zoo.py
 def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
     model = tiny_detector(name, 3)
     with torch.no_grad():  # fcn8s starts with zero score layers; make every weight matter
@@ -402,3 +404,84 @@ def test_predict_uses_the_models_own_image_score_when_it_has_one(name):
     np.testing.assert_allclose(predict(model, floats)[0], probabilities, atol=1e-5)
     with pytest.raises(ValueError, match="one size"):
         predict(model, images[:1] + [np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_a_frozen_random_clip_is_refused_unless_asked_for():
+    for name in ("maskclip", "universal_fake_det"):
+        kwargs = {k: v for k, v in TINY[name].items() if k != "random_init"}
+        with pytest.raises(ValueError, match="FROZEN CLIP would keep random weights"):
+            create_detector(name, 2, **kwargs)
+        assert create_detector(name, 2, **kwargs, random_init=True).config["random_init"] is True
+
+
+def _cache_smp_weights(cache: Path, encoder_name: str, state: dict) -> None:
+    """Write ``state`` where huggingface_hub looks for smp's pinned ImageNet weights of the encoder."""
+    import segmentation_models_pytorch as smp
+    from safetensors.torch import save_file
+
+    settings = smp.encoders.encoders[encoder_name]["pretrained_settings"]["imagenet"]
+    snapshot = cache / f"models--{settings['repo_id'].replace('/', '--')}" / "snapshots" / settings["revision"]
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    (snapshot / "config.json").write_text("{}")
+
+
+@pytest.mark.parametrize("name", ["deeplabv3plus", "segformer"])
+def test_smp_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch, name):
+    # HF_HUB_OFFLINE=1: the weights are read from the (temporary) cache, never downloaded.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    encoder_name = TINY[name]["encoder_name"]
+    source = tiny_detector(name, 2).network.encoder.state_dict()
+    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.items()}
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+        tiny_detector(name, 2, encoder_weights="imagenet")
+    _cache_smp_weights(tmp_path, encoder_name, source)
+    loaded = tiny_detector(name, 2, encoder_weights="imagenet").network.encoder.state_dict()
+    for key, value in source.items():
+        torch.testing.assert_close(loaded[key], value)
+    with pytest.raises(ValueError, match="no pretrained weights 'nonsense'"):
+        tiny_detector(name, 2, encoder_weights="nonsense")
+
+
+def test_torchvision_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):
+        tiny_detector("cnnspot", 2, encoder_weights="imagenet")
+    source = torchvision.models.resnet18(weights=None).state_dict()
+    source = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.items()}
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(source, tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1])
+    loaded = tiny_detector("cnnspot", 2, encoder_weights="imagenet").network.resnet.state_dict()
+    for key, value in source.items():
+        if not key.startswith("fc."):
+            torch.testing.assert_close(loaded[key], value)
+    with pytest.raises(ValueError, match="no weights 'nonsense'"):
+        tiny_detector("cnnspot", 2, encoder_weights="nonsense")
+
+
+def test_clip_hub_id_is_read_from_the_local_hub_cache(tmp_path, monkeypatch):
+    # HF_HUB_OFFLINE=1 (conftest): a hub id resolves in the (temporary) cache, in the hub's layout.
+    from transformers import CLIPConfig, CLIPModel
+
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-clip"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    source = CLIPModel(CLIPConfig(**TINY_CLIP))
+    source.save_pretrained(repo / "snapshots" / commit)
+    model = create_detector("universal_fake_det", 2, clip_model="tiny-org/tiny-clip")
+    loaded = model.network.clip.module.state_dict()
+    expected = {k.removeprefix("vision_model."): v for k, v in source.vision_model.state_dict().items()}
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded[f"vision_model.{key}"], value)
+    torch.testing.assert_close(model.network.clip.module.visual_projection.weight, source.visual_projection.weight)

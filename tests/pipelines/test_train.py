@@ -110,7 +110,8 @@ def data():
 
 
 def test_every_registry_entry_is_covered():
-    assert set(TINY) == set(list_detectors())
+    # IMDL-BenCo's binary-only entries are trained in tests/models/test_zoo.py and the baselines test.
+    assert set(TINY) == {name for name in list_detectors() if not name.startswith("imdl:")}
 
 
 # Model construction dominates (timm's truncated-normal init of the Mix Transformers, VGG16's

@@ -16,7 +16,7 @@ local file paths (CLIP: a local folder or an id already in the Hugging Face cach
 
 from models.registry import UnknownNameError
 
-from . import cnnspot, deeplabv3plus, fcn8s, maskclip, nfa_vit, residual, segformer, universal_fake_det  # noqa: F401  (registers the entries)
+from . import cnnspot, deeplabv3plus, fcn8s, imdl, maskclip, nfa_vit, residual, segformer, universal_fake_det  # noqa: F401  (registers the entries)
 from .base import (
     DETECTORS,
     DetectorOutputs,

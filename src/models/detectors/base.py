@@ -342,10 +342,14 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_encoder_weights(
-    encoder: nn.Module, weights: str | Path | Mapping[str, torch.Tensor] | None, *, detector: str
+    encoder: nn.Module, weights: str | Path | Mapping[str, torch.Tensor] | None, *, detector: str,
+    smp_encoder: str | None = None,
 ) -> None:
     """Load ``weights`` (a local file path, see ``read_weights_file``, or a state dict already
     read) into ``encoder``.
+
+    With ``smp_encoder`` (the smp encoder's name), ``weights`` may also be one of smp's weight
+    names for it (``"imagenet"``, ...), read from the Hugging Face cache (``pretrained.py``).
 
     ``None`` leaves the encoder randomly initialised and logs a warning: nothing is ever
     downloaded. Inside ``weights_follow()`` nothing is read (a full state dict follows). Keys are matched after stripping a leading ``module.`` (DataParallel) or
@@ -365,6 +369,10 @@ def load_encoder_weights(
                 detector,
             )
         return
+    if smp_encoder is not None and not isinstance(weights, Mapping):
+        from .pretrained import resolve_encoder_weights
+
+        weights = resolve_encoder_weights(smp_encoder, weights)
     source = "the given state dict" if isinstance(weights, Mapping) else str(weights)
     state = dict(weights) if isinstance(weights, Mapping) else read_weights_file(weights)
     expected = encoder.state_dict()

@@ -4,8 +4,8 @@ or a Hugging Face id already in the local cache, or build from a config at rando
 Nothing is downloaded: ``from_pretrained`` runs with ``local_files_only`` whenever
 ``HF_HUB_OFFLINE`` is set (the Makefile and tests set it), and a missing model is an error naming
 what was asked for, never a silent fallback. Without ``clip_model`` the architecture comes from
-``clip_config`` (default: OpenAI ViT-L/14, the seeds' choice) with random weights and a logged
-warning.
+``clip_config`` (default: OpenAI ViT-L/14, the seeds' choice) with random weights, only when the
+caller says so (``random_init=True``): the CLIP is frozen, so random weights are otherwise an error.
 
 The loaded architecture is returned as a plain dict so the detector's config records it and a
 checkpoint rebuilds without the original folder.
@@ -53,7 +53,8 @@ def _from_pretrained(cls, clip_model: str, **kwargs: Any) -> Any:
 
 
 def load_clip(
-    clip_model: str | None, clip_config: dict[str, Any] | None, *, detector: str, rebuild_only: bool = False
+    clip_model: str | None, clip_config: dict[str, Any] | None, *, detector: str, rebuild_only: bool = False,
+    random_init: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A full CLIP (vision + text towers), frozen, and its architecture as a dict.
 
@@ -62,6 +63,8 @@ def load_clip(
         clip_config: ``CLIPConfig`` fields (``text_config``, ``vision_config``,
             ``projection_dim``, ...); used when ``clip_model`` is None or ``rebuild_only``.
             None: ViT-L/14.
+        random_init: with ``clip_model`` None, a RANDOM frozen CLIP is meant (tests, ablations);
+            without it that is an error (a frozen random encoder trains on random features).
         rebuild_only: build from ``clip_config`` without reading ``clip_model`` (a state dict
             with every weight follows; used when a checkpoint is loaded).
     Returns:
@@ -75,15 +78,14 @@ def load_clip(
     else:
         config = CLIPConfig(**copy.deepcopy(clip_config or VIT_L_14))
         model = CLIPModel(config)
-        if not rebuild_only:
-            logger.warning("detector %r: clip_model=None, CLIP is randomly initialised from a config "
-                           "(pass a local folder or cached hub id for the pretrained encoders)", detector)
+        _refuse_random_frozen(detector, rebuild_only, random_init)
     model.requires_grad_(False)
     return model.eval(), _config_dict(model.config)
 
 
 def load_clip_vision(
-    clip_model: str | None, clip_config: dict[str, Any] | None, *, detector: str, rebuild_only: bool = False
+    clip_model: str | None, clip_config: dict[str, Any] | None, *, detector: str, rebuild_only: bool = False,
+    random_init: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """CLIP's vision tower with its projection (``CLIPVisionModelWithProjection``), frozen.
 
@@ -101,11 +103,20 @@ def load_clip_vision(
         if "vision_config" in fields:
             fields = {**fields["vision_config"], "projection_dim": fields.get("projection_dim", 512)}
         model = CLIPVisionModelWithProjection(CLIPVisionConfig(**fields))
-        if not rebuild_only:
-            logger.warning("detector %r: clip_model=None, the CLIP vision tower is randomly initialised from a "
-                           "config (pass a local folder or cached hub id for the pretrained encoder)", detector)
+        _refuse_random_frozen(detector, rebuild_only, random_init)
     model.requires_grad_(False)
     return model.eval(), _config_dict(model.config)
+
+
+def _refuse_random_frozen(detector: str, rebuild_only: bool, random_init: bool) -> None:
+    """A frozen CLIP never learns: random weights there are a mistake unless explicitly meant."""
+    if rebuild_only:
+        return
+    if not random_init:
+        raise ValueError(f"detector {detector!r}: clip_model is None, so its FROZEN CLIP would keep random weights; "
+                         "pass clip_model (a local folder or a hub id in the local cache, e.g. "
+                         "openai/clip-vit-large-patch14) or random_init=True if random weights are meant")
+    logger.warning("detector %r: random_init=True, the frozen CLIP keeps random weights", detector)
 
 
 def _vision_config(clip_model: str) -> Any:

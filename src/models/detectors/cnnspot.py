@@ -18,7 +18,8 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from .base import DETECTORS, ImageClassifierDetector, load_encoder_weights
+from .base import DETECTORS, ImageClassifierDetector, load_encoder_weights, weights_follow_active
+from .pretrained import resolve_torchvision_weights
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
@@ -46,7 +47,8 @@ def build_cnnspot(num_classes: int, backbone: str = "resnet50", encoder_weights:
     Args:
         backbone: torchvision ResNet name (paper: "resnet50").
         encoder_weights: LOCAL torchvision-layout ResNet weights (e.g. ImageNet), ``.safetensors``
-            or a torch state dict; the file's ``fc`` is ignored. None: random init (warning).
+            or a torch state dict, or torchvision's weights name ("imagenet" = IMAGENET1K_V1,
+            from torch.hub's cache); the file's ``fc`` is ignored. None: random init (warning).
 
     Raises:
         ValueError: unknown backbone.
@@ -55,5 +57,7 @@ def build_cnnspot(num_classes: int, backbone: str = "resnet50", encoder_weights:
         raise ValueError(f"unknown cnnspot backbone {backbone!r}; known: {', '.join(RESNETS)}")
     network = ResNetClassifier(backbone, 1 if num_classes == 2 else num_classes)
     trunk = {k: v for k, v in network.resnet.named_children() if k != "fc"}
+    if not weights_follow_active():
+        encoder_weights = resolve_torchvision_weights(backbone, encoder_weights)
     load_encoder_weights(nn.ModuleDict(trunk), encoder_weights, detector="cnnspot")
     return CNNSpotDetector(network, num_classes, input_divisor=1)

@@ -29,7 +29,8 @@ def build_deeplabv3plus(
         encoder_name: any smp encoder name (seed: "resnet50").
         encoder_output_stride: 8 or 16 (seed: 16); input sides are padded to a multiple of it.
         encoder_weights: LOCAL path of encoder weights (``.safetensors`` or a torch state dict),
-            or None for random initialisation (a warning is logged). Never downloads.
+            or smp's weight name for ``encoder_name`` (e.g. "imagenet", read from the Hugging Face
+            cache, see ``pretrained.py``), or None for random initialisation (a warning is logged).
         decoder_channels: width of the ASPP/decoder convolutions (smp default 256).
         single_logit: binary task only: one output channel trained with BCE (see
             ``SegmentationDetector``) instead of two classes with softmax cross-entropy.
@@ -41,6 +42,6 @@ def build_deeplabv3plus(
         decoder_channels=decoder_channels,
         classes=1 if single_logit else num_classes,
     )
-    load_encoder_weights(network.encoder, encoder_weights, detector="deeplabv3plus")
+    load_encoder_weights(network.encoder, encoder_weights, detector="deeplabv3plus", smp_encoder=encoder_name)
     divisor = network.encoder.output_stride if network.requires_divisible_input_shape else 1
     return SegmentationDetector(network, num_classes, input_divisor=divisor, single_logit=single_logit)

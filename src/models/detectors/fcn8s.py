@@ -26,7 +26,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .base import DETECTORS, SegmentationDetector, load_encoder_weights, read_weights_file
+from .base import DETECTORS, SegmentationDetector, load_encoder_weights, read_weights_file, weights_follow_active
+from .pretrained import resolve_torchvision_weights
 
 
 class VGG16Encoder(nn.Module):
@@ -161,7 +162,8 @@ def build_fcn8s(
             ResNets (a 7x7 conv from 2048 to 4096 channels would hold 411M parameters).
         dropout: Dropout2d after fc6 and fc7 (paper: 0.5).
         encoder_weights: LOCAL path of a torchvision-layout state dict for the backbone
-            (``.safetensors`` or torch file), or None for random initialisation (warning logged).
+            (``.safetensors`` or torch file), or torchvision's weights name ("imagenet" =
+            IMAGENET1K_V1) read from torch.hub's cache, or None for random initialisation (warning).
             For vgg16, a file that also holds torchvision's ``classifier.0/3`` weights
             initialises fc6/fc7 from them when ``fc_channels`` is 4096.
         single_logit: binary task only: one output channel trained with BCE (see
@@ -175,6 +177,8 @@ def build_fcn8s(
     if fc_channels is None:
         fc_channels = 4096 if backbone == "vgg16" else 1024
     network = FCN8s(BACKBONES[backbone](), 1 if single_logit else num_classes, fc_channels=fc_channels, dropout=dropout)
+    if not weights_follow_active():
+        encoder_weights = resolve_torchvision_weights(backbone, encoder_weights)
     state = read_weights_file(Path(encoder_weights)) if encoder_weights is not None else None
     load_encoder_weights(network.encoder, state, detector="fcn8s")
     if state is not None and backbone == "vgg16":

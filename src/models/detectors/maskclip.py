@@ -374,12 +374,14 @@ def build_maskclip(
     heads: int = 8,
     edge_width: int = 7,
     edge_loss_weight: float = 1.0,
+    random_init: bool = False,
 ) -> MaskCLIPDetector:
     """MaskCLIP with ``num_classes`` outputs (2: real/fake prompts; more: one prompt per class).
 
     Args:
         clip_model: local folder or cached Hugging Face id of a CLIP (seeds: OpenAI ViT-L/14);
-            None builds CLIP from ``clip_config`` at random init (warning). Never downloads.
+            None builds CLIP from ``clip_config`` at random init, only with ``random_init``.
+            Never downloads.
         clip_config: CLIPConfig fields; default ViT-L/14. Recorded automatically when the
             model is loaded from ``clip_model``.
         mae_model: timm ViT name for the MAE encoder (its architecture; weights come only from
@@ -403,14 +405,16 @@ def build_maskclip(
         edge_width: width in px of the edge band of the edge-weighted loss.
         edge_loss_weight: weight of the edge term (paper section 4: every loss weight is 1; the
             official code multiplies an all-pixel-averaged edge-weighted BCE by 20).
+        random_init: random frozen CLIP weights are meant (see ``clip.load_clip``).
     Raises:
         ValueError: bad layer indices, prompt length / depth < 1 or deeper than the text tower,
-            edge_loss_weight < 0.
+            edge_loss_weight < 0, ``clip_model`` None without ``random_init``.
     """
     if edge_loss_weight < 0:
         raise ValueError(f"edge_loss_weight must be >= 0, got {edge_loss_weight}")
     follow = weights_follow_active()
-    clip, resolved_clip = load_clip(clip_model, clip_config, detector="maskclip", rebuild_only=follow)
+    clip, resolved_clip = load_clip(clip_model, clip_config, detector="maskclip", rebuild_only=follow,
+                                     random_init=random_init)
     mae = build_mae_encoder(mae_model, mae_kwargs)
     if mae_weights is not None and not follow:
         load_mae_weights(mae, mae_weights)

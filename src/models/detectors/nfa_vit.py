@@ -392,7 +392,8 @@ def build_nfa_vit(
         single_logit: one mask logit with BCE (the paper's loss); None = True for the binary
             task (num_classes == 2). Ignored (must be None/False) for the semantic task.
         image_encoder_weights, noise_encoder_weights: LOCAL smp-layout MiT weight files (the
-            same files SegFormer's ``encoder_weights`` takes), or None: random init, warning.
+            same files SegFormer's ``encoder_weights`` takes) or smp weight names ("imagenet",
+            from the Hugging Face cache), or None: random init, warning.
         noiseprint_weights: LOCAL DnCNN / Noiseprint++ weights file, or None: random init.
         freeze_noiseprint: keep the noise extractor fixed; None = frozen when
             ``noiseprint_weights`` is given (a pretrained fingerprint extractor is a fixed
@@ -417,8 +418,10 @@ def build_nfa_vit(
         head_channels=head_channels,
         sparse_rate=sparse_rate,
     )
-    load_encoder_weights(network.image_encoder, image_encoder_weights, detector="nfa_vit (image branch)")
-    load_encoder_weights(network.noise_encoder, noise_encoder_weights, detector="nfa_vit (noise branch)")
+    load_encoder_weights(network.image_encoder, image_encoder_weights, detector="nfa_vit (image branch)",
+                         smp_encoder=image_encoder)
+    load_encoder_weights(network.noise_encoder, noise_encoder_weights, detector="nfa_vit (noise branch)",
+                         smp_encoder=noise_encoder)
     if noiseprint_weights is not None and not weights_follow_active():
         load_noiseprint_weights(network.noise_extractor, noiseprint_weights)
     elif noiseprint_weights is None and not weights_follow_active():

@@ -21,7 +21,8 @@ def build_segformer(
     Args:
         encoder_name: an smp encoder name, normally "mit_b0" ... "mit_b5".
         encoder_weights: LOCAL path of encoder weights (``.safetensors`` or a torch state dict),
-            or None for random initialisation (a warning is logged). Never downloads.
+            or smp's weight name for ``encoder_name`` (e.g. "imagenet", read from the Hugging Face
+            cache, see ``pretrained.py``), or None for random initialisation (a warning is logged).
         decoder_segmentation_channels: width of the MLP decoder (smp default 256).
         single_logit: binary task only: one output channel trained with BCE (see
             ``SegmentationDetector``) instead of two classes with softmax cross-entropy.
@@ -32,6 +33,6 @@ def build_segformer(
         decoder_segmentation_channels=decoder_segmentation_channels,
         classes=1 if single_logit else num_classes,
     )
-    load_encoder_weights(network.encoder, encoder_weights, detector="segformer")
+    load_encoder_weights(network.encoder, encoder_weights, detector="segformer", smp_encoder=encoder_name)
     divisor = network.encoder.output_stride if network.requires_divisible_input_shape else 1
     return SegmentationDetector(network, num_classes, input_divisor=divisor, single_logit=single_logit)

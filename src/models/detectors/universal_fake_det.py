@@ -49,18 +49,23 @@ class UniversalFakeDetDetector(ImageClassifierDetector):
 
 @DETECTORS.register("universal_fake_det", description="UniversalFakeDetect: linear probe on frozen CLIP ViT-L/14 image features (image-level only)")
 def build_universal_fake_det(
-    num_classes: int, clip_model: str | None = None, clip_config: dict[str, Any] | None = None
+    num_classes: int, clip_model: str | None = None, clip_config: dict[str, Any] | None = None,
+    random_init: bool = False,
 ) -> UniversalFakeDetDetector:
     """UniversalFakeDetect with one logit (binary) or ``num_classes`` logits (semantic).
 
     Args:
         clip_model: local folder or cached Hugging Face id of a CLIP (paper: OpenAI ViT-L/14);
-            None builds the vision tower from ``clip_config`` at random init (warning).
+            None builds the vision tower from ``clip_config`` at random init, which
+            needs ``random_init=True`` (a frozen random encoder is otherwise refused).
         clip_config: a CLIPConfig (its vision part is used) or CLIPVisionConfig as a dict;
             default ViT-L/14. Recorded automatically when loaded from ``clip_model``.
+        random_init: random frozen CLIP weights are meant (see ``clip.load_clip``).
+    Raises:
+        ValueError: ``clip_model`` None without ``random_init``.
     """
     vision, resolved = load_clip_vision(clip_model, clip_config, detector="universal_fake_det",
-                                        rebuild_only=weights_follow_active())
+                                        rebuild_only=weights_follow_active(), random_init=random_init)
     network = LinearProbe(vision, 1 if num_classes == 2 else num_classes)
     detector = UniversalFakeDetDetector(network, num_classes, input_divisor=1, mean=CLIP_MEAN, std=CLIP_STD)
     if clip_model is not None:

@@ -1,0 +1,277 @@
+"""IMDL-BenCo's model zoo (Ma et al., NeurIPS 2024 D&B, "IMDL-BenCo: A Comprehensive Benchmark and
+Codebase for Image Manipulation Detection & Localization") behind the detector registry as
+``imdl:<model>`` entries: the baselines BR-Gen and OpenSDI report were all run with it.
+
+How one of its models is driven (its ``training_scripts`` and ``datasets`` are the reference):
+
+- input: ImageNet-normalised RGB (its ``Normalize`` transform), RESIZED to the model's
+  ``input_size`` (its "resize" mode; the fixed-size models accept nothing else); the mask
+  probability is resized back, so any image size goes in;
+- ``forward(image=, mask=, edge_mask=, label=, shape=)`` returns a dict with ``backward_loss``
+  (the model's OWN training loss), ``pred_mask`` (B, 1, S, S) edited probability after its sigmoid
+  / softmax, and ``pred_label`` (B,) image probability or None. ``edge_mask`` is IMDL-BenCo's
+  ``EdgeMaskGenerator`` band (dilation minus erosion with a cross kernel) computed here on the
+  fly, as its datasets do;
+- the loss needs the mask, so in training mode the adapter defers the network to ``loss`` (one
+  forward per step; see ``ImdlDetector``). Crop-padding pixels (``IGNORE_INDEX``) count as
+  untouched there: IMDL-BenCo's losses have no ignore label;
+- binary task only: every model emits ONE edited-probability map trained with BCE-style losses
+  (some with edge, dice or confidence terms). The semantic task would mean a C-way head and a
+  different loss, i.e. not the published model; ``num_classes != 2`` raises.
+
+The image score is the model's ``pred_label`` where it trains one (MVSS-Net, PSCC-Net), else the
+project's definition for detectors without an image head (max over pixels, ``image_scores``).
+
+IMDL-BenCo's package ``__init__`` imports its datasets and model zoo (not its CLI), which is what
+registers the models; ``requirements-imdl.txt`` says how it is installed beside our numpy 2.
+
+Left out (see docs/detectors_zoo.md): Cat_Net (needs the JPEG file's DCT coefficients and
+quantisation tables, which our decoded-RGB samples do not carry), SPAN (its last layer,
+``Last_Layer_0725``, creates new random Conv2d layers on every forward call: never trained,
+never saved, different each call), TruFor (its constructor needs IMDL-BenCo's ``trufor.yaml``,
+which the PyPI package does not ship: the built-in config has no ``MODEL.BACKBONE``), MSCDI_Net
+and the ``{srm,bayar,dct,fft,sobel}_*`` feature x backbone family (not wired up yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import DETECTORS, IGNORE_INDEX, DetectorOutputs, SegmentationDetector, weights_follow_active
+
+logger = logging.getLogger(__name__)
+
+# Logit of a probability clamped away from 0 and 1 (IMDL-BenCo's heads output probabilities).
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class ImdlSpec:
+    """How one IMDL-BenCo model is built.
+
+    imdl_name: its name in ``IMDLBenCo.registry.MODELS``.
+    paper: the publication.
+    default_size: the input side its paper / IMDL-BenCo trains at.
+    size_args: constructor arguments that receive ``input_size`` (empty: the size is fixed).
+    weight_args: constructor arguments that are LOCAL pretrained files (None = not given).
+    required_weights: those the paper's model cannot do without; None is an error unless
+        ``random_init=True`` says random weights are meant.
+    image_head: the model trains its own ``pred_label``.
+    defaults: constructor arguments set here (documented per entry).
+    """
+
+    imdl_name: str
+    paper: str
+    default_size: int
+    size_args: tuple[str, ...] = ()
+    weight_args: tuple[str, ...] = ()
+    required_weights: tuple[str, ...] = ()
+    image_head: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+SPECS: dict[str, ImdlSpec] = {
+    "mantranet": ImdlSpec("MantraNet", "ManTra-Net, Wu et al., CVPR 2019", 256),
+    "mvssnet": ImdlSpec("MVSSNet", "MVSS-Net, Chen et al., ICCV 2021", 512, image_head=True),
+    "pscc_net": ImdlSpec("PSCC_Net", "PSCC-Net, Liu et al., TCSVT 2022", 256, size_args=("input_size",),
+                         weight_args=("pretrain_path",), image_head=True),
+    "object_former": ImdlSpec("ObjectFormer", "ObjectFormer, Wang et al., CVPR 2022", 224, size_args=("input_size",),
+                              weight_args=("init_weight_path",)),
+    "iml_vit": ImdlSpec("IML_ViT", "IML-ViT, Ma et al., arXiv 2307.14863", 1024, size_args=("input_size",),
+                        weight_args=("vit_pretrain_path",)),
+    "sparse_vit": ImdlSpec("SparseViT", "SparseViT, Su et al., AAAI 2025", 512, size_args=("img_size",),
+                           weight_args=("pretrained_path",)),
+    "mesorch": ImdlSpec("Mesorch", "Mesorch, Zhu et al., AAAI 2025", 512, weight_args=("seg_pretrain_path",)),
+}
+
+
+def _imdl_models() -> Any:
+    """IMDL-BenCo's model registry (importing the package registers its models)."""
+    try:
+        import IMDLBenCo  # noqa: F401  (registers the model zoo)
+        from IMDLBenCo.registry import MODELS
+    except ImportError as exc:
+        raise ImportError(
+            f"IMDL-BenCo is not installed ({exc}); install it with "
+            "`pip install --no-deps -r requirements-imdl.txt` (the Makefile's venv target does)"
+        ) from exc
+    return MODELS
+
+
+def edge_band(mask: torch.Tensor, kernel_size: int = 7) -> torch.Tensor:
+    """IMDL-BenCo's ``EdgeMaskGenerator``: float (B, 1, H, W) in {0, 1}, 1 within the band where
+    a cross-shaped dilation of the mask and of its complement overlap (the mask's boundary).
+    Its datasets use kernel size 7 (``edge_width``)."""
+    kernel = torch.zeros(1, 1, kernel_size, kernel_size, dtype=mask.dtype, device=mask.device)
+    kernel[..., kernel_size // 2, :] = 1
+    kernel[..., :, kernel_size // 2] = 1
+    dilated = F.conv2d(mask, kernel, padding=kernel_size // 2) > 0
+    dilated_complement = F.conv2d(1 - mask, kernel, padding=kernel_size // 2) > 0
+    return (dilated & dilated_complement).to(mask.dtype)
+
+
+class DeferredOutputs(NamedTuple):
+    """What ``ImdlDetector`` returns in training mode: the normalised, resized input, run by
+    ``loss`` together with the target (IMDL-BenCo models compute their loss inside forward)."""
+
+    images: torch.Tensor
+    size: tuple[int, int]
+
+
+class ImdlDetector(SegmentationDetector):
+    """An IMDL-BenCo model behind the detector interface (binary task, single edited logit).
+
+    ``forward(x)``: (B, 3, H, W) in [0, 1] -> logits (B, 2, H, W) = (0, logit(pred_mask)).
+    ``forward(x, return_outputs=True)`` in eval mode: ``DetectorOutputs`` with the image logit
+    (B, 1) = logit(pred_label) for models with a trained label head. In TRAINING mode it returns
+    ``DeferredOutputs`` and ``loss(outputs, target, image_label)`` runs the model with the mask
+    and label and returns its own ``backward_loss`` (one forward per step, as the trainer calls
+    exactly ``loss(model(x, return_outputs=True), ...)``).
+
+    Attributes (beyond ``SegmentationDetector``'s): ``imdl_model`` (the wrapped IMDL-BenCo
+    module, also ``network``), ``input_size`` (the side the model runs at).
+    """
+
+    def __init__(self, network: nn.Module, *, input_size: int, image_head: bool):
+        super().__init__(network, 2, input_divisor=1, single_logit=True)
+        self.input_size = int(input_size)
+        self.has_image_head = bool(image_head)
+
+    def _resized(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._prepare(x)
+        side = self.input_size
+        if x.shape[-2:] != (side, side):
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+        return x
+
+    def _run(self, images: torch.Tensor, mask: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
+        out = self.network(image=images, mask=mask, edge_mask=edge_band(mask), label=label, shape=None)
+        if not isinstance(out, dict) or "pred_mask" not in out or "backward_loss" not in out:
+            raise TypeError(f"{type(self.network).__name__} did not return IMDL-BenCo's output dict")
+        return out
+
+    def _outputs(self, out: dict[str, Any], size: tuple[int, int]) -> DetectorOutputs:
+        probability = out["pred_mask"].float().clamp(_EPS, 1 - _EPS)
+        if probability.shape[-2:] != size:
+            probability = F.interpolate(probability, size=size, mode="bilinear", align_corners=False)
+        edited = torch.logit(probability)
+        pixel = torch.cat([torch.zeros_like(edited), edited], dim=1)
+        image = None
+        if self.has_image_head:
+            label = out["pred_label"].float().reshape(-1, 1).clamp(_EPS, 1 - _EPS)
+            image = torch.logit(label)
+        return DetectorOutputs(pixel, image)
+
+    def forward(self, x: torch.Tensor, return_outputs: bool = False):
+        size = (x.shape[-2], x.shape[-1])
+        images = self._resized(x)
+        if self.training and return_outputs:
+            return DeferredOutputs(images, size)
+        batch, side = images.shape[0], self.input_size
+        # No target at inference: the model's loss is computed on an empty mask and discarded.
+        out = self._run(images, images.new_zeros(batch, 1, side, side), images.new_zeros(batch))
+        outputs = self._outputs(out, size)
+        return outputs if return_outputs else outputs.pixel_logits
+
+    def loss(self, outputs, target: torch.Tensor, image_label: torch.Tensor):
+        """The IMDL-BenCo model's own ``backward_loss`` on ``target`` (edited = class > 0,
+        ``IGNORE_INDEX`` = untouched) and ``image_label > 0``; parts: {"imdl": value}.
+
+        Raises:
+            TypeError: ``outputs`` is not this detector's training-mode ``DeferredOutputs``.
+        """
+        if not isinstance(outputs, DeferredOutputs):
+            raise TypeError("ImdlDetector.loss takes the DeferredOutputs of forward(x, return_outputs=True) in train mode")
+        edited = ((target > 0) & (target != IGNORE_INDEX)).float()[:, None]
+        mask = F.interpolate(edited, size=(self.input_size,) * 2, mode="nearest")
+        out = self._run(outputs.images, mask, (image_label > 0).float())
+        loss = out["backward_loss"]
+        return loss, {"imdl": loss.detach()}
+
+
+def _quiet(fn, *args, **kwargs):
+    """IMDL-BenCo's constructors print progress; keep it out of our logs' stdout."""
+    with contextlib.redirect_stdout(io.StringIO()) as captured:
+        result = fn(*args, **kwargs)
+    if captured.getvalue().strip():
+        logger.debug("IMDL-BenCo: %s", captured.getvalue().strip())
+    return result
+
+
+def build_imdl(key: str, num_classes: int, input_size: int | None = None, random_init: bool = False,
+               **model_kwargs: Any) -> ImdlDetector:
+    """Build the IMDL-BenCo model ``SPECS[key]`` behind the detector interface.
+
+    Args:
+        key: an entry of ``SPECS`` (registered as ``imdl:<key>``).
+        num_classes: must be 2 (binary task, see the module docstring).
+        input_size: the side the model runs at; None = the paper's (``default_size``). Models
+            without a size argument (ManTra-Net, MVSS-Net run at any size; Mesorch is fixed at
+            512) still resize to it.
+        random_init: True says that missing ``required_weights`` are meant (tests, ablations).
+        model_kwargs: the IMDL-BenCo constructor's own arguments (weight files as LOCAL paths).
+    Raises:
+        ValueError: ``num_classes != 2``; a required weights file missing without ``random_init``;
+            a size argument passed in ``model_kwargs``.
+        ImportError: IMDL-BenCo is not installed.
+    """
+    spec = SPECS[key]
+    if num_classes != 2:
+        raise ValueError(f"imdl:{key} is a binary detector (one edited-probability map); got num_classes={num_classes}")
+    size = int(input_size or spec.default_size)
+    clash = set(spec.size_args) & set(model_kwargs)
+    if clash:
+        raise ValueError(f"imdl:{key}: pass the size as input_size, not {sorted(clash)}")
+    kwargs = {**spec.defaults, **model_kwargs, **{arg: size for arg in spec.size_args}}
+    if key == "object_former":
+        # Its prototype count must equal the token count of two stacked 16 px patch grids
+        # (392 = 2 * (224 / 16)^2 in the paper's configuration).
+        kwargs.setdefault("num_prototypes", 2 * (size // kwargs.get("patch_size", 16)) ** 2)
+    follow = weights_follow_active()
+    missing = [arg for arg in spec.required_weights if not kwargs.get(arg)]
+    if missing and not (random_init or follow):
+        raise ValueError(f"imdl:{key} needs pretrained files {missing} (local paths); "
+                         "pass random_init=True if random weights are meant")
+    if follow:  # a checkpoint's state dict follows: do not read (possibly moved) files
+        kwargs.update({arg: None for arg in spec.weight_args})
+    if key == "mvssnet":  # checkpoint reloads too: its constructor reads the file unconditionally
+        _require_torch_hub_file(MVSS_RESNET50_FILE, key)
+    if key == "pscc_net" and not kwargs.get("pretrain_path"):
+        kwargs["pretrain_path"] = ""  # its HRNet init tests os.path.isfile(path): "" = random init
+    network = _quiet(_imdl_models().get(spec.imdl_name), **kwargs)
+    return ImdlDetector(network, input_size=size, image_head=spec.image_head)
+
+
+# MVSS-Net's constructor always loads torchvision's ImageNet ResNet-50 through torch.hub's cache
+# (``torch.utils.model_zoo.load_url``), for both of its branches.
+MVSS_RESNET50_FILE = "resnet50-19c8e357.pth"
+
+
+def _require_torch_hub_file(name: str, key: str) -> None:
+    """Nothing downloads behind the user's back: the file must already be in torch.hub's cache."""
+    import os
+
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"imdl:{key} loads {name} from torch.hub's cache and it is not there: {path} "
+                                "(put torchvision's ImageNet ResNet-50 weights there; TORCH_HOME moves the cache)")
+
+
+def _register(key: str, spec: ImdlSpec) -> None:
+    def builder(num_classes: int, **kwargs: Any) -> ImdlDetector:
+        return build_imdl(key, num_classes, **kwargs)
+
+    builder.__doc__ = f"{spec.paper} via IMDL-BenCo's {spec.imdl_name}; see ``build_imdl``."
+    DETECTORS.register(f"imdl:{key}", description=f"{spec.paper} (IMDL-BenCo {spec.imdl_name}), binary")(builder)
+
+
+for _key, _spec in SPECS.items():
+    _register(_key, _spec)
