@@ -283,7 +283,7 @@ class EvaluateParams(_Section):
     batch_size: PositiveInt = 8
     chunk_size: PositiveInt = 32
     num_threads: PositiveInt | None = None
-    boundary_tolerance_px: NonNegativeFloat = 2
+    boundary_tolerance_px: NonNegativeInt | NonNegativeFloat = 2  # an int stays an int in metrics.json
     image_threshold: Ratio = 0.5
     pixel_threshold: Ratio = 0.5
     n_overlays: NonNegativeInt = 6
