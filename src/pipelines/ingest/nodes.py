@@ -312,20 +312,18 @@ def _reader(source: str, params: dict[str, Any], issues: list[dict[str, str]]):
 def import_label_space(published: dict[str, Any]) -> list[str]:
     """The class names imported labels map to, in label order (label k = names[k - 1]).
 
-    ``published.label_space`` when set: a list of names or one string of names separated by
-    ``;`` (``--params "ingest.published.label_space=SDXL;LaMa"``: kedro's ``--params`` splits on
-    commas). Plain class names: no generator registry entry is needed for a dataset that was
-    made elsewhere. Else the names of ``published.generators`` (the run's generator list).
+    ``published.label_space`` when set (``pipelines.contract.labels.parse_label_space``): plain
+    class names, no generator registry entry is needed for a dataset that was made elsewhere.
+    Else the names of ``published.generators`` (the run's generator list).
     Raises SourceError for an empty or repeated name."""
-    from pipelines.contract.labels import generator_names
+    from pipelines.contract.labels import generator_names, parse_label_space
 
-    space = published.get("label_space")
-    if space in (None, "", []):
+    try:
+        names = parse_label_space(published.get("label_space"))
+    except ValueError as error:
+        raise SourceError(str(error)) from error
+    if names is None:
         return generator_names(published["generators"]) if published.get("generators") else []
-    names = [n.strip() for n in space.split(";")] if isinstance(space, str) else [str(n).strip() for n in space]
-    keys = [_normalise_generator(n) for n in names]
-    if not all(names) or len(set(keys)) != len(keys) or len(names) > 254:
-        raise SourceError(f"ingest.published.label_space: 1 to 254 distinct, non-empty names, got {names}")
     return names
 
 
@@ -411,11 +409,13 @@ def _published_rows(source: str, item: PublishedItem, areas: dict[int, float], l
         provenance.append({"sample_id": sample_id, "turn": turn, "generator": generators[turn - 1] if generators else "",
                            "label": label, "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind,
                            "edit_type": "", "prompt": "", "seed": -1, "mask_area_ratio": areas[label],
-                           "changed_pixel_ratio": float("nan")})
+                           "changed_pixel_ratio": float("nan"), "registry": "", "model": "", "details": "",
+                           "candidate_seeds": "", "candidate_scores": ""})  # every PROVENANCE column, typed
         regions.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id, "turn": turn,
                         "edit_group": f"{sample_id}-g{turn}", "label": "", "kind": item.region_kind,
                         "score": float("nan"), "area_ratio": areas[label], "edit_type": "", "prompt": "",
-                        "perceiver": source, "prompt_source": "published"})
+                        "perceiver": source, "prompt_source": "published", "area_bucket": "", "description": "",
+                        "perturbed": False, "label_source": "published"})  # every REGIONS column, typed
     return provenance, regions
 
 
