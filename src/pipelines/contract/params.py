@@ -197,13 +197,14 @@ class StatsParams(_Section):
 
 
 class SplitProtocol(_Section):
-    """One entry of ``split.protocols`` (see pipelines.split.nodes for each kind's keys)."""
+    """One entry of ``split.protocols`` (see pipelines.split.nodes for each kind's keys). ``names``
+    / ``ratios`` None: the section's for random / published, (train, test) 8:2 for the others."""
     kind: Literal["random", "leave_out", "train_on_one", "published"] = "random"
     names: list[str] | None = None
     ratios: list[float] | None = None
-    pairs: list[list[str]] | None = None
-    held_out: list[str] | None = None
-    train_on: str | list[str] | None = None
+    pairs: list[list[str]] | None = None  # leave_out: one protocol per pair, named <key>-<a>+<b>
+    held_out: list[str] | None = None     # leave_out without pairs
+    train_on: str | list[str] = "each"    # train_on_one: each generator of the label space, or these
 
 
 class SplitParams(_Section):
@@ -345,7 +346,7 @@ def _flat_args(annotation: Any) -> list[Any]:
 def _describe(section: str, error: dict[str, Any]) -> str:
     where = ".".join([section, *(str(part) for part in error["loc"])])
     if error["type"] == "extra_forbidden":
-        owner = _model_at(SECTIONS[section], tuple(error["loc"][:-1]))
+        owner = _model_at(SECTIONS[section], tuple(error["loc"][:-1])) if section in SECTIONS else None
         keys = sorted(f.alias or n for n, f in owner.model_fields.items()) if owner else []
         return f"{where}: unknown key; allowed: {', '.join(keys)}"
     if error["type"] == "value_error":  # a validator's own sentence
@@ -378,6 +379,12 @@ def parse_section(name: str, value: dict[str, Any]) -> BaseModel:
 def params_of(model: type[Model], value: Model | dict[str, Any] | None) -> Model:
     """``value`` (a node's ``params:<section>`` dict, None = every default) as ``model``; a model
     instance is returned as is. The run's values were checked before any node ran (the
-    ``before_pipeline_run`` hook); a node called directly with a bad value raises
-    pydantic.ValidationError naming the key."""
-    return value if isinstance(value, model) else model.model_validate(value or {})
+    ``before_pipeline_run`` hook); a node called directly with a bad value raises ValueError
+    naming every bad key as the configuration check does."""
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value or {})
+    except ValidationError as error:
+        section = next((name for name, known in SECTIONS.items() if known is model), model.__name__)
+        raise ValueError("; ".join(_describe(section, e) for e in error.errors(include_url=False))) from None
