@@ -234,7 +234,7 @@ class TrainParams(_Section):
     seed: int = 0
     generators: Generators | None = None
     model: str = "deeplabv3plus"
-    task: Literal["binary", "semantic", "both"] = "both"
+    task: str | list[str] = "both"  # binary | semantic | both, or a list (pipelines.train.nodes.selected_tasks)
     model_kwargs: dict[str, Any] = {}
     models: dict[str, dict[str, Any] | None] = {}
     dataset: TrainDataset = TrainDataset()
