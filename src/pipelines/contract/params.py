@@ -125,15 +125,15 @@ class IngestParams(_Section):
     ai_bases: AiBases = AiBases()
 
 
-class Shard(_Section):
-    index: NonNegativeInt
-    count: PositiveInt
-
-
 class _Resumable(_Section):
     """Resumption (pipelines.io.resume): a work store folder; null = off."""
     work_dir: str | None = None
     work_storage_options: dict[str, Any] | None = None
+
+
+class _Sharded(_Resumable):
+    # {index, count}: this run does one shard (checked by pipelines.io.shards.parse_shard)
+    shard: dict[str, Any] | None = None
 
 
 class Balance(_Section):
@@ -168,9 +168,8 @@ class FullSynthesis(_Section):
     prompt: str = "a photo"
 
 
-class InpaintParams(_Resumable):
+class InpaintParams(_Sharded):
     seed: int = 0
-    shard: Shard | None = None
     generators: Generators | None = None
     distinct_generators_per_sample: bool = True
     candidates_per_edit: int = 1
@@ -184,8 +183,7 @@ class InpaintParams(_Resumable):
     full_synthesis: FullSynthesis = FullSynthesis()
 
 
-class FilterParams(_Resumable):
-    shard: Shard | None = None
+class FilterParams(_Sharded):
     checks: list[dict[str, Any]] = []
     score_imported: bool = False
 
