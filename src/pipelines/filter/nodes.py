@@ -108,8 +108,7 @@ def run_scoring(
         samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
     scoring = _Scoring(typed, shard is not None, provenance, base_images)
     store = WorkStore(typed.work_dir, typed.work_storage_options)
-    # the fingerprint keeps hashing the values as configured, so existing work stores stay valid
-    settings = result_params(params if isinstance(params, dict) else typed.model_dump(exclude_unset=True))
+    settings = result_params(params)
     score_imported = typed.score_imported
     origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
 

@@ -198,10 +198,9 @@ def run_perception(
     """
     ctx = _Perception(params_of(PerceiveParams, params))
     store = WorkStore(ctx.params.work_dir, ctx.params.work_storage_options)
-    configured = params if isinstance(params, dict) else params.model_dump(exclude_unset=True)
 
     def items():
-        chain = fingerprint(result_params(configured))  # the values as configured: work stores stay valid
+        chain = fingerprint(result_params(params))
         for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
             image = base_images[base_id]()
             annotations = _annotations_for(base_id, base_annotations)
