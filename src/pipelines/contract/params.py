@@ -3,7 +3,9 @@
 A model is THE place a parameter's default lives: conf/base/parameters_<section>.yml shows the
 values (documented there), a key left out of the YAML gets the model's default, and a node never
 carries a second one. Nodes convert their ``params:<section>`` dict once, on entry, with
-``params_of(Model, value)`` and read attributes.
+``params_of(Model, value)`` and read attributes. Node signatures keep ``dict[str, Any]``: a model
+hint would make Kedro build the model itself when the context loads, before
+``pipelines.config_checks`` can list every problem, and a union hint is logged as unsupported.
 
 ``typed_problems(params, sections)`` validates the sections a run reads and returns one line per
 problem, every problem at once, each naming the parameter, the bad value and what is allowed, as

@@ -192,7 +192,7 @@ def export_dataset(
     base_images: dict[str, Callable],
     filtered_samples: pd.DataFrame,
     base_manifest: pd.DataFrame,
-    params: ExportParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> tuple[Any, ...]:
     """Returns (imdl files, imdl lists, brgen files, brgen lists, diffseg30k files, diffseg30k
     index, hf tables) for the formats in ``params.formats`` (None: all); the others are empty.

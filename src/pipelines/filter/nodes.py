@@ -95,7 +95,7 @@ def run_scoring(
     samples: pd.DataFrame,
     provenance: pd.DataFrame | None,
     base_images: dict[str, Callable[[], np.ndarray]] | None,
-    params: FilterParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Score every generated sample (of ``shard``) with every check; resumable per sample
     (``work_dir``). Imported published samples are not scored unless ``score_imported``.

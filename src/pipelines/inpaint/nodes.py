@@ -95,7 +95,7 @@ def _caption(manifest: pd.DataFrame, base_id: str, fallback: str) -> str:
     return caption if isinstance(caption, str) and caption.strip() else fallback
 
 
-def plan_edits(regions: pd.DataFrame, params: InpaintParams | dict[str, Any]) -> list[dict[str, Any]]:
+def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Every random choice of the edits, drawn per sample up front (so the order the work is done
     in changes nothing): [{sample_id, base_id, turns (region rows in turn order), generators
     (one inpainting entry name per turn), seeds (one per turn)}], samples sorted by id, only the
@@ -121,7 +121,7 @@ def plan_edits(regions: pd.DataFrame, params: InpaintParams | dict[str, Any]) ->
     return plan
 
 
-def plan_full_synthesis(base_manifest: pd.DataFrame, params: InpaintParams | dict[str, Any]) -> list[dict[str, Any]]:
+def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenSDI's wholly generated samples: a fraction ``full_synthesis.ratio`` of the bases (drawn
     per base) gets one sample ``<base_id>-full`` from a random ``text-to-image`` entry, prompted
     with the base's caption (else ``full_synthesis.prompt``). [{sample_id, base_id, generator,
@@ -186,7 +186,7 @@ def run_edits(
     base_images: dict[str, Callable[[], np.ndarray]],
     base_manifest: pd.DataFrame,
     region_masks: dict[str, Callable[[], np.ndarray]],
-    params: InpaintParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> dict[str, ItemResult]:
     """Apply every planned sample's edits (``EditSession``), ``chunk_size`` samples at a time;
     samples already complete in the work store (``work_dir``) are loaded, not redone.
@@ -240,7 +240,7 @@ def run_full_synthesis(
     plan: list[dict[str, Any]],
     base_images: dict[str, Callable[[], np.ndarray]],
     base_manifest: pd.DataFrame,
-    params: InpaintParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> dict[str, ItemResult]:
     """Generate every planned full-synthesis sample (image the base's size, label map all k);
     resumable like ``run_edits``. Returns sample_id -> ItemResult."""

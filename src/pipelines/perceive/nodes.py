@@ -178,7 +178,7 @@ def _perceive_base(ctx: _Perception, base_id: str, image: np.ndarray, annotation
 def run_perception(
     base_images: dict[str, Callable[[], np.ndarray]],
     base_annotations: pd.DataFrame,
-    params: PerceiveParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> dict[str, ItemResult]:
     """For each base image (in id order) and each of ``variants_per_base`` samples: propose regions,
     order them by score and dataset-level balance, drop area outliers and IoU > ``iou_threshold``

@@ -195,7 +195,7 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
 
 
 def make_splits(
-    filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: SplitParams | dict[str, Any],
+    filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
     """Every configured protocol as a named table, reproducible from ``params['seed']``.
 
@@ -242,8 +242,7 @@ def make_splits(
     return splits, tables, pd.DataFrame(summary, columns=PROTOCOL_COLUMNS)
 
 
-def split_samples(filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame,
-                  params: SplitParams | dict[str, Any]) -> pd.DataFrame:
+def split_samples(filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """One row per item of protocol ``params['use']`` (default: the ``names`` / ``ratios`` random cut):
     every kept edited sample, plus (``add_authentic``) every real base image as an authentic
     negative with an all-zero label map, in the split of its group.

@@ -54,7 +54,7 @@ def compute_statistics(
     split_tables: dict[str, Any],
     split_protocols: pd.DataFrame,
     filter_report: dict[str, Any],
-    params: StatsParams | dict[str, Any],
+    params: dict[str, Any],
 ) -> tuple[dict[str, plt.Figure], dict[str, Any], str]:
     """Returns (figures keyed by file name, statistics dict, HTML page).
 
