@@ -114,7 +114,7 @@ class IngestParams(_Section):
     image_size: int | None = None
     seed: int = 0
     min_side: NonNegativeInt = 0
-    crops_per_photo: int = 4
+    crops_per_photo: int = 1  # the seeds' single centre crop; conf/base asks for 4
     sample: SampleSource = SampleSource()
     coco: CocoSource = CocoSource()
     folder: FolderSource = FolderSource()
