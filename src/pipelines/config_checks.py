@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pipelines.contract.labels import run_label_space
 from pipelines.contract.params import typed_problems
 
 TOLERANCE = 1e-6
@@ -109,7 +110,9 @@ def _check_ratios(problems: list[str], where: str, ratios: Any, names: Any = Non
         problems.append(f"{where}: {len(ratios)} ratios for {len(names)} split names {list(names)}")
 
 
-def _generator_entries(problems: list[str], where: str, generators: Any) -> None:
+def _generator_entries(problems: list[str], where: str, generators: Any, registry: bool = True) -> None:
+    """Entries need a name; with ``registry`` (where generators are built: inpaint, ai_bases) the
+    registry must know each. Elsewhere the list is only the label space (an import's own names)."""
     if generators is None:
         return
     if not isinstance(generators, (list, tuple)) or not generators:
@@ -120,7 +123,16 @@ def _generator_entries(problems: list[str], where: str, generators: Any) -> None
         if not isinstance(entry, dict) or not entry.get("name"):
             problems.append(f"{where}[{index}]: a generator entry needs a name, got {entry!r}")
             continue
-        _check_name(problems, f"{where}[{index}] ({entry['name']})", entry.get("generator") or entry["name"], "generator")
+        if registry:
+            _check_name(problems, f"{where}[{index}] ({entry['name']})", entry.get("generator") or entry["name"], "generator")
+
+
+def _check_label_space(problems: list[str], params: dict[str, Any]) -> None:
+    """The run's label space, whatever the sections: split, train, evaluate and export read it."""
+    try:
+        run_label_space(params)
+    except ValueError as error:
+        problems.append(str(error))
 
 
 def _check_trust_remote_code(problems: list[str], value: Any, path: str) -> None:
@@ -158,8 +170,7 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
                             f"{', '.join((*PHOTO_SOURCES, *PUBLISHED_FORMATS))}")
         _positive(problems, "ingest.image_size", ingest.get("image_size"))
         _positive(problems, "ingest.crops_per_photo", ingest.get("crops_per_photo"))
-        published = ingest.get("published") or {}
-        _generator_entries(problems, "ingest.published.generators", published.get("generators"))
+        _generator_entries(problems, "ingest.published.generators", (ingest.get("published") or {}).get("generators"), False)
         ai_bases = ingest.get("ai_bases") or {}
         if isinstance(ai_bases, dict):
             _in_range(problems, "ingest.ai_bases.ratio", ai_bases.get("ratio"), 0.0, 1.0)
@@ -202,10 +213,10 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
         for name, protocol in (split.get("protocols") or {}).items():
             if isinstance(protocol, dict):
                 _check_ratios(problems, f"split.protocols.{name}.ratios", protocol.get("ratios"), protocol.get("names"))
-        _generator_entries(problems, "split.generators", split.get("generators"))
+        _generator_entries(problems, "split.generators", split.get("generators"), registry=False)
     if (train := section("train")) is not None:
         _check_name(problems, "train.model", train.get("model"), "detector")
-        _generator_entries(problems, "train.generators", train.get("generators"))
+        _generator_entries(problems, "train.generators", train.get("generators"), registry=False)
         trainer = train.get("trainer") or {}
         for key in ("steps", "batch_size", "crop_size"):
             _positive(problems, f"train.trainer.{key}", trainer.get(key))
@@ -213,6 +224,7 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
     if (evaluate := section("evaluate")) is not None:
         for key in ("image_threshold", "pixel_threshold"):
             _in_range(problems, f"evaluate.{key}", evaluate.get(key), 0.0, 1.0)
+    _check_label_space(problems, params)
     for name, value in params.items():
         if wanted is None or name in wanted:
             _check_trust_remote_code(problems, value, str(name))

@@ -27,6 +27,8 @@ from typing import Any
 
 from kedro.config import OmegaConfigLoader
 
+from pipelines.contract.labels import with_label_space
+
 UNCACHED_KEYS = frozenset({"credentials"})
 _CACHE: dict[tuple[str, str], dict[str, Any]] = {}
 _LOCK = threading.Lock()
@@ -69,6 +71,11 @@ class CachedOmegaConfigLoader(OmegaConfigLoader):
         return hashlib.sha256(f"{settings}\x00{conf_digest(source)}".encode()).hexdigest()
 
     def __getitem__(self, key: str) -> dict[str, Any]:
+        if key == "parameters":  # an import's label space is every stage's (pipelines.contract.labels)
+            return with_label_space(self._cached(key))
+        return self._cached(key)
+
+    def _cached(self, key: str) -> dict[str, Any]:
         if key in self.data:  # set explicitly on this loader: Kedro's own behaviour
             return super().__getitem__(key)
         signature = self._cache_key(key)

@@ -8,6 +8,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from pipelines.contract.labels import run_label_space
+
 logger = logging.getLogger(__name__)
 
 
@@ -117,7 +119,8 @@ class DataGateHooks:
             if missing:
                 logger.info("gate %s skipped after %s: %s not among the node's inputs/outputs", spec.name, node.name, missing)
                 continue
-            generators = [g["name"] if isinstance(g, dict) else str(g) for g in self._config.get("generators") or []]
+            generators = run_label_space(self._params) or [
+                g["name"] if isinstance(g, dict) else str(g) for g in self._config.get("generators") or []]
             ctx = GateContext(params=self._params, generators=generators, options=dict(config.get("options") or {}))
             result = run_gate(spec, data, {"examples": self._config.get("examples", 5), **config}, ctx, node=node.name)
             path = self._save_report(catalog, spec.name, render_markdown(result))

@@ -20,6 +20,7 @@ from kedro_datasets.text import TextDataset
 
 from models.detectors import create_detector, detector_state
 from models.metrics import DetectionMetrics
+from pipelines.contract.params import EvaluateParams, params_of
 from pipelines.evaluate import create_pipeline, nodes, report
 from pipelines.evaluate.protocols import (
     PROTOCOLS,
@@ -140,13 +141,14 @@ def test_cross_generator_reads_held_out_generators_from_params_or_checkpoint():
     items = val_items()
     metrics = DetectionMetrics(["untouched", "edited"], pixel_level=False)
     metrics.update(np.linspace(0, 1, len(items)), (items["kind"] == "edited").astype(int))
-    from_params = nodes._cross_generator(metrics, items, nodes._settings(
+    from_params = nodes._cross_generator(metrics, items, params_of(
+        EvaluateParams,
         {"protocols": {"cross_generator": {"held_out": ["telea"]}}}), {"held_out_generators": ["sdxl"]})
     assert from_params["held_out"] == ["telea"] and from_params["source"].startswith("params")
     assert from_params["held_out_set"]["n_fake"] == 2 and from_params["held_out_set"]["n_real"] == 2  # s1, s6
-    from_checkpoint = nodes._cross_generator(metrics, items, nodes._settings({}), {"held_out_generators": ["sdxl"]})
+    from_checkpoint = nodes._cross_generator(metrics, items, params_of(EvaluateParams, {}), {"held_out_generators": ["sdxl"]})
     assert from_checkpoint["source"].startswith("checkpoint") and from_checkpoint["held_out_set"]["n_fake"] == 2
-    assert "skipped" in nodes._cross_generator(metrics, items, nodes._settings({}), {})
+    assert "skipped" in nodes._cross_generator(metrics, items, params_of(EvaluateParams, {}), {})
 
 
 def test_robustness_conditions_from_params():

@@ -143,7 +143,7 @@ def test_published_protocol_keeps_the_shipped_split_and_groups_without_manifest_
 
 
 def test_protocol_configuration_errors_are_clear():
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="split.protocols.x.kind: 'k-fold' must be one of 'random'"):
         expand_protocols({"protocols": {"x": {"kind": "k-fold"}}}, NAMES)
     with pytest.raises(ValueError, match="sum to 1"):
         expand_protocols({"protocols": {"x": {"kind": "random", "names": ["a", "b"], "ratios": [0.5, 0.6]}}}, NAMES)

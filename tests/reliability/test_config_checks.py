@@ -84,7 +84,7 @@ def test_per_model_trust_remote_code_and_the_shipped_envs_pass(project_copy: Pat
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project_copy)
-    for env in ("base", "tiny", "gpu"):
+    for env in ("base", "tiny", "gpu", "s3", "brgen", "opensdi"):
         loader = OmegaConfigLoader(str(project_copy / "conf"), env=None if env == "base" else env,
                                    **{**settings.CONFIG_LOADER_ARGS, "default_run_env": "local" if env == "base" else env})
         assert check_parameters(loader["parameters"]) == [], env
@@ -95,3 +95,26 @@ def test_every_type_problem_is_listed_at_once_and_named_once():
                                  "evaluate": {"batch_size": "x", "n_overlays": -2}})
     assert len(problems) == 5, problems  # image_size is named once, by its range check
     assert sum(p.startswith("ingest.image_size") for p in problems) == 1
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"evaluate": {"n_overlay": 3}}, "evaluate.n_overlay: unknown key; allowed: batch_size, boundary_tolerance_px"),
+    ({"evaluate": {"protocols": {"breakdowns": {"bi": ["generator"]}}}},
+     "evaluate.protocols.breakdowns.bi: unknown key; allowed: area_buckets, by, membership"),
+    ({"split": {"protocols": {"mine": {"kind": "random", "ratio": [1.0]}}}},
+     "split.protocols.mine.ratio: unknown key; allowed: held_out, kind, names, pairs, ratios, train_on"),
+    ({"ingest": {"folder": {"roots": "x"}}}, "ingest.folder.roots: unknown key; allowed: max_images, root"),
+    ({"train": {"trainer": {"stepz": 5}}}, "train.trainer: unknown key(s) stepz; allowed: amp, augment"),
+    ({"export": {"format": ["hf"]}}, "export.format: unknown key; allowed: formats, generators, splits"),
+])
+def test_a_misspelt_key_is_named_with_the_allowed_keys(params, expected):
+    problems = check_parameters(params)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_section_model_holds_the_defaults_a_node_reads():
+    from pipelines.contract.params import EvaluateParams, SplitParams, params_of
+
+    assert params_of(EvaluateParams, {}).protocols.breakdowns.membership == "last"
+    assert params_of(EvaluateParams, {"split": "test"}).split == "test"
+    assert params_of(SplitParams, None).names == ["train", "val"]

@@ -1,4 +1,11 @@
-"""One pydantic model per parameter section: the types and bounds of every value a node reads.
+"""One pydantic model per parameter section: every key a node reads, its type, bound and default.
+
+A model is THE place a parameter's default lives: conf/base/parameters_<section>.yml shows the
+values (documented there), a key left out of the YAML gets the model's default, and a node never
+carries a second one. Nodes convert their ``params:<section>`` dict once, on entry, with
+``params_of(Model, value)`` and read attributes. Node signatures keep ``dict[str, Any]``: a model
+hint would make Kedro build the model itself when the context loads, before
+``pipelines.config_checks`` can list every problem, and a union hint is logged as unsupported.
 
 ``typed_problems(params, sections)`` validates the sections a run reads and returns one line per
 problem, every problem at once, each naming the parameter, the bad value and what is allowed, as
@@ -6,22 +13,34 @@ problem, every problem at once, each naming the parameter, the bad value and wha
 ``before_pipeline_run`` hook). Registry names, ratio sums and cross-field rules stay in
 ``pipelines.config_checks``, which calls this for the types.
 
-Sections keep keys this module does not name (``extra="allow"``): a model names what a node
-converts with ``int()`` / ``float()`` / ``bool()``, so a wrong type fails here, not in a node.
+Sections forbid keys they do not name (``extra="forbid"``): a misspelt key is a problem listing
+the allowed keys. Open mappings (per-model kwargs, protocol names, generator entries) stay dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 Ratio = float  # checked in [0, 1] by pipelines.config_checks (with its own wording)
+Generators = list[dict[str, Any] | str]  # entries, see pipelines.contract.labels
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
 
 class SampleSource(_Section):
@@ -42,94 +61,250 @@ class FolderSource(_Section):
 
 class UrlSource(_Section):
     table: str | None = None
-    url_column: str | None = None
+    url_column: str = "url"
     sha256_column: str | None = None
     caption_column: str | None = None
     id_column: str | None = None
     max_images: PositiveInt | None = None
-    concurrency: PositiveInt | None = None
-    retries: NonNegativeInt | None = None
-    backoff_s: NonNegativeFloat | None = None
-    timeout_s: float | None = Field(default=None, gt=0)
+    concurrency: PositiveInt = 8
+    retries: NonNegativeInt = 3
+    backoff_s: NonNegativeFloat = 1.0
+    timeout_s: float = Field(default=30.0, gt=0)
+    deadline_s: float = Field(default=120.0, gt=0)
+    allow_private: bool = False
 
 
 class PublishedImport(_Section):
+    generators: Generators | None = None
+    label_space: list[str] | str | None = None
     image_size: PositiveInt | None = None
     max_items: PositiveInt | None = None
 
 
+class ImdlSource(_Section):
+    root: str | None = None
+    json_: str | list[str] | dict[str, str] | None = Field(default=None, alias="json")
+    generator: str | None = None
+
+
+class BrgenSource(_Section):
+    root: str | None = None
+
+
+class OpensdidSource(_Section):
+    files: list[Any] | str | None = None
+    generator: str | None = None
+
+
+class Diffseg30kSource(_Section):
+    root: str | None = None
+    files: list[Any] | str | None = None
+    class_names: list[str] | str | None = None
+
+
 class AiBases(_Section):
-    ratio: Ratio | None = None
-    prompt: str | None = None
-    batch_size: PositiveInt | None = None
+    ratio: Ratio = 0.0
+    generators: Generators | None = None
+    prompt: str = "a photo"
+    batch_size: PositiveInt = 4
 
 
 class IngestParams(_Section):
-    source: str | None = None
+    source: str = "sample"
     image_size: int | None = None
-    seed: int | None = None
-    min_side: NonNegativeInt | None = None
-    crops_per_photo: int | None = None
-    sample: SampleSource | None = None
-    coco: CocoSource | None = None
-    folder: FolderSource | None = None
-    urls: UrlSource | None = None
-    published: PublishedImport | None = None
-    ai_bases: AiBases | None = None
+    seed: int = 0
+    min_side: NonNegativeInt = 0
+    crops_per_photo: int = 1  # the seeds' single centre crop; conf/base asks for 4
+    sample: SampleSource = SampleSource()
+    coco: CocoSource = CocoSource()
+    folder: FolderSource = FolderSource()
+    urls: UrlSource = UrlSource()
+    published: PublishedImport = PublishedImport()
+    imdl: ImdlSource = ImdlSource()
+    brgen: BrgenSource = BrgenSource()
+    opensdid: OpensdidSource = OpensdidSource()
+    diffseg30k: Diffseg30kSource = Diffseg30kSource()
+    ai_bases: AiBases = AiBases()
 
 
-class PerceiveParams(_Section):
-    seed: int | None = None
-    variants_per_base: PositiveInt | None = None
-    iou_threshold: Ratio | None = None
-    min_area_ratio: Ratio | None = None
-    max_area_ratio: Ratio | None = None
-    edit_type_weights: dict[str, NonNegativeFloat] | None = None
-    object_names_from_vlm: bool | None = None
-    perceiver_kwargs: dict[str, dict[str, Any]] | None = None
-    vlms: list[dict[str, Any]] | None = None
+class _Resumable(_Section):
+    """Resumption (pipelines.io.resume): a work store folder; null = off."""
+    work_dir: str | None = None
+    work_storage_options: dict[str, Any] | None = None
+
+
+class _Sharded(_Resumable):
+    # {index, count}: this run does one shard (checked by pipelines.io.shards.parse_shard)
+    shard: dict[str, Any] | None = None
+
+
+class Balance(_Section):
+    strength: NonNegativeFloat = 1.0
+    area_edges: list[float] = [0.0, 0.05, 0.1, 0.2, 0.4, 1.0]
+
+
+class Perturbation(_Section):
+    p: Ratio | None = 0.5
+    kinds: list[str] = ["stuff", "background"]
+
+
+class PerceiveParams(_Resumable):
+    seed: int = 0
+    perceiver: str = "auto"
+    fallback_perceiver: str = "superpixel"
+    perceiver_kwargs: dict[str, dict[str, Any]] = {}
+    variants_per_base: PositiveInt = 2
+    iou_threshold: Ratio = 0.7
+    turn_count_weights: list[float] = [1, 4, 5]
+    min_area_ratio: Ratio = 0.01
+    max_area_ratio: Ratio = 0.6
+    edit_type_weights: dict[str, NonNegativeFloat] = {"attribute": 1, "addition": 1, "removal": 1}
+    balance: Balance = Balance()
+    perturbation: Perturbation = Perturbation()
+    vlms: list[dict[str, Any]] = []
+    object_names_from_vlm: bool = False
 
 
 class FullSynthesis(_Section):
-    ratio: Ratio | None = None
-    prompt: str | None = None
+    ratio: Ratio = 0.0
+    prompt: str = "a photo"
 
 
-class InpaintParams(_Section):
-    seed: int | None = None
-    distinct_generators_per_sample: bool | None = None
-    candidates_per_edit: int | None = None
-    clip_region: Literal["bbox", "image"] | None = None
-    chunk_size: PositiveInt | None = None
+class InpaintParams(_Sharded):
+    seed: int = 0
+    generators: Generators | None = None
+    distinct_generators_per_sample: bool = True
+    candidates_per_edit: int = 1
+    clip_model: str | None = None
+    clip_region: Literal["bbox", "image"] = "bbox"
+    clip_device: str = "cpu"
+    clip_dtype: str = "float32"
+    chunk_size: PositiveInt = 64
     max_pipelines_on_device: PositiveInt | None = None
     max_pipelines_loaded: PositiveInt | None = None
-    full_synthesis: FullSynthesis | None = None
+    full_synthesis: FullSynthesis = FullSynthesis()
 
 
-class FilterParams(_Section):
-    checks: list[dict[str, Any]] | None = None
-    score_imported: bool | None = None
+class FilterParams(_Sharded):
+    checks: list[dict[str, Any]] = []
+    score_imported: bool = False
 
 
 class StatsParams(_Section):
-    samples: Literal["kept", "all"] | None = None
-    top_categories: PositiveInt | None = None
+    samples: Literal["kept", "all"] = "kept"
+    top_categories: PositiveInt = 20
+    figure_folder: str = "statistics"
+
+
+class SplitProtocol(_Section):
+    """One entry of ``split.protocols`` (see pipelines.split.nodes for each kind's keys). ``names``
+    / ``ratios`` None: the section's for random / published, (train, test) 8:2 for the others."""
+    kind: Literal["random", "leave_out", "train_on_one", "published"] = "random"
+    names: list[str] | None = None
+    ratios: list[float] | None = None
+    pairs: list[list[str]] | None = None  # leave_out: one protocol per pair, named <key>-<a>+<b>
+    held_out: list[str] | None = None     # leave_out without pairs
+    train_on: str | list[str] = "each"    # train_on_one: each generator of the label space, or these
+
+
+class SplitParams(_Section):
+    seed: int = 0
+    names: list[str] = ["train", "val"]
+    ratios: list[float] = [0.8, 0.2]
+    add_authentic: bool = True
+    n_authentic_train: NonNegativeInt | None = None
+    generators: Generators | None = None
+    use: str = "random"
+    protocols: dict[str, SplitProtocol] = {"random": SplitProtocol()}
+
+
+class TrainDataset(_Section):
+    protocol: str | None = None
+    split: str = "train"
+    val_split: str = "val"
+
+
+def _trainer_fields() -> set[str]:
+    from models.detectors.training import TrainConfig
+
+    return {f.name for f in fields(TrainConfig)} - {"task"}
+
+
+class TrainParams(_Section):
+    seed: int = 0
+    generators: Generators | None = None
+    model: str = "deeplabv3plus"
+    task: str | list[str] = "both"  # binary | semantic | both, or a list (pipelines.train.nodes.selected_tasks)
+    model_kwargs: dict[str, Any] = {}
+    models: dict[str, dict[str, Any] | None] = {}
+    dataset: TrainDataset = TrainDataset()
+    exclude_generators: list[str] | str | None = None
+    num_threads: PositiveInt | None = None
+    # every models.detectors.training.TrainConfig field but task; its defaults live there
+    trainer: dict[str, Any] = {}
+
+    @field_validator("trainer")
+    @classmethod
+    def _known_trainer_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - _trainer_fields())
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_trainer_fields()))}")
+        return value
+
+
+class Breakdowns(_Section):
+    by: list[str] = ["generator", "turns", "area_bucket", "region_kind"]
+    membership: Literal["last", "any", "all"] = "last"
+    area_buckets: list[float] = [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+class CrossGenerator(_Section):
+    held_out: list[str] | str | None = None
+    membership: Literal["last", "any", "all"] = "last"
+
+
+class LoraAsParent(_Section):
+    membership: Literal["last", "any", "all"] = "last"
+
+
+class EvaluateProtocols(_Section):
+    breakdowns: Breakdowns = Breakdowns()
+    # perturbation name -> levels (models.perturbations), applied in the order written
+    robustness: dict[str, list[float]] = {"jpeg": [60, 80], "resize": [0.5, 2.0], "blur": [1.0, 2.0]}
+    cross_generator: CrossGenerator = CrossGenerator()
+    lora_as_parent: LoraAsParent = LoraAsParent()
+
+
+class EvaluateReport(_Section):
+    title: str = "EditLens evaluation report"
 
 
 class EvaluateParams(_Section):
-    split: str | None = None
-    batch_size: PositiveInt | None = None
-    chunk_size: PositiveInt | None = None
+    split: str = "val"
+    batch_size: PositiveInt = 8
+    chunk_size: PositiveInt = 32
     num_threads: PositiveInt | None = None
-    boundary_tolerance_px: NonNegativeFloat | None = None
-    n_overlays: NonNegativeInt | None = None
-    groups_include_authentic: bool | None = None
-    label_parent: dict[str, str] | None = None
+    boundary_tolerance_px: NonNegativeInt | NonNegativeFloat = 2  # an int stays an int in metrics.json
+    image_threshold: Ratio = 0.5
+    pixel_threshold: Ratio = 0.5
+    n_overlays: NonNegativeInt = 6
+    run: list[str] | str | None = "all"  # see pipelines.evaluate.protocols.selected_protocols
+    groups_include_authentic: bool = True
+    label_parent: dict[str, str] = {}
+    protocols: EvaluateProtocols = EvaluateProtocols()
+    report: EvaluateReport = EvaluateReport()
+
+
+class ExportParams(_Section):
+    formats: list[str] | None = None  # None = every format (pipelines.export.nodes.FORMATS)
+    splits: list[str] | None = None
+    generators: Generators | None = None
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "ingest": IngestParams, "perceive": PerceiveParams, "inpaint": InpaintParams, "filter": FilterParams,
-    "stats": StatsParams, "evaluate": EvaluateParams,
+    "stats": StatsParams, "split": SplitParams, "train": TrainParams, "evaluate": EvaluateParams,
+    "export": ExportParams,
 }
 
 _ALLOWED = {
@@ -142,8 +317,40 @@ _ALLOWED = {
 }
 
 
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``loc`` (None when it is an open mapping)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:  # a key of an open mapping (a protocol's name) or a list index
+                continue
+            current = field.annotation
+        models = [a for a in _flat_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = models[0] if models else None
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _flat_args(annotation: Any) -> list[Any]:
+    """``annotation`` and every type nested in it (Optional, list, dict values)."""
+    out, todo = [], [annotation]
+    while todo:
+        item = todo.pop()
+        out.append(item)
+        todo += list(get_args(item))
+    return out
+
+
 def _describe(section: str, error: dict[str, Any]) -> str:
     where = ".".join([section, *(str(part) for part in error["loc"])])
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(SECTIONS[section], tuple(error["loc"][:-1])) if section in SECTIONS else None
+        keys = sorted(f.alias or n for n, f in owner.model_fields.items()) if owner else []
+        return f"{where}: unknown key; allowed: {', '.join(keys)}"
+    if error["type"] == "value_error":  # a validator's own sentence
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
     template = _ALLOWED.get(error["type"])
     allowed = template.format(**(error.get("ctx") or {})) if template else error["msg"]
     return f"{where}: {error['input']!r} {allowed}"
@@ -167,3 +374,17 @@ def typed_problems(params: dict[str, Any], sections: Iterable[str] | None = None
 def parse_section(name: str, value: dict[str, Any]) -> BaseModel:
     """The typed model of section ``name`` (raises pydantic.ValidationError on a bad value)."""
     return SECTIONS[name].model_validate(value)
+
+
+def params_of(model: type[Model], value: Model | dict[str, Any] | None) -> Model:
+    """``value`` (a node's ``params:<section>`` dict, None = every default) as ``model``; a model
+    instance is returned as is. The run's values were checked before any node ran (the
+    ``before_pipeline_run`` hook); a node called directly with a bad value raises ValueError
+    naming every bad key as the configuration check does."""
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value or {})
+    except ValidationError as error:
+        section = next((name for name, known in SECTIONS.items() if known is model), model.__name__)
+        raise ValueError("; ".join(_describe(section, e) for e in error.errors(include_url=False))) from None

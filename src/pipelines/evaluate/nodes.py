@@ -18,7 +18,6 @@ DeepLabV3Plus-Pytorch, DiffSeg30k) or per-image average (IMDL-BenCo).
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from pipelines.evaluate.protocols import (  # noqa: E402
     selected_protocols,
 )
 from pipelines.contract.items import load_split_items  # noqa: E402
+from pipelines.contract.params import EvaluateParams, params_of  # noqa: E402
 from pipelines.contract.summary import MetricsSummary  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -62,35 +62,6 @@ CONVENTIONS = {
     "image": "image score as in models.detectors.inference.predict (see image_score); fake when score > "
              "threshold (strict); AP step-wise as scikit-learn; R@50 = recall of fake / of real images at 0.5",
 }
-
-# Code defaults only make a partial params dict usable; conf/base/parameters_evaluate.yml holds the
-# documented values.
-DEFAULTS: dict[str, Any] = {
-    "split": "val", "batch_size": 8, "chunk_size": 32, "num_threads": None, "boundary_tolerance_px": 2, "image_threshold": 0.5,
-    "pixel_threshold": 0.5, "n_overlays": 6, "run": "all", "groups_include_authentic": True, "label_parent": {},
-    "protocols": {
-        "breakdowns": {"by": list(BREAKDOWNS), "membership": "last", "area_buckets": [0.2, 0.4, 0.6, 0.8, 1.0]},
-        "robustness": {},
-        "cross_generator": {"held_out": None, "membership": "last"},
-    },
-    "report": {"title": "EditLens evaluation report"},
-}
-
-
-def _settings(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` over ``DEFAULTS``, merged one level into ``protocols`` and ``report``."""
-    merged = copy.deepcopy(DEFAULTS)
-    for key, value in (params or {}).items():
-        if key in ("protocols", "report") and isinstance(value, dict):
-            for inner, inner_value in value.items():
-                if isinstance(inner_value, dict) and isinstance(merged[key].get(inner), dict):
-                    merged[key][inner] = {**merged[key][inner], **inner_value}
-                else:
-                    merged[key][inner] = inner_value
-        else:
-            merged[key] = value
-    return merged
-
 
 def _chunks(length: int, size: int):
     for start in range(0, length, max(1, size)):
@@ -112,12 +83,12 @@ class _Evaluation:
 
     def new_metrics(self) -> DetectionMetrics:
         s = self.settings
-        return DetectionMetrics(self.names, boundary_tolerance_px=s["boundary_tolerance_px"],
-                                pixel_threshold=float(s["pixel_threshold"]), image_threshold=float(s["image_threshold"]),
+        return DetectionMetrics(self.names, boundary_tolerance_px=s.boundary_tolerance_px,
+                                pixel_threshold=float(s.pixel_threshold), image_threshold=float(s.image_threshold),
                                 pixel_level=self.pixel_level)
 
     def load(self, positions: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        items, _ = load_split_items(self.rows.iloc[positions], self.settings["split"], *self.loaders)
+        items, _ = load_split_items(self.rows.iloc[positions], self.settings.split, *self.loaders)
         targets = np.stack([label if self.task == "semantic" else (label > 0) for _, label in items]).astype(np.int64)
         return [image for image, _ in items], targets
 
@@ -126,11 +97,11 @@ class _Evaluation:
         """Predict the split (perturbed if asked) and return its DetectionMetrics; ``on_chunk``
         sees (positions, images, targets, probabilities, scores) of each chunk."""
         metrics = self.new_metrics()
-        for positions in _chunks(len(self.rows), int(self.settings["chunk_size"])):
+        for positions in _chunks(len(self.rows), self.settings.chunk_size):
             images, targets = self.load(positions)
             if perturbation is not None:
                 images = [perturb(image, *perturbation) for image in images]
-            probabilities, scores = predict(self.model, images, batch_size=int(self.settings["batch_size"]))
+            probabilities, scores = predict(self.model, images, batch_size=self.settings.batch_size)
             self.update(metrics, positions, targets, probabilities, scores)
             if on_chunk is not None:
                 on_chunk(positions, images, targets, probabilities, scores)
@@ -160,13 +131,13 @@ def evaluate_checkpoint(
     ``protocols`` key holds each protocol; confusion-matrix figure; overlay figures keyed
     ``<task>-<item>.png``; qualitative grid as an (H, W, 3) uint8 image).
     """
-    s = _settings(params)
-    protocols = selected_protocols(s.get("run"))
-    if s.get("num_threads"):
-        torch.set_num_threads(int(s["num_threads"]))
-    rows = splits[splits["split"] == s["split"]].reset_index(drop=True)
+    s = params_of(EvaluateParams, params)
+    protocols = selected_protocols(s.run)
+    if s.num_threads:
+        torch.set_num_threads(s.num_threads)
+    rows = splits[splits["split"] == s.split].reset_index(drop=True)
     if rows.empty:
-        raise ValueError(f"split {s['split']!r} has no items (splits present: {sorted(splits['split'].unique())})")
+        raise ValueError(f"split {s.split!r} has no items (splits present: {sorted(splits['split'].unique())})")
     ev = _Evaluation(checkpoint, rows, edited_images, label_maps, base_images, s)
     config = checkpoint["config"]
     items = item_table(rows, samples, provenance)
@@ -180,7 +151,7 @@ def evaluate_checkpoint(
     timing: dict[str, float] = {}
 
     # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).
-    example_positions = _overlay_indices(rows, int(s["n_overlays"]))
+    example_positions = _overlay_indices(rows, s.n_overlays)
     examples: dict[int, tuple] = {}
     lora = _LoraRemap(ev, items, s) if "lora_as_parent" in protocols else None
 
@@ -212,9 +183,9 @@ def evaluate_checkpoint(
 
     metrics = MetricsSummary(
         task=ev.task, model=config["detector"].get("name"), pixel_level=ev.pixel_level,
-        split=s["split"], class_names=ev.names, held_out_generators=config.get("held_out_generators"),
+        split=s.split, class_names=ev.names, held_out_generators=config.get("held_out_generators"),
         conventions={**CONVENTIONS, "image_score": image_score_definition(ev.model),
-                     "boundary_tolerance_px": s["boundary_tolerance_px"]},
+                     "boundary_tolerance_px": s.boundary_tolerance_px},
         n_images=len(rows), n_edited=int(ev.is_fake.sum()), n_authentic=int(len(rows) - ev.is_fake.sum()),
         pixel=None if in_domain["pixel"] is None else {"convention": CONVENTIONS["pixel"], **in_domain["pixel"]},
         pixel_per_image=in_domain["pixel_per_image"],
@@ -252,13 +223,12 @@ class _LoraRemap:
     parent's label), the images are simply the variant's group.
     """
 
-    def __init__(self, ev: _Evaluation, items: pd.DataFrame, settings: dict[str, Any]):
+    def __init__(self, ev: _Evaluation, items: pd.DataFrame, settings: EvaluateParams):
         self.ev = ev
-        self.pairs = {str(k): str(v) for k, v in (settings.get("label_parent") or {}).items()}
-        cfg = settings["protocols"].get("lora_as_parent")
-        self.membership = cfg.get("membership", "last") if isinstance(cfg, dict) else "last"
+        self.pairs = dict(settings.label_parent)
+        self.membership = settings.protocols.lora_as_parent.membership
         self.groups = breakdown_groups(items, "generator", membership=self.membership,
-                                       include_authentic=bool(settings["groups_include_authentic"]))
+                                       include_authentic=settings.groups_include_authentic)
         self.metrics: dict[str, DetectionMetrics] = {}
         self.remap: dict[str, tuple[int, int]] = {}
         names = ev.names
@@ -295,13 +265,12 @@ class _LoraRemap:
         return out
 
 
-def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: dict[str, Any]) -> dict[str, Any]:
-    cfg = s["protocols"]["breakdowns"]
-    out: dict[str, Any] = {"membership": cfg.get("membership", "last"),
-                           "include_authentic": bool(s["groups_include_authentic"])}
-    for by in cfg.get("by") or BREAKDOWNS:
-        groups = breakdown_groups(items, by, membership=cfg.get("membership", "last"),
-                                  area_edges=cfg.get("area_buckets"), include_authentic=bool(s["groups_include_authentic"]))
+def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluateParams) -> dict[str, Any]:
+    cfg = s.protocols.breakdowns
+    out: dict[str, Any] = {"membership": cfg.membership, "include_authentic": s.groups_include_authentic}
+    for by in cfg.by or BREAKDOWNS:
+        groups = breakdown_groups(items, by, membership=cfg.membership, area_edges=cfg.area_buckets,
+                                  include_authentic=s.groups_include_authentic)
         out[by] = {name: clean.summary(positions) for name, positions in groups.items()}
     return out
 
@@ -317,8 +286,8 @@ def robustness_conditions(cfg: dict[str, Any]) -> list[tuple[str, float]]:
     return conditions
 
 
-def _robustness(ev: _Evaluation, s: dict[str, Any]) -> dict[str, Any]:
-    conditions = robustness_conditions(s["protocols"].get("robustness") or {})
+def _robustness(ev: _Evaluation, s: EvaluateParams) -> dict[str, Any]:
+    conditions = robustness_conditions(s.protocols.robustness)
     if not conditions:
         return {"skipped": "no perturbations configured (evaluate.protocols.robustness)", "conditions": []}
     out = {"applied_to": "evaluation images only; label maps untouched", "conditions": []}
@@ -338,17 +307,17 @@ def condition_name(perturbation: str, level: float) -> str:
         perturbation, f"{perturbation} {level_text}")
 
 
-def _cross_generator(clean: DetectionMetrics, items: pd.DataFrame, s: dict[str, Any], config: dict[str, Any]) -> dict:
-    cfg = s["protocols"]["cross_generator"]
-    held_out, source = cfg.get("held_out"), "params (evaluate.protocols.cross_generator.held_out)"
+def _cross_generator(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluateParams, config: dict[str, Any]) -> dict:
+    cfg = s.protocols.cross_generator
+    held_out, source = cfg.held_out, "params (evaluate.protocols.cross_generator.held_out)"
     if not held_out:
         held_out, source = config.get("held_out_generators"), "checkpoint (trained with train.exclude_generators)"
     if not held_out:
         return {"skipped": "the checkpoint lists no held-out generators and "
                            "evaluate.protocols.cross_generator.held_out is empty"}
     held_out = [str(g) for g in held_out]
-    membership = cfg.get("membership", "last")
-    groups = held_out_groups(items, held_out, membership=membership, include_authentic=bool(s["groups_include_authentic"]))
+    membership = cfg.membership
+    groups = held_out_groups(items, held_out, membership=membership, include_authentic=s.groups_include_authentic)
     return {
         "held_out": held_out, "source": source, "membership": membership, "missing": groups["missing"],
         "held_out_set": clean.summary(groups["held_out_set"]),
@@ -404,19 +373,18 @@ def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[st
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
                  examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
     """The self-contained HTML report of this evaluation run (both tasks, every protocol run)."""
-    s = _settings(params)
     return report.render_report({"binary": binary, "semantic": semantic},
                                 {"binary": examples_binary, "semantic": examples_semantic},
-                                title=s["report"].get("title", DEFAULTS["report"]["title"]))
+                                title=params_of(EvaluateParams, params).report.title)
 
 
 def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: dict[str, Any]) -> str:
     """Side-by-side HTML page: binary vs semantic, each clean and under each robustness condition."""
-    s = _settings(params)
+    title = params_of(EvaluateParams, params).report.title
     runs = {}
     for task, metrics in (("binary", binary), ("semantic", semantic)):
         runs.update(report.runs_of(metrics, prefix=f"{task} / {metrics.get('model')}"))
-    return report.render_comparison(runs, title=s["report"].get("title", DEFAULTS["report"]["title"]) + ": comparison")
+    return report.render_comparison(runs, title=f"{title}: comparison")
 
 
 def _headline(summary: dict[str, Any]) -> str:

@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from pipelines.contract.labels import generator_names
+from pipelines.contract.params import ExportParams, params_of
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("imdl", "brgen", "diffseg30k", "hf")
@@ -192,14 +195,16 @@ def export_dataset(
     params: dict[str, Any],
 ) -> tuple[Any, ...]:
     """Returns (imdl files, imdl lists, brgen files, brgen lists, diffseg30k files, diffseg30k
-    index, hf tables) for the formats in ``params['formats']``; the others are empty. Files are
-    lazy: images are read and encoded as they are saved."""
-    formats = list(params.get("formats") or FORMATS)
+    index, hf tables) for the formats in ``params.formats`` (None: all); the others are empty.
+    Semantic masks are named by the run's label space (``contract.labels.generator_names``). Files
+    are lazy: images are read and encoded as they are saved."""
+    params = params_of(ExportParams, params)
+    formats = list(params.formats or FORMATS)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"export.formats: unknown {unknown}; known: {list(FORMATS)}")
-    class_names = [g["name"] if isinstance(g, dict) else str(g) for g in params.get("generators") or []]
-    items = _items(splits, edited_images, label_maps, base_images, filtered_samples, base_manifest, params.get("splits"))
+    class_names = generator_names(params.generators) if params.generators else []
+    items = _items(splits, edited_images, label_maps, base_images, filtered_samples, base_manifest, params.splits)
     imdl = export_imdl(items) if "imdl" in formats else ({}, {})
     brgen = export_brgen(items) if "brgen" in formats else ({}, {})
     diffseg = export_diffseg30k(items, class_names) if "diffseg30k" in formats else ({}, {})

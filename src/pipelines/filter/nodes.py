@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.quality import QUALITY_SCORERS, create_quality_scorer
+from pipelines.contract.params import FilterParams, params_of
 from pipelines.io.resumable import resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 from pipelines.io.shards import in_shard, parse_shard
@@ -51,9 +52,9 @@ def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
 class _Scoring:
     """The configured checks' scorers and what they need: prompts per sample, the base image."""
 
-    def __init__(self, params: dict[str, Any], shared: bool, provenance: pd.DataFrame | None,
+    def __init__(self, params: FilterParams, shared: bool, provenance: pd.DataFrame | None,
                  base_images: dict[str, Callable[[], np.ndarray]] | None):
-        self.rules = list(params["checks"])
+        self.rules = list(params.checks)
         _check_rules(self.rules)
         build = _shared_scorer if shared else create_quality_scorer
         self.scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {}))
@@ -101,13 +102,14 @@ def run_scoring(
 
     Returns (the samples scored, in table order; sample_id -> {scores, reasons}; the checks as the
     report lists them: name, scorer, min, max, higher_is_better, valid_range)."""
-    shard = parse_shard(params.get("shard"))
+    typed = params_of(FilterParams, params)
+    shard = parse_shard(typed.shard)
     if shard is not None:
         samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
-    scoring = _Scoring(params, shard is not None, provenance, base_images)
-    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    scoring = _Scoring(typed, shard is not None, provenance, base_images)
+    store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
-    score_imported = bool(params.get("score_imported", False))
+    score_imported = typed.score_imported
     origins = samples["origin"].fillna("").astype(str) if "origin" in samples else pd.Series([""] * len(samples))
 
     def items():

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from pipelines.contract.ids import UniqueIds, safe_id
+from pipelines.contract.params import IngestParams, PublishedImport, params_of
 from pipelines.contract.rle import decode_rle, encode_rle  # noqa: F401  (decode_rle: re-exported for import users)
 from pipelines.contract.schemas import ANNOTATION_COLUMNS, ISSUE_COLUMNS, MANIFEST_COLUMNS, PUBLISHED_SAMPLE_EXTRAS
 from pipelines.datasets import decode_image
@@ -78,18 +79,17 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int], image_size: int, n
     return _resize(image[top:top + side, left:left + side], (image_size, image_size), nearest=nearest)
 
 
-def _photos(params: dict[str, Any], issues: list[dict[str, str]]):
-    source = params["source"]
+def _photos(params: IngestParams, issues: list[dict[str, str]]):
+    source = params.source
     if source == "sample":
-        return iter_sample_photos(params.get("sample", {}).get("names"))
+        return iter_sample_photos(params.sample.names)
     if source == "coco":
-        cfg = params["coco"]
-        return iter_coco_photos(cfg["annotations"], cfg["images"], cfg.get("max_images"), cfg.get("captions"), issues)
+        cfg = params.coco
+        return iter_coco_photos(cfg.annotations, cfg.images, cfg.max_images, cfg.captions, issues)
     if source == "folder":
-        cfg = params["folder"]
-        return iter_folder_photos(cfg["root"], cfg.get("max_images"), issues)
+        return iter_folder_photos(params.folder.root, params.folder.max_images, issues)
     if source == "urls":
-        cfg = dict(params["urls"])
+        cfg = params.urls.model_dump()
         return iter_url_photos(cfg.pop("table"), issues=issues, **cfg)
     if source in PUBLISHED_FORMATS:
         raise SourceError(f"ingest.source={source!r} is a published dataset with its own edits and labels: run it "
@@ -113,13 +113,14 @@ def ingest_base_images(
 ) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``ingest_photos`` plus ``ingest_issues``: one row (source, item, reason) per photo, file or
     URL that was skipped (unreadable, failed download, checksum mismatch, duplicate pixels)."""
-    image_size = int(params["image_size"])
+    params = params_of(IngestParams, params)
+    image_size = int(params.image_size)
     if image_size < 32:
         raise ValueError(f"ingest.image_size must be >= 32, got {image_size}")
-    crops = int(params.get("crops_per_photo", 1))
+    crops = params.crops_per_photo
     # Upscaling a thumbnail to a base image invents its pixels: below MIN_PHOTO_SIDE, never.
-    min_side = max(int(params.get("min_side") or 0), MIN_PHOTO_SIDE)
-    rng = np.random.default_rng(params.get("seed", 0))
+    min_side = max(params.min_side, MIN_PHOTO_SIDE)
+    rng = np.random.default_rng(params.seed)
     images: dict[str, np.ndarray] = {}
     rows, ann_rows = [], []
     seen: dict[str, str] = {}
@@ -161,14 +162,14 @@ def ingest_base_images(
                     "rle": encode_rle(mask),
                 })
     if not images:
-        raise SourceError(f"ingest source {params['source']!r} produced no images ({len(issues)} item(s) refused: "
+        raise SourceError(f"ingest source {params.source!r} produced no images ({len(issues)} item(s) refused: "
                           "see data/08_reporting/quarantine.md)", issues=issues)
     logger.info("ingested %d base images from %d groups", len(images), len({r["group_id"] for r in rows}))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    if params.get("ai_bases"):  # DiffSeg30k: bases generated from captions (pipelines.ingest.synthesize)
+    if params.ai_bases.ratio:  # DiffSeg30k: bases generated from captions (pipelines.ingest.synthesize)
         from pipelines.ingest.synthesize import add_ai_bases
 
-        images, manifest = add_ai_bases(images, manifest, params["ai_bases"], int(params.get("seed", 0)), image_size)
+        images, manifest = add_ai_bases(images, manifest, params.ai_bases, params.seed, image_size)
     annotations = pd.DataFrame(ann_rows, columns=ANNOTATION_COLUMNS)
     if issues:
         logger.warning("ingest skipped %d item(s); see ingest_issues", len(issues))
@@ -294,37 +295,36 @@ def published_label_map(item: PublishedItem, shape: tuple[int, int], label_index
     return np.where(edited, label, 0).astype(np.uint8), kind, notes
 
 
-def _reader(source: str, params: dict[str, Any], issues: list[dict[str, str]]):
-    cfg = dict(params.get(source) or {})
+def _reader(source: str, params: IngestParams, issues: list[dict[str, str]]):
     if source == "imdl":
-        return iter_imdl(cfg.get("root"), cfg.get("json"), cfg.get("generator") or "", issues)
+        return iter_imdl(params.imdl.root, params.imdl.json_, params.imdl.generator or "", issues)
     if source == "brgen":
-        return iter_brgen(cfg["root"], issues)
+        return iter_brgen(params.brgen.root, issues)
     if source == "opensdid":
-        return iter_opensdid(cfg.get("files"), cfg.get("generator") or "", issues)
+        return iter_opensdid(params.opensdid.files, params.opensdid.generator or "", issues)
     if source == "diffseg30k":
-        return iter_diffseg30k(cfg.get("root"), cfg.get("files"), cfg.get("class_names"), issues)
+        cfg = params.diffseg30k
+        return iter_diffseg30k(cfg.root, cfg.files, cfg.class_names, issues)
     raise SourceError(f"ingest.source must be a published format ({', '.join(PUBLISHED_FORMATS)}) for the import "
                       f"pipeline; got {source!r} (photo sources run through `--pipeline ingest`)")
 
 
-def import_label_space(published: dict[str, Any]) -> list[str]:
+def import_label_space(published: PublishedImport | dict[str, Any]) -> list[str]:
     """The class names imported labels map to, in label order (label k = names[k - 1]).
 
-    ``published.label_space`` when set: a list of names or one string of names separated by
-    ``;`` (``--params "ingest.published.label_space=SDXL;LaMa"``: kedro's ``--params`` splits on
-    commas). Plain class names: no generator registry entry is needed for a dataset that was
-    made elsewhere. Else the names of ``published.generators`` (the run's generator list).
+    ``published.label_space`` when set (``pipelines.contract.labels.parse_label_space``): plain
+    class names, no generator registry entry is needed for a dataset that was made elsewhere.
+    Else the names of ``published.generators`` (the run's generator list).
     Raises SourceError for an empty or repeated name."""
-    from pipelines.contract.labels import generator_names
+    from pipelines.contract.labels import generator_names, parse_label_space
 
-    space = published.get("label_space")
-    if space in (None, "", []):
-        return generator_names(published["generators"]) if published.get("generators") else []
-    names = [n.strip() for n in space.split(";")] if isinstance(space, str) else [str(n).strip() for n in space]
-    keys = [_normalise_generator(n) for n in names]
-    if not all(names) or len(set(keys)) != len(keys) or len(names) > 254:
-        raise SourceError(f"ingest.published.label_space: 1 to 254 distinct, non-empty names, got {names}")
+    published = params_of(PublishedImport, published)
+    try:
+        names = parse_label_space(published.label_space)
+    except ValueError as error:
+        raise SourceError(str(error)) from error
+    if names is None:
+        return generator_names(published.generators) if published.generators else []
     return names
 
 
@@ -343,12 +343,12 @@ def _decode_published(item: PublishedItem, source: str, label_index: dict[str, i
     return image, labelled
 
 
-def _read_published(source: str, params: dict[str, Any], label_index: dict[str, int], fit: Callable,
+def _read_published(source: str, params: IngestParams, label_index: dict[str, int], fit: Callable,
                     issues: list[dict[str, str]]) -> tuple[dict, list[dict], list[tuple]]:
     """Read and check every item: (bases, manifest rows, edited) where edited holds
     (item, original (H, W), label_kind, {label: area ratio}, edited area ratio); masks are not kept.
     Every id is made valid and unique here, at the door (``UniqueIds``); base keys follow."""
-    max_items = (params.get("published") or {}).get("max_items")
+    max_items = params.published.max_items
     ids = UniqueIds(source, issues)
     bases: dict[str, Callable] = {}
     manifest_rows: list[dict[str, Any]] = []
@@ -410,11 +410,13 @@ def _published_rows(source: str, item: PublishedItem, areas: dict[int, float], l
         provenance.append({"sample_id": sample_id, "turn": turn, "generator": generators[turn - 1] if generators else "",
                            "label": label, "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind,
                            "edit_type": "", "prompt": "", "seed": -1, "mask_area_ratio": areas[label],
-                           "changed_pixel_ratio": float("nan")})
+                           "changed_pixel_ratio": float("nan"), "registry": "", "model": "", "details": "",
+                           "candidate_seeds": "", "candidate_scores": ""})  # every PROVENANCE column, typed
         regions.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id, "turn": turn,
                         "edit_group": f"{sample_id}-g{turn}", "label": "", "kind": item.region_kind,
                         "score": float("nan"), "area_ratio": areas[label], "edit_type": "", "prompt": "",
-                        "perceiver": source, "prompt_source": "published"})
+                        "perceiver": source, "prompt_source": "published", "area_bucket": "", "description": "",
+                        "perturbed": False, "label_source": "published"})  # every REGIONS column, typed
     return provenance, regions
 
 
@@ -458,11 +460,11 @@ def import_published(params: dict[str, Any]) -> tuple[Any, ...]:
     """
     from pipelines.contract.schemas import PROVENANCE_COLUMNS, REGION_COLUMNS, SAMPLE_COLUMNS
 
-    source = params["source"]
-    published = params.get("published") or {}
-    names = import_label_space(published)
+    params = params_of(IngestParams, params)
+    source = params.source
+    names = import_label_space(params.published)
     label_index = {_normalise_generator(n): i + 1 for i, n in enumerate(names)}
-    size = published.get("image_size")
+    size = params.published.image_size
 
     def fit(image: np.ndarray, nearest: bool = False) -> np.ndarray:
         return image if not size else _resize(image, (int(size), int(size)), nearest=nearest)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from models.generators import create_text_to_image
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.labels import generator_entries
+from pipelines.contract.params import AiBases, params_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +42,24 @@ def text_to_image_entries(generators: list[dict[str, Any] | str]) -> list[dict[s
     return [e for e in generator_entries(generators) if e["task"] == "text-to-image"]
 
 
-def plan_ai_bases(manifest: pd.DataFrame, cfg: dict[str, Any], seed: int) -> list[tuple[str, str, str, int]]:
+def plan_ai_bases(manifest: pd.DataFrame, cfg: AiBases | dict[str, Any], seed: int) -> list[tuple[str, str, str, int]]:
     """Which real bases get an AI companion: [(base_id, entry name, prompt, generation seed)].
 
     Raises:
         ValueError: ratio outside [0, 1], or ratio > 0 without a text-to-image entry.
     """
-    ratio = float(cfg.get("ratio") or 0.0)
+    cfg = params_of(AiBases, cfg)
+    ratio = cfg.ratio
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"ingest.ai_bases.ratio must be in [0, 1], got {ratio}")
     if ratio == 0.0:
         return []
-    entries = text_to_image_entries(cfg.get("generators") or [])
+    entries = text_to_image_entries(cfg.generators or [])
     if not entries:
         raise ValueError("ingest.ai_bases.ratio > 0 needs a generator entry with task: text-to-image "
                          "in ingest.ai_bases.generators (conf/gpu/globals.yml has examples)")
     names = [e["name"] for e in entries]
-    fallback = str(cfg.get("prompt") or "a photo")
+    fallback = cfg.prompt
     plan = []
     for row in manifest.itertuples():
         if row.kind != "real":
@@ -71,18 +73,19 @@ def plan_ai_bases(manifest: pd.DataFrame, cfg: dict[str, Any], seed: int) -> lis
     return plan
 
 
-def add_ai_bases(images: dict[str, np.ndarray], manifest: pd.DataFrame, cfg: dict[str, Any], seed: int,
+def add_ai_bases(images: dict[str, np.ndarray], manifest: pd.DataFrame, cfg: AiBases | dict[str, Any], seed: int,
                  image_size: int) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Generate the planned AI bases and append them to ``images`` / ``manifest`` (new objects).
     Each text-to-image model is built once and runs its bases in batches."""
+    cfg = params_of(AiBases, cfg)
     plan = plan_ai_bases(manifest, cfg, seed)
     if not plan:
         return images, manifest
-    entries = {e["name"]: e for e in text_to_image_entries(cfg["generators"])}
+    entries = {e["name"]: e for e in text_to_image_entries(cfg.generators)}
     by_entry: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     for base_id, name, prompt, gen_seed in plan:
         by_entry[name].append((base_id, prompt, gen_seed))
-    batch = max(1, int(cfg.get("batch_size") or 4))
+    batch = cfg.batch_size
     images = dict(images)
     rows = []
     real = manifest.set_index("base_id")

@@ -31,6 +31,7 @@ from models.generators import (
 )
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.labels import generator_entries, generator_labels
+from pipelines.contract.params import InpaintParams, params_of
 from pipelines.contract.schemas import PROVENANCE_COLUMNS, table
 from pipelines.contract.ids import full_synthesis_id
 from pipelines.io.resumable import ItemResult, resumable_map
@@ -59,17 +60,16 @@ def draw_generators(rng: np.random.Generator, names: list[str], turns: int, dist
     return [names[i] for i in rng.integers(0, len(names), size=turns)]
 
 
-def _candidate_scorer(params: dict[str, Any]) -> tuple[int, Callable | None]:
-    candidates = int(params.get("candidates_per_edit") or 1)
+def _candidate_scorer(params: InpaintParams) -> tuple[int, Callable | None]:
+    candidates = params.candidates_per_edit
     if candidates < 1:
         raise ValueError(f"inpaint.candidates_per_edit must be >= 1, got {candidates}")
     if candidates == 1:
         return 1, None
-    if not params.get("clip_model"):
+    if not params.clip_model:
         raise ValueError("inpaint.candidates_per_edit > 1 needs inpaint.clip_model (a CLIP checkpoint) to choose")
-    scorer = build_clip_candidate_scorer(params["clip_model"], device=params.get("clip_device") or "cpu",
-                                         dtype=params.get("clip_dtype") or "float32",
-                                         region=params.get("clip_region") or "bbox")
+    scorer = build_clip_candidate_scorer(params.clip_model, device=params.clip_device, dtype=params.clip_dtype,
+                                         region=params.clip_region)
     return candidates, scorer
 
 
@@ -101,13 +101,14 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
     (one inpainting entry name per turn), seeds (one per turn)}], samples sorted by id, only the
     ones in ``shard``. DiffSeg30k: a different random generator per turn
     (``distinct_generators_per_sample``)."""
-    seed = int(params.get("seed", 0))
-    entries = generator_entries(params["generators"])
+    params = params_of(InpaintParams, params)
+    seed = params.seed
+    entries = generator_entries(params.generators)
     inpainters = [e["name"] for e in entries if e["task"] == "inpaint"]
     if len(regions) and not inpainters:
         raise ValueError("no inpainting generator configured (every entry has task: text-to-image)")
-    shard = parse_shard(params.get("shard"))
-    distinct = bool(params.get("distinct_generators_per_sample", True))
+    shard = parse_shard(params.shard)
+    distinct = params.distinct_generators_per_sample
     plan = []
     for sample_id, turns in sample_turns(regions).items():
         if not in_shard(turns[0]["base_id"], shard):
@@ -125,14 +126,15 @@ def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> 
     per base) gets one sample ``<base_id>-full`` from a random ``text-to-image`` entry, prompted
     with the base's caption (else ``full_synthesis.prompt``). [{sample_id, base_id, generator,
     prompt, seed}] in base order; only bases in ``shard``."""
-    synthesis = dict(params.get("full_synthesis") or {})
-    ratio = float(synthesis.get("ratio") or 0.0)
-    synthesizers = [e["name"] for e in generator_entries(params["generators"]) if e["task"] == "text-to-image"]
+    params = params_of(InpaintParams, params)
+    synthesis = params.full_synthesis
+    ratio = synthesis.ratio
+    synthesizers = [e["name"] for e in generator_entries(params.generators) if e["task"] == "text-to-image"]
     if ratio > 0 and not synthesizers:
         raise ValueError("inpaint.full_synthesis.ratio > 0 needs a generator entry with task: text-to-image")
     if ratio <= 0:
         return []
-    seed, shard = int(params.get("seed", 0)), parse_shard(params.get("shard"))
+    seed, shard = params.seed, parse_shard(params.shard)
     manifest = base_manifest.set_index("base_id")
     plan = []
     for base_id in sorted(manifest.index):
@@ -140,7 +142,7 @@ def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> 
         if rng.random() >= ratio or not in_shard(base_id, shard):
             continue
         name = synthesizers[int(rng.integers(0, len(synthesizers)))]
-        prompt = _caption(manifest, base_id, str(synthesis.get("prompt") or "a photo"))
+        prompt = _caption(manifest, base_id, synthesis.prompt)
         plan.append({"sample_id": full_synthesis_id(base_id), "base_id": base_id, "generator": name,
                      "prompt": prompt, "seed": int(rng.integers(0, 2**31 - 1))})
     return plan
@@ -193,14 +195,15 @@ def run_edits(
     untouched, k = the class label of the LAST generator that edited the pixel}, data {sample
     row, provenance rows}). Pixels outside every edited region are bit-identical to the base image.
     """
-    entries = generator_entries(params["generators"])
-    set_max_resident(params.get("max_pipelines_on_device"))
-    set_max_loaded(params.get("max_pipelines_loaded"))
+    typed = params_of(InpaintParams, params)
+    entries = generator_entries(typed.generators)
+    set_max_resident(typed.max_pipelines_on_device)
+    set_max_loaded(typed.max_pipelines_loaded)
     generators = build_generators([e for e in entries if e["task"] == "inpaint"])
     label_index = generator_labels(entries)
-    candidates, scorer = _candidate_scorer(params)
+    candidates, scorer = _candidate_scorer(typed)
     manifest = base_manifest.set_index("base_id")
-    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
     progress = tqdm(total=sum(len(p["turns"]) for p in plan), desc="inpaint", unit="edit")
 
@@ -225,7 +228,7 @@ def run_edits(
             rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r) for r in provenance])
             yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 
-    results = resumable_map(store, items(), compute, batch=int(params.get("chunk_size") or 64))
+    results = resumable_map(store, items(), compute, batch=typed.chunk_size)
     progress.close()
     resumed = sum(r.resumed for r in results.values())
     if resumed:
@@ -243,11 +246,12 @@ def run_full_synthesis(
     resumable like ``run_edits``. Returns sample_id -> ItemResult."""
     if not plan:
         return {}
-    entries = [e for e in generator_entries(params["generators"]) if e["task"] == "text-to-image"]
-    label_index = generator_labels(params["generators"])
+    typed = params_of(InpaintParams, params)
+    entries = [e for e in generator_entries(typed.generators) if e["task"] == "text-to-image"]
+    label_index = generator_labels(typed.generators)
     generators = build_generators(entries)
     manifest = base_manifest.set_index("base_id")
-    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
     items = ((p["sample_id"], fingerprint(settings, p["sample_id"], _base_key(manifest, p["base_id"]), p["prompt"])
               if store.enabled else "", p) for p in plan)

@@ -60,8 +60,12 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def result_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The stage parameters minus the ones that only schedule work (shard, chunk size, caps)."""
+def result_params(params: Any) -> dict[str, Any]:
+    """The stage parameters minus the ones that only schedule work (shard, chunk size, caps). A
+    typed section (pydantic) counts the values that were set, as its dict did, so a work store
+    written before the parameters were typed stays valid."""
+    if hasattr(params, "model_dump"):
+        params = params.model_dump(by_alias=True, exclude_unset=True)
     return {k: v for k, v in params.items() if k not in SCHEDULING_PARAMS}
 
 

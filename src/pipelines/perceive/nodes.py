@@ -25,6 +25,7 @@ from models.perception import (
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.rle import decode_rle
 from pipelines.contract.ids import edit_group_id, region_id, sample_id
+from pipelines.contract.params import PerceiveParams, params_of
 from pipelines.contract.schemas import table
 from pipelines.io.resumable import ItemResult, resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
@@ -74,23 +75,22 @@ class _Perception:
     """What every base shares: the perceivers (built on first use), the VLMs, and the region
     balancer whose counts carry over from base to base (so bases run in id order)."""
 
-    def __init__(self, params: dict[str, Any]):
+    def __init__(self, params: PerceiveParams):
         self.params = params
-        self.seed = int(params.get("seed", 0))
+        self.seed = params.seed
         self.perceivers: dict[str, Any] = {}
-        self.vlms = build_vlms(params.get("vlms") or [])
-        self.names_from_vlm = bool(params.get("object_names_from_vlm", False))
-        self.balancer = RegionBalancer(**(params.get("balance") or {}))
-        perturbation = params.get("perturbation") or {}
-        self.perturbation_p = perturbation.get("p", 0.5)
-        self.perturb_kinds = tuple(perturbation.get("kinds", ("stuff", "background")))
+        self.vlms = build_vlms(params.vlms)
+        self.names_from_vlm = params.object_names_from_vlm
+        self.balancer = RegionBalancer(**params.balance.model_dump())
+        self.perturbation_p = params.perturbation.p
+        self.perturb_kinds = tuple(params.perturbation.kinds)
 
     def perceiver_for(self, has_annotations: bool) -> tuple[str, Any]:
-        name = self.params["perceiver"]
+        name = self.params.perceiver
         if name == "auto":
-            name = "annotations" if has_annotations else self.params.get("fallback_perceiver", "superpixel")
+            name = "annotations" if has_annotations else self.params.fallback_perceiver
         if name not in self.perceivers:
-            self.perceivers[name] = create_perceiver(name, **self.params.get("perceiver_kwargs", {}).get(name, {}))
+            self.perceivers[name] = create_perceiver(name, **self.params.perceiver_kwargs.get(name, {}))
         return name, self.perceivers[name]
 
     def replay(self, rows: list[dict[str, Any]]) -> None:
@@ -128,10 +128,10 @@ def _variant(ctx: _Perception, base_id: str, variant: int, image: np.ndarray, ca
     params, (name, model) = ctx.params, perceiver
     sid = sample_id(base_id, variant)
     rng = sample_rng(ctx.seed, sid)
-    turn_budget = choose_region_count(rng, params["turn_count_weights"])
-    chosen = select_regions(ctx.balancer.order(candidates, rng), turn_budget, iou_threshold=params["iou_threshold"],
-                            min_area_ratio=params["min_area_ratio"], max_area_ratio=params["max_area_ratio"])
-    plan = plan_edit_types(rng, len(chosen), turn_budget, params["edit_type_weights"])
+    turn_budget = choose_region_count(rng, params.turn_count_weights)
+    chosen = select_regions(ctx.balancer.order(candidates, rng), turn_budget, iou_threshold=params.iou_threshold,
+                            min_area_ratio=params.min_area_ratio, max_area_ratio=params.max_area_ratio)
+    plan = plan_edit_types(rng, len(chosen), turn_budget, params.edit_type_weights)
     if not plan:
         logger.warning("%s: no region within area bounds (or no edit fits); no sample made", sid)
         return []
@@ -170,7 +170,7 @@ def _perceive_base(ctx: _Perception, base_id: str, image: np.ndarray, annotation
     candidates = perceiver.propose(image, annotations or None, **extra)
     masks: dict[str, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
-    for variant in range(int(ctx.params.get("variants_per_base", 1))):
+    for variant in range(ctx.params.variants_per_base):
         rows += _variant(ctx, base_id, variant, image, candidates, (name, perceiver), listed, names_source, masks)
     return masks, normalise(rows)
 
@@ -196,8 +196,8 @@ def run_perception(
     so a base's fingerprint chains those of every base before it, and a resumed base replays its
     choices into the counts.
     """
-    ctx = _Perception(params)
-    store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
+    ctx = _Perception(params_of(PerceiveParams, params))
+    store = WorkStore(ctx.params.work_dir, ctx.params.work_storage_options)
 
     def items():
         chain = fingerprint(result_params(params))

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from pipelines.contract.labels import class_of, generator_names
+from pipelines.contract.params import SplitParams, SplitProtocol, params_of
 from pipelines.contract.schemas import PROTOCOL_COLUMNS, SPLIT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("random", "leave_out", "train_on_one", "published")
-CROSS_GENERATOR_NAMES = ["train", "test"]
+CROSS_GENERATOR_NAMES = ["train", "test"]  # leave_out / train_on_one: (train, test), 8:2 by default
+CROSS_GENERATOR_RATIOS = [0.8, 0.2]
 
 
 def check_ratios(names: list[str], ratios: list[float]) -> None:
@@ -73,21 +74,22 @@ def _generator_set(row: Any) -> set[str]:
     return {last} if isinstance(last, str) and last else set()
 
 
-def _configured_generators(params: dict[str, Any], samples: pd.DataFrame) -> list[str]:
+def _configured_generators(params: SplitParams, samples: pd.DataFrame) -> list[str]:
     """The classes protocols may name: the label space (``contract.labels``: an entry's ``label``,
     so a LoRA variant is its parent), else the generators the samples record."""
-    if params.get("generators"):
-        return generator_names(params["generators"])
+    if params.generators:
+        return generator_names(params.generators)
     seen: list[str] = []
     for row in samples.itertuples():
         seen += [g for g in sorted(_generator_set(row)) if g not in seen]
     return seen
 
 
-def expand_protocols(params: dict[str, Any], generators: list[str]) -> list[dict[str, Any]]:
+def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]) -> list[dict[str, Any]]:
     """The configured protocols, one entry per table to make: {name, kind, names, ratios,
     held_out, train_on, status}. ``status`` is 'ok' or 'skipped: <why>'."""
-    configured = params.get("protocols") or {"random": {"kind": "random"}}
+    params = params_of(SplitParams, params)
+    configured = params.protocols or {"random": SplitProtocol()}
     by_lower = {g.lower(): g for g in generators}
     out: list[dict[str, Any]] = []
 
@@ -97,33 +99,30 @@ def expand_protocols(params: dict[str, Any], generators: list[str]) -> list[dict
         return found, missing
 
     for key, entry in configured.items():
-        entry = dict(entry or {})
-        kind = entry.get("kind", "random")
-        if kind not in KINDS:
-            raise ValueError(f"split.protocols.{key}.kind must be one of {KINDS}, got {kind!r}")
+        kind = entry.kind
         if kind in ("random", "published"):
-            names = list(entry.get("names", params.get("names", ["train", "val"])))
-            ratios = list(entry.get("ratios", params.get("ratios", [0.8, 0.2])))
+            names = list(params.names if entry.names is None else entry.names)
+            ratios = list(params.ratios if entry.ratios is None else entry.ratios)
             check_ratios(names, ratios)
             out.append({"name": key, "kind": kind, "names": names, "ratios": ratios, "held_out": [], "train_on": "",
                         "status": "ok"})
             continue
-        names = list(entry.get("names", CROSS_GENERATOR_NAMES))
-        ratios = list(entry.get("ratios", [0.8, 0.2]))
+        names = list(CROSS_GENERATOR_NAMES if entry.names is None else entry.names)
+        ratios = list(CROSS_GENERATOR_RATIOS if entry.ratios is None else entry.ratios)
         check_ratios(names, ratios)
         if len(names) != 2:
             raise ValueError(f"split.protocols.{key}: {kind} needs two split names (train, test), got {names}")
         if kind == "leave_out":
-            sets = entry.get("pairs") or [entry.get("held_out") or []]
+            sets = entry.pairs or [entry.held_out or []]
             for held in sets:
                 found, missing = resolve(list(held))
-                name = f"{key}-{'+'.join(held)}" if "pairs" in entry else key
+                name = f"{key}-{'+'.join(held)}" if entry.pairs is not None else key
                 status = "ok" if found and not missing else \
                     f"skipped: generator(s) {', '.join(missing) or '(none given)'} not in the generator list"
                 out.append({"name": name, "kind": kind, "names": names, "ratios": ratios, "held_out": found or list(held),
                             "train_on": "", "status": status})
         else:  # train_on_one
-            train_on = entry.get("train_on", "each")
+            train_on = entry.train_on
             targets = generators if train_on == "each" else ([train_on] if isinstance(train_on, str) else list(train_on))
             for target in targets:
                 found, missing = resolve([target])
@@ -153,9 +152,9 @@ def _published(value: Any) -> str:
 
 
 def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.DataFrame, groups: list[str],
-                   params: dict[str, Any]) -> pd.DataFrame:
+                   params: SplitParams) -> pd.DataFrame:
     """One protocol's split table (columns ``SPLIT_COLUMNS``)."""
-    seed = int(params.get("seed", 0))
+    seed = params.seed
     name, kind, names = protocol["name"], protocol["kind"], protocol["names"]
     rows: list[dict[str, Any]] = []
     if kind == "published":
@@ -163,14 +162,14 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
             raise ValueError("the published protocol needs a `published_split` column (set by published-format imports)")
         rows += [_edited_row(s, _published(getattr(s, "published_split", "")), name) for s in kept.itertuples()
                  if _published(getattr(s, "published_split", ""))]
-        if params.get("add_authentic", True):
+        if params.add_authentic:
             rows += [_authentic_row(b, _published(getattr(b, "published_split", "")), name) for b in authentic.itertuples()
                      if _published(getattr(b, "published_split", ""))]
         return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
     assignment = assign_groups(groups, names, protocol["ratios"], seed)
     train, test = names[0], names[-1]
     held_out = set(protocol["held_out"])
-    classes = class_of(params["generators"]) if params.get("generators") else {}
+    classes = class_of(params.generators) if params.generators else {}
     for s in kept.itertuples():
         split, gens = assignment[s.group_id], {classes.get(g, g) for g in _generator_set(s)}
         if kind == "random":
@@ -183,11 +182,11 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
         elif kind == "train_on_one":
             if split == test or gens == {protocol["train_on"]}:
                 rows.append(_edited_row(s, split, name))
-    if params.get("add_authentic", True):
+    if params.add_authentic:
         in_train = [b for b in authentic.itertuples() if assignment[b.group_id] == train]
-        limit = params.get("n_authentic_train")
-        if limit is not None and int(limit) < len(in_train):
-            chosen = np.random.default_rng([seed, 1]).choice(len(in_train), size=int(limit), replace=False)
+        limit = params.n_authentic_train
+        if limit is not None and limit < len(in_train):
+            chosen = np.random.default_rng([seed, 1]).choice(len(in_train), size=limit, replace=False)
             in_train = [in_train[i] for i in sorted(chosen)]
         rows += [_authentic_row(b, train, name) for b in in_train]
         rows += [_authentic_row(b, assignment[b.group_id], name) for b in authentic.itertuples()
@@ -204,6 +203,7 @@ def make_splits(
     split_protocols: one row per protocol with its kind, status, target ratios, held-out generators
     and counts). Raises ValueError when ``use`` names a skipped or unknown protocol.
     """
+    params = params_of(SplitParams, params)
     kept = filtered_samples[filtered_samples["kept"]]
     authentic = base_manifest[base_manifest["kind"] == "real"]
     groups = sorted(set(base_manifest["group_id"]) | set(kept["group_id"]))
@@ -228,11 +228,11 @@ def make_splits(
             "split_names": json.dumps(protocol["names"]),
             "ratios": json.dumps(protocol["ratios"] if protocol["kind"] != "published" else None),
             "held_out": json.dumps(protocol["held_out"]), "train_on": protocol["train_on"],
-            "seed": int(params.get("seed", 0)), "n_items": len(table),
+            "seed": params.seed, "n_items": len(table),
             "n_edited": int((table["kind"] == "edited").sum()), "n_authentic": int((table["kind"] == "authentic").sum()),
             "n_groups": int(table["group_id"].nunique()),
         })
-    use = params.get("use", "random")
+    use = params.use
     if use not in tables:
         known = {p["name"]: p["status"] for p in protocols}
         raise ValueError(f"split.use={use!r} is not a usable protocol; protocols: {known}")

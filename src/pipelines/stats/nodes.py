@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pipelines.contract.params import StatsParams, params_of  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 FIGURES = {
@@ -56,16 +58,17 @@ def compute_statistics(
 ) -> tuple[dict[str, plt.Figure], dict[str, Any], str]:
     """Returns (figures keyed by file name, statistics dict, HTML page).
 
-    ``params['samples']``: ``kept`` (default: the dataset as published after filtering) or
-    ``all`` (every generated sample). ``params['top_categories']``: bars in the category figure.
+    ``params.samples``: ``kept`` (the dataset as published after filtering) or ``all`` (every
+    generated sample). ``params.top_categories``: bars in the category figure.
     """
-    which = params.get("samples", "kept")
+    params = params_of(StatsParams, params)
+    which = params.samples
     samples = filtered_samples[filtered_samples["kept"]] if which == "kept" else filtered_samples
     ids = set(samples["sample_id"])
     regions = regions[regions["sample_id"].isin(ids)]
     provenance = provenance[provenance["sample_id"].isin(ids)]
     tables = {name: (t() if callable(t) else t) for name, t in sorted((split_tables or {}).items())}
-    top = int(params.get("top_categories", 20))
+    top = params.top_categories
     # An addition edits one region in two turns (removal, then addition): count regions once.
     regions = regions.drop_duplicates("edit_group") if "edit_group" in regions else regions
     stats = _statistics(which, samples, filtered_samples, regions, provenance, base_manifest, tables, top)
@@ -76,7 +79,7 @@ def compute_statistics(
     for figure in figures.values():
         figure.tight_layout()
     logger.info("statistics of %d %s samples, %d regions, %d split protocols", len(samples), which, len(regions), len(tables))
-    return figures, stats, render_page(stats, params.get("figure_folder", "statistics"))
+    return figures, stats, render_page(stats, params.figure_folder)
 
 
 def _statistics(which: str, samples: pd.DataFrame, filtered_samples: pd.DataFrame, regions: pd.DataFrame,

@@ -23,7 +23,6 @@ augments in DataLoader worker processes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -37,11 +36,11 @@ import torch
 from models.detectors import create_detector, detector_state, list_detectors
 from models.detectors.training import TrainConfig, train_detector
 from pipelines.contract.labels import generator_entries, generator_names
+from pipelines.contract.params import TrainDataset, TrainParams, params_of
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("binary", "semantic")
-TRAINER_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"task"}
 
 
 def class_names_for(task: str, generators: list[dict[str, Any]]) -> list[str]:
@@ -72,13 +71,14 @@ def selected_tasks(value: Any) -> list[str]:
     return list(dict.fromkeys(tasks))
 
 
-def model_kwargs_for(params: Mapping[str, Any]) -> dict[str, Any]:
+def model_kwargs_for(params: TrainParams | Mapping[str, Any]) -> dict[str, Any]:
     """``models[<model>]`` (per-entry defaults) updated by ``model_kwargs``."""
-    name = params["model"]
+    params = params_of(TrainParams, params)
+    name = params.model
     if name not in list_detectors():
         raise ValueError(f"train.model={name!r} is not a detector; known: {', '.join(list_detectors())}")
-    defaults = (params.get("models") or {}).get(name) or {}
-    return {**defaults, **(params.get("model_kwargs") or {})}
+    defaults = params.models.get(name) or {}
+    return {**defaults, **params.model_kwargs}
 
 
 def excluded_names(exclude: Sequence[str] | str | None, generators: list[dict[str, Any]]) -> list[str]:
@@ -159,8 +159,8 @@ def _value(loader: Any) -> Any:
     return loader() if callable(loader) else loader
 
 
-def _table(dataset: Mapping[str, Any], splits: pd.DataFrame, split_tables: Mapping[str, Any] | None) -> tuple[pd.DataFrame, str]:
-    protocol = dataset.get("protocol")
+def _table(dataset: TrainDataset, splits: pd.DataFrame, split_tables: Mapping[str, Any] | None) -> tuple[pd.DataFrame, str]:
+    protocol = dataset.protocol
     if not protocol:
         return splits, "splits"
     tables = split_tables or {}
@@ -187,14 +187,12 @@ def held_out_of_protocol(split_protocols: pd.DataFrame | None, protocol: str | N
     return list(json.loads(held) or []) if isinstance(held, str) else []
 
 
-def trainer_config(task: str, params: Mapping[str, Any]) -> TrainConfig:
-    """``TrainConfig`` from ``params['trainer']``; ``checkpoint_dir`` gets ``/<task>`` appended.
-    Raises ValueError naming unknown trainer settings."""
-    settings = dict(params.get("trainer") or {})
-    unknown = sorted(set(settings) - TRAINER_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown train.trainer settings {unknown}; known: {sorted(TRAINER_FIELDS)}")
-    settings.setdefault("seed", int(params.get("seed", 0)))
+def trainer_config(task: str, params: TrainParams | Mapping[str, Any]) -> TrainConfig:
+    """``TrainConfig`` from ``params.trainer`` (its defaults are TrainConfig's); ``checkpoint_dir``
+    gets ``/<task>`` appended. Raises ValueError naming unknown trainer settings."""
+    params = params_of(TrainParams, params)
+    settings = dict(params.trainer)
+    settings.setdefault("seed", params.seed)
     if settings.get("checkpoint_dir"):
         settings["checkpoint_dir"] = str(Path(settings["checkpoint_dir"]) / task)
     if isinstance(settings.get("augment"), Mapping):
@@ -219,42 +217,43 @@ def _summary(history: dict[str, Any]) -> dict[str, Any]:
 
 def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | None, split_protocols: pd.DataFrame | None,
            edited_images: dict[str, Callable], label_maps: dict[str, Callable], base_images: dict[str, Callable],
-           params: dict[str, Any]) -> dict[str, Any]:
-    generators = params["generators"]
+           params: TrainParams | dict[str, Any]) -> dict[str, Any]:
+    params = params_of(TrainParams, params)
+    generators = params.generators
     names = class_names_for(task, generators)
-    dataset = {"protocol": None, "split": params.get("split", "train"), "val_split": "val", **(params.get("dataset") or {})}
-    tasks = selected_tasks(params.get("task", "both"))
-    excluded = excluded_names(params.get("exclude_generators"), generators)
+    dataset = params.dataset
+    tasks = selected_tasks(params.task)
+    excluded = excluded_names(params.exclude_generators, generators)
     kwargs = model_kwargs_for(params)
     cfg = trainer_config(task, params)
     table, table_name = _table(dataset, splits, split_tables)
     protocol = str(table["protocol"].iloc[0]) if "protocol" in table and len(table) else None
     held_out = list(dict.fromkeys([*excluded, *held_out_of_protocol(split_protocols, protocol, generators)]))
-    record: dict[str, Any] = {"table": table_name, "protocol": protocol, "split": dataset["split"]}
+    record: dict[str, Any] = {"table": table_name, "protocol": protocol, "split": dataset.split}
     config: dict[str, Any] = {"task": task, "class_names": names, "held_out_generators": held_out,
                               "excluded_generators": excluded, "dataset": record}
-    torch.manual_seed(int(params.get("seed", 0)))
-    if params.get("num_threads"):
-        torch.set_num_threads(max(1, int(params["num_threads"])))
+    torch.manual_seed(params.seed)
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
 
     if task not in tasks:
-        model = create_detector(params["model"], num_classes=len(names), **kwargs)
-        reason = f"train.task={params.get('task')!r} does not select the {task} task: untrained placeholder"
+        model = create_detector(params.model, num_classes=len(names), **kwargs)
+        reason = f"train.task={params.task!r} does not select the {task} task: untrained placeholder"
         logger.warning("%s: %s", task, reason)
         state, detector = detector_state(model)
         return {"state": state, "config": {**config, "skipped": reason, "detector": detector, "trainer": cfg.as_dict(),
                                            "history": {"steps": 0, "stopped_by": "skipped"}}}
 
     present = sorted(table["split"].unique()) if len(table) else []
-    rows = table[table["split"] == dataset["split"]].reset_index(drop=True)
+    rows = table[table["split"] == dataset.split].reset_index(drop=True)
     if rows.empty:
-        raise ValueError(f"{table_name}: train.dataset.split={dataset['split']!r} has no items (splits present: {present})")
+        raise ValueError(f"{table_name}: train.dataset.split={dataset.split!r} has no items (splits present: {present})")
     rows, dropped = drop_excluded(rows, excluded)
-    where = f"{table_name} ({dataset['split']})"
+    where = f"{table_name} ({dataset.split})"
     samples = SplitSamples(rows, edited_images, label_maps, base_images, where=where)
     val_samples = None
     if cfg.val_every > 0:
-        val_split = dataset.get("val_split")
+        val_split = dataset.val_split
         val_rows = table[table["split"] == val_split].reset_index(drop=True)
         if val_rows.empty:
             raise ValueError(f"{table_name}: train.trainer.val_every > 0 but train.dataset.val_split={val_split!r} "
@@ -264,14 +263,14 @@ def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | No
         record.update(val_split=val_split, n_val=len(val_rows), n_val_dropped_excluded=val_dropped)
     record.update(n_items=len(rows), n_edited=int((rows["kind"] == "edited").sum()),
                   n_authentic=int((rows["kind"] == "authentic").sum()), n_dropped_excluded=dropped)
-    model = create_detector(params["model"], num_classes=len(names), **kwargs)
+    model = create_detector(params.model, num_classes=len(names), **kwargs)
     logger.info("training %s (%s task, %d classes) on %s: %d items (%d edited, %d authentic, %d dropped for %s)",
-                params["model"], task, len(names), where, len(rows), record["n_edited"], record["n_authentic"],
+                params.model, task, len(names), where, len(rows), record["n_edited"], record["n_authentic"],
                 dropped, excluded or "no excluded generator")
     history = train_detector(model, samples, cfg, val_samples=val_samples)
     state, detector = detector_state(model)
     summary = _summary(history)
-    logger.info("trained %s/%s: %s", params["model"], task,
+    logger.info("trained %s/%s: %s", params.model, task,
                 {k: summary[k] for k in ("steps", "seconds", "images_per_second", "stopped_by", "first_loss", "last_loss")})
     return {"state": state, "config": {**config, "detector": detector, "trainer": cfg.as_dict(), "history": summary}}
 
