@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.lock requirements-imdl.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned environment into $(VENV) (first time: a few minutes)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-imdl.txt  # see the file: its pins fight ours
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-imdl.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }  # see the file: its pins fight ours
 	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $@
 
