@@ -271,3 +271,17 @@ def test_kedro_run_train_with_params_resumes_from_the_checkpoint_dir(project_cop
     second = run(steps=4, resume=True)
     assert second["history"]["resumed_from"] == 2 and second["history"]["steps"] == 4
     assert second["trainer"]["resume"] is True
+
+
+def test_a_binary_only_entry_trains_binary_and_marks_semantic_skipped(data, tmp_path):
+    from models.detectors import detector_tasks
+
+    assert detector_tasks("imdl:mantranet") == ("binary",) and detector_tasks("segformer") == ("binary", "semantic")
+    checkpoints = run_train(tmp_path, data, task="binary", model="imdl:mantranet", model_kwargs={"input_size": 32},
+                            trainer={"steps": 1, "batch_size": 2, "crop_size": 32, "checkpoint_dir": str(tmp_path / "ckpt")})
+    binary, semantic = checkpoints["binary"]["config"], checkpoints["semantic"]["config"]
+    assert "skipped" not in binary and binary["history"]["steps"] == 1 and binary["detector"]["name"] == "imdl:mantranet"
+    assert semantic["skipped"] == "skipped: imdl:mantranet is binary-only" and semantic["unsupported_task"] is True
+    assert checkpoints["semantic"]["state"] == {}
+    model = detector_from_state(checkpoints["binary"]["state"], binary["detector"])
+    assert model.num_classes == 2

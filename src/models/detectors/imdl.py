@@ -363,7 +363,8 @@ def _register(key: str, spec: ImdlSpec) -> None:
         return build_imdl(key, num_classes, **kwargs)
 
     builder.__doc__ = f"{spec.paper} via IMDL-BenCo's {spec.imdl_name}; see ``build_imdl``."
-    DETECTORS.register(f"imdl:{key}", description=f"{spec.paper} (IMDL-BenCo {spec.imdl_name}), binary")(builder)
+    DETECTORS.register(f"imdl:{key}", description=f"{spec.paper} (IMDL-BenCo {spec.imdl_name}), binary",
+                       tasks=("binary",))(builder)
 
 
 for _key, _spec in SPECS.items():
