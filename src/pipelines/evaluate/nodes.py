@@ -160,6 +160,8 @@ def evaluate_checkpoint(
     ``protocols`` key holds each protocol; confusion-matrix figure; overlay figures keyed
     ``<task>-<item>.png``; qualitative grid as an (H, W, 3) uint8 image).
     """
+    if checkpoint["config"].get("unsupported_task"):  # the train stage could not build this task's model
+        return _unsupported(checkpoint["config"])
     s = _settings(params)
     protocols = selected_protocols(s.get("run"))
     if s.get("num_threads"):
@@ -395,6 +397,16 @@ def _seed_determined(value: Any) -> Any:
     return value
 
 
+def _unsupported(config: dict[str, Any]) -> tuple[dict[str, Any], plt.Figure, dict, np.ndarray]:
+    """Outputs for a task the entry cannot do (e.g. a binary-only IMDL-BenCo model's semantic
+    task): metrics carry only the train stage's note; the report and comparison leave the task out."""
+    figure = plt.figure(figsize=(2, 1))
+    figure.text(0.5, 0.5, config["skipped"], ha="center", va="center", fontsize=6)
+    metrics = {"task": config.get("task"), "unsupported_task": True, "skipped": config["skipped"],
+               "notes": [f"{config.get('task')} task {config['skipped']}: not evaluated."]}
+    return metrics, figure, {}, np.zeros((8, 8, 3), np.uint8)
+
+
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
     """One JSON document for both tasks, without the wall-clock fields (``RUN_DEPENDENT``): with a
     fixed step count (``train.trainer.time_budget_s: null``) the same seed gives the same file."""
@@ -415,6 +427,8 @@ def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: d
     s = _settings(params)
     runs = {}
     for task, metrics in (("binary", binary), ("semantic", semantic)):
+        if metrics.get("unsupported_task"):
+            continue
         runs.update(report.runs_of(metrics, prefix=f"{task} / {metrics.get('model')}"))
     return report.render_comparison(runs, title=s["report"].get("title", DEFAULTS["report"]["title"]) + ": comparison")
 
