@@ -144,7 +144,15 @@ class _Evaluation:
             metrics.update(scores, self.is_fake[positions])
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(checkpoint, splits, samples, provenance, edited_images, label_maps, base_images, params):
+    """``evaluate_trained`` for a checkpoint the train stage built; ``_unsupported``'s outputs for
+    a task it could not build the model for (``config["unsupported_task"]``)."""
+    if checkpoint["config"].get("unsupported_task"):
+        return _unsupported(checkpoint["config"])
+    return evaluate_trained(checkpoint, splits, samples, provenance, edited_images, label_maps, base_images, params)
+
+
+def evaluate_trained(
     checkpoint: dict[str, Any],
     splits: pd.DataFrame,
     samples: pd.DataFrame,
@@ -160,8 +168,6 @@ def evaluate_checkpoint(
     ``protocols`` key holds each protocol; confusion-matrix figure; overlay figures keyed
     ``<task>-<item>.png``; qualitative grid as an (H, W, 3) uint8 image).
     """
-    if checkpoint["config"].get("unsupported_task"):  # the train stage could not build this task's model
-        return _unsupported(checkpoint["config"])
     s = _settings(params)
     protocols = selected_protocols(s.get("run"))
     if s.get("num_threads"):
