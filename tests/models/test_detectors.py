@@ -42,7 +42,7 @@ TINY = {
     "deeplabv3plus": {"encoder_name": "resnet18", "decoder_channels": 32},
     "segformer": {"encoder_name": "mit_b0", "decoder_segmentation_channels": 32},
     "fcn8s": {"fc_channels": 64},
-    "nfa_vit": {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "head_channels": 16},
+    "nfa_vit": {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "head_channels": 16, "random_init": True},
     "maskclip": {"clip_config": TINY_CLIP, "mae_kwargs": {"img_size": 64, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
                  "decoder_channels": 16, "heads": 2, "prompt_length": 4, "random_init": True},
     "cnnspot": {"backbone": "resnet18"},

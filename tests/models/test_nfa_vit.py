@@ -13,7 +13,7 @@ from models.detectors import nfa_vit
 from models.detectors.nfa_vit import RECOMMENDED_TRAINING, _stages, fix_sparse_mask, masked_attention
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8}
+TINY = {"image_encoder": "mit_b0", "decoder_channels": 32, "noise_levels": 3, "noise_features": 8, "random_init": True}
 
 
 def tiny(**kwargs):
@@ -126,3 +126,10 @@ def test_brgen_training_conf_carries_the_papers_recipe():
     assert kwargs["topk_ratio"] == RECOMMENDED_TRAINING["topk_ratio"] and kwargs["noise_to_decoder"] is False
     # The conf's model arguments are ones the detector takes.
     tiny(**{k: v for k, v in kwargs.items() if k not in ("image_encoder", "decoder_channels")})
+
+
+def test_a_frozen_noise_side_with_random_weights_is_refused():
+    with pytest.raises(ValueError, match=r"noiseprint_weights.*noise_encoder_weights.*random_init"):
+        tiny(random_init=False)
+    # Trainable noise side (noise_to_decoder + freeze_noiseprint=False): nothing frozen, nothing refused.
+    assert tiny(random_init=False, noise_to_decoder=True, freeze_noiseprint=False).network.noise_extractor.frozen is False

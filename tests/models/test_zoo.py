@@ -4,12 +4,14 @@ predicts masks and image scores in range, and round-trips its checkpoint."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from models.detectors import create_detector, list_detectors, load_checkpoint, save_checkpoint
-from models.detectors.imdl import MVSS_RESNET50_FILE, SPECS, edge_band
+from models.detectors.imdl import FAMILY_BACKBONES, FAMILY_FEATURES, MVSS_RESNET50_FILE, SPECS, edge_band
 from models.detectors.training import TrainConfig, predict, train_detector
 from models.metrics import per_image_pixel_auc, pixel_auc
 
@@ -32,9 +34,24 @@ TINY_IMDL = {
 SLOW = {"imdl:mesorch", "imdl:mvssnet", "imdl:sparse_vit"}  # 86 M / 2 x ResNet-50 / full-depth UniFormer: tens of seconds on 2 CPU cores
 
 
+# IMDL-BenCo's feature x backbone family: registered, covered by ``test_family_entry...`` below.
+FAMILY = {f"imdl:{feature}_{backbone}" for feature in FAMILY_FEATURES for backbone in FAMILY_BACKBONES}
+# Every ResNet / SegFormer entry (32 px), and each fixed-512 px ViT-B / Swin-B backbone once (its
+# feature extractor is one of the five the cheap backbones already cover): each feature and each
+# backbone runs, at a cost make test can afford.
+# The five feature extractors over the two backbones that run at 32 px (each extractor once, each
+# backbone at least twice: ~30 s CPU each on 2 cores). The ViT-B / Swin-B backbones only run at
+# 512 px (~2 min CPU each here): they run with EDITLENS_HEAVY_TESTS=1.
+HEAVY = ["imdl:dct_swin", "imdl:fft_vit", "imdl:sobel_vit16"]
+FAMILY_CASES = ["imdl:srm_resnet", "imdl:bayar_segformer", "imdl:dct_resnet", "imdl:fft_segformer", "imdl:sobel_resnet"] + HEAVY
+_HEAVY_OFF = pytest.mark.skipif(not os.environ.get("EDITLENS_HEAVY_TESTS"), reason="512 px ViT-B / Swin-B: set EDITLENS_HEAVY_TESTS=1")
+
+
 def test_every_entry_has_a_tiny_configuration():
-    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL)
-    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL)
+    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL) | FAMILY
+    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL) | FAMILY
+    assert {name.split(":")[1].split("_")[1] for name in FAMILY_CASES} == set(FAMILY_BACKBONES)
+    assert {name.split(":")[1].split("_")[0] for name in FAMILY_CASES if name not in HEAVY} == set(FAMILY_FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +107,62 @@ def test_zoo_entry_trains_predicts_and_round_trips(name, tmp_path, monkeypatch, 
     again, again_scores = predict(reloaded, images, batch_size=2)
     np.testing.assert_allclose(again, probabilities, atol=1e-4)  # CPU conv order noise
     np.testing.assert_allclose(again_scores, scores, atol=1e-4)
+
+
+def _backbone_file(name: str, tmp_path) -> tuple[dict, dict]:
+    """Random pretrained weights in the format the entry reads: a timm state dict for the timm
+    backbones (``backbone_weights``), a MiT state dict for SegFormer (``pretrain_pth_path``)."""
+    import timm
+
+    arch = FAMILY_BACKBONES[name.split("_", 1)[1]][0]
+    if arch is None:
+        state = create_detector(f"imdl:{name}", 2, random_init=True).network.state_dict()
+        state = {k: torch.randn_like(v) for k, v in state.items() if k.startswith("block1.") and v.is_floating_point()}
+        torch.save(state, tmp_path / "mit.pth")
+        return {"pretrain_pth_path": str(tmp_path / "mit.pth")}, state
+    state = timm.create_model(arch, pretrained=False).state_dict()
+    torch.save(state, tmp_path / "backbone.pth")
+    return {"backbone_weights": str(tmp_path / "backbone.pth")}, state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_HEAVY_OFF) if n in HEAVY else n for n in FAMILY_CASES])
+def test_family_entry_loads_its_backbone_trains_and_round_trips(name, tmp_path):
+    """Forward + backward (one step of our trainer), the local backbone file is the weights the
+    model ends up with, checkpoint round trip, at the smallest input the backbone accepts."""
+    torch.manual_seed(0)
+    key = name.split(":")[1]
+    weights, state = _backbone_file(key, tmp_path)
+    model = create_detector(name, 2, **weights)
+    assert model.input_size == SPECS[key].default_size
+    # IMDL-BenCo renames (ResNet's stages become ``backbone.<i>``) and cuts (ResNet keeps three
+    # stages, the ViT 8 blocks) the backbone: match the file's random matrices by value.
+    def fingerprint(v):
+        return tuple(v.shape), float(v.flatten()[:8].sum())
+
+    loaded = {fingerprint(v): v for v in model.network.state_dict().values() if v.dim() >= 2}
+    matrices = [v for v in state.values() if v.dim() >= 2]
+    same = [v for v in matrices if fingerprint(v) in loaded and torch.equal(loaded[fingerprint(v)], v)]
+    assert len(same) >= len(matrices) // 2, f"{name}: the backbone file's weights did not land in the model"
+    samples = _samples(2)
+    result = train_detector(model, samples, TrainConfig(task="binary", steps=1, batch_size=2, log_every=0, time_budget_s=None),
+                            progress=False)
+    assert result["steps"] == 1 and np.isfinite(result["loss"]).all()
+    images = [image for image, _ in samples]
+    probabilities, scores = predict(model, images, batch_size=2)
+    assert probabilities.shape == (2, 2, 40, 40) and np.all((scores >= 0) & (scores <= 1))
+    save_checkpoint(tmp_path / "model", model, extra={"task": "binary"})
+    reloaded, _ = load_checkpoint(tmp_path / "model")
+    np.testing.assert_allclose(predict(reloaded, images, batch_size=2)[0], probabilities, atol=1e-4)
+
+
+def test_family_refuses_missing_backbone_weights(tmp_path):
+    with pytest.raises(ValueError, match=r"backbone_weights.*random_init"):
+        create_detector("imdl:srm_resnet", 2)
+    with pytest.raises(ValueError, match=r"pretrain_pth_path.*random_init"):
+        create_detector("imdl:srm_segformer", 2)
+    with pytest.raises(FileNotFoundError, match="backbone_weights file not found"):
+        create_detector("imdl:srm_vit", 2, backbone_weights=str(tmp_path / "missing.pth"))
 
 
 def test_mvssnet_refuses_to_download_its_resnet(tmp_path, monkeypatch):

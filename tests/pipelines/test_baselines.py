@@ -17,7 +17,7 @@ from models.detectors import list_detectors
 from pipelines.baselines.nodes import COLUMNS, baselines_markdown, evaluate_binary, run_baselines, select_rows
 from pipelines.baselines.pipeline import create_pipeline
 from tests.models.test_detectors import TINY
-from tests.models.test_zoo import SLOW, TINY_IMDL
+from tests.models.test_zoo import FAMILY, SLOW, TINY_IMDL
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 32
@@ -58,7 +58,8 @@ ENTRIES = {**TINY, **TINY_IMDL}
 
 
 def test_every_registry_entry_is_covered():
-    assert set(ENTRIES) == set(list_detectors())
+    # The feature x backbone family shares one adapter path; test_zoo.py trains and reloads it.
+    assert set(ENTRIES) | FAMILY == set(list_detectors())
 
 
 @pytest.mark.parametrize("entry", [pytest.param(e, marks=pytest.mark.slow) if e in SLOW else e for e in sorted(ENTRIES)])

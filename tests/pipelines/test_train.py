@@ -271,3 +271,38 @@ def test_kedro_run_train_with_params_resumes_from_the_checkpoint_dir(project_cop
     second = run(steps=4, resume=True)
     assert second["history"]["resumed_from"] == 2 and second["history"]["steps"] == 4
     assert second["trainer"]["resume"] is True
+
+
+def test_a_binary_only_entry_trains_binary_and_marks_semantic_skipped(data, tmp_path):
+    from models.detectors import detector_tasks
+
+    assert detector_tasks("imdl:mantranet") == ("binary",) and detector_tasks("segformer") == ("binary", "semantic")
+    checkpoints = run_train(tmp_path, data, task="binary", model="imdl:mantranet", model_kwargs={"input_size": 32},
+                            trainer={"steps": 1, "batch_size": 2, "crop_size": 32, "checkpoint_dir": str(tmp_path / "ckpt")})
+    binary, semantic = checkpoints["binary"]["config"], checkpoints["semantic"]["config"]
+    assert "skipped" not in binary and binary["history"]["steps"] == 1 and binary["detector"]["name"] == "imdl:mantranet"
+    assert semantic["skipped"] == "skipped: imdl:mantranet is binary-only" and semantic["unsupported_task"] is True
+    assert checkpoints["semantic"]["state"] == {}
+    model = detector_from_state(checkpoints["binary"]["state"], binary["detector"])
+    assert model.num_classes == 2
+
+
+def test_evaluate_reports_a_binary_only_entrys_semantic_task_as_skipped(data, tmp_path):
+    from pipelines.evaluate.nodes import build_comparison, build_report, combine_metrics, evaluate_checkpoint
+
+    checkpoints = run_train(tmp_path, data, task="binary", model="imdl:mantranet", model_kwargs={"input_size": 32},
+                            trainer={"steps": 1, "batch_size": 2, "crop_size": 32, "checkpoint_dir": str(tmp_path / "ckpt")})
+    loaders = {name: {k: (lambda v=v: v) for k, v in data[name].items()} for name in ("edited_images", "label_maps", "base_images")}
+    samples = pd.DataFrame({"sample_id": list(EDITED), "edited_area_ratio": 0.2})
+    provenance = pd.DataFrame([{"sample_id": item, "turn": t + 1, "generator": g, "kind": "thing", "label": GENERATORS.index(g) + 1}
+                               for item, (_, gens) in EDITED.items() for t, g in enumerate(gens)])
+    params = {"run": "in_domain", "n_overlays": 1}
+    outputs = {task: evaluate_checkpoint(checkpoints[task], data["splits"], samples, provenance, loaders["edited_images"],
+                                         loaders["label_maps"], loaders["base_images"], params) for task in ("binary", "semantic")}
+    binary, semantic = outputs["binary"][0], outputs["semantic"][0]
+    assert binary["protocols"]["in_domain"]["pixel"] and not binary.get("unsupported_task")
+    assert semantic["unsupported_task"] and "imdl:mantranet is binary-only" in semantic["notes"][0]
+    combine_metrics(binary, semantic)
+    html = build_report(binary, semantic, outputs["binary"][3], outputs["semantic"][3], params)
+    assert "imdl:mantranet is binary-only" in html
+    assert "semantic /" not in build_comparison(binary, semantic, params)

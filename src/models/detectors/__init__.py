@@ -24,6 +24,7 @@ from .base import (
     ImageHeadDetector,
     SegmentationDetector,
     create_detector,
+    detector_tasks,
     list_detectors,
 )
 from .checkpoint import detector_from_state, detector_state, load_checkpoint, save_checkpoint
@@ -38,6 +39,7 @@ __all__ = [
     "create_detector",
     "detector_from_state",
     "detector_state",
+    "detector_tasks",
     "list_detectors",
     "load_checkpoint",
     "save_checkpoint",

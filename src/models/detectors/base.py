@@ -295,6 +295,12 @@ def list_detectors() -> list[str]:
     return DETECTORS.names()
 
 
+def detector_tasks(name: str) -> tuple[str, ...]:
+    """The tasks entry ``name`` can be built for: its registry ``tasks`` meta, default both
+    ("binary", "semantic"). Raises ``UnknownNameError`` for an unknown name."""
+    return tuple(DETECTORS.meta(name).get("tasks", ("binary", "semantic")))
+
+
 def weights_follow_active() -> bool:
     """True inside ``weights_follow()``: builders must not read pretrained files (a state dict
     with every weight is about to be loaded, and those files may no longer exist)."""

@@ -30,7 +30,10 @@ quantisation tables, which our decoded-RGB samples do not carry), SPAN (its last
 ``Last_Layer_0725``, creates new random Conv2d layers on every forward call: never trained,
 never saved, different each call), TruFor (its constructor needs IMDL-BenCo's ``trufor.yaml``,
 which the PyPI package does not ship: the built-in config has no ``MODEL.BACKBONE``), MSCDI_Net
-and the ``{srm,bayar,dct,fft,sobel}_*`` feature x backbone family (not wired up yet).
+(not tried yet), and the family's ``*_unet`` (its constructor runs
+``torch.hub.load('milesial/Pytorch-UNet', ...)``, i.e. downloads and executes a GitHub repository's
+code; nothing outside PyPI is reachable here). The rest of the ``{srm,bayar,dct,fft,sobel}_*``
+family (ResNet, SegFormer, Swin, ViT, ViT16 backbones) is registered; see ``FAMILY_BACKBONES``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,65 @@ SPECS: dict[str, ImdlSpec] = {
                            weight_args=("pretrained_path",)),
     "mesorch": ImdlSpec("Mesorch", "Mesorch, Zhu et al., AAAI 2025", 512, weight_args=("seg_pretrain_path",)),
 }
+
+
+# IMDL-BenCo's feature x backbone family (its ``modules/backbones``): a fixed or learned
+# low-level feature extractor (SRM, Bayar, DCT, FFT, Sobel), concatenated to the RGB input, into a
+# generic backbone with a plain transposed-convolution decoder and BCE loss. ``timm`` is the timm
+# architecture each backbone loads ImageNet weights for (its constructor always calls
+# ``timm.create_model(arch, pretrained=True)``); ``side`` the smallest input it accepts (the
+# ViT's position table and the Swin's windows are built for 512 px only; ResNet's decoder needs a
+# multiple of 16, SegFormer's of 32).
+FAMILY_FEATURES = ("srm", "bayar", "dct", "fft", "sobel")
+FAMILY_BACKBONES = {
+    # backbone: (timm architecture or None, smallest input, paper / source of the backbone)
+    "resnet": ("resnet152", 32, "ResNet-152 (first three stages), He et al., CVPR 2016"),
+    "segformer": (None, 32, "SegFormer MiT encoder, Xie et al., NeurIPS 2021"),
+    "swin": ("swin_base_patch4_window7_224", 512, "Swin-B, Liu et al., ICCV 2021"),
+    "vit": ("vit_base_patch16_224", 512, "ViT-B/16, Dosovitskiy et al., ICLR 2021"),
+    "vit16": ("vit_base_patch16_224", 512, "ViT-B/16 (8 blocks, feature tokens appended)"),
+}
+for _feature in FAMILY_FEATURES:
+    for _backbone, (_arch, _side, _paper) in FAMILY_BACKBONES.items():
+        SPECS[f"{_feature}_{_backbone}"] = ImdlSpec(
+            f"{_feature}_{_backbone}", f"IMDL-BenCo {_feature.upper()} features + {_paper}", _side,
+            # SegFormer's constructor torch.loads its MiT file unconditionally; the timm backbones
+            # take theirs through ``backbone_weights`` (see ``_timm_weights_from``).
+            weight_args=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
+            required_weights=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
+        )
+
+
+@contextlib.contextmanager
+def _timm_weights_from(arch: str, weights: str | None, key: str):
+    """While an IMDL-BenCo family backbone is built, its ``timm.create_model(arch, pretrained=True)``
+    reads ``weights`` (a LOCAL timm state-dict file, timm's ``pretrained_cfg_overlay={"file": ...}``)
+    instead of the hub; ``weights=None`` builds the architecture randomly initialised (the caller
+    has checked that random weights are meant, or that a checkpoint's state dict follows).
+
+    Raises:
+        FileNotFoundError: ``weights`` is given but is not a file.
+    """
+    import os
+
+    import timm
+
+    if weights is not None and not os.path.isfile(weights):
+        raise FileNotFoundError(f"imdl:{key}: backbone_weights file not found: {weights} (a timm {arch} state dict)")
+    original = timm.create_model
+
+    def create_model(name, pretrained=False, **kwargs):
+        if name != arch or not pretrained:
+            return original(name, pretrained=pretrained, **kwargs)
+        if weights is None:
+            return original(name, pretrained=False, **kwargs)
+        return original(name, pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)}, **kwargs)
+
+    timm.create_model = create_model
+    try:
+        yield
+    finally:
+        timm.create_model = original
 
 
 def _imdl_models() -> Any:
@@ -246,8 +308,39 @@ def build_imdl(key: str, num_classes: int, input_size: int | None = None, random
         _require_torch_hub_file(MVSS_RESNET50_FILE, key)
     if key == "pscc_net" and not kwargs.get("pretrain_path"):
         kwargs["pretrain_path"] = ""  # its HRNet init tests os.path.isfile(path): "" = random init
-    network = _quiet(_imdl_models().get(spec.imdl_name), **kwargs)
+    network = _build_network(key, spec, kwargs)
     return ImdlDetector(network, input_size=size, image_head=spec.image_head)
+
+
+def _build_network(key: str, spec: ImdlSpec, kwargs: dict[str, Any]) -> nn.Module:
+    """Call IMDL-BenCo's constructor; the family's backbone weights come from local files only."""
+    build = _imdl_models().get(spec.imdl_name)
+    backbone = key.split("_", 1)[1] if key.split("_", 1)[0] in FAMILY_FEATURES else None
+    if backbone is None:
+        return _quiet(build, **kwargs)
+    arch = FAMILY_BACKBONES[backbone][0]
+    if arch is None:  # SegFormer: strict=False load of a MiT state dict; an empty one = random
+        path = kwargs.get("pretrain_pth_path")
+        if not path:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as folder:
+                empty = f"{folder}/no_weights.pth"
+                torch.save({}, empty)
+                return _own_memory(_quiet(build, pretrain_pth_path=empty))
+        return _own_memory(_quiet(build, pretrain_pth_path=path))
+    weights = kwargs.get("backbone_weights")
+    with _timm_weights_from(arch, weights, key):
+        return _own_memory(_quiet(build))
+
+
+def _own_memory(network: nn.Module) -> nn.Module:
+    """The Sobel extractor's fixed kernels are ``expand``-ed views (stride 0): give every such
+    tensor its own memory so a checkpoint's state dict can be copied into it."""
+    for tensor in [*network.parameters(), *network.buffers()]:
+        if 0 in tensor.stride():
+            tensor.data = tensor.data.clone()
+    return network
 
 
 # MVSS-Net's constructor always loads torchvision's ImageNet ResNet-50 through torch.hub's cache
@@ -270,7 +363,8 @@ def _register(key: str, spec: ImdlSpec) -> None:
         return build_imdl(key, num_classes, **kwargs)
 
     builder.__doc__ = f"{spec.paper} via IMDL-BenCo's {spec.imdl_name}; see ``build_imdl``."
-    DETECTORS.register(f"imdl:{key}", description=f"{spec.paper} (IMDL-BenCo {spec.imdl_name}), binary")(builder)
+    DETECTORS.register(f"imdl:{key}", description=f"{spec.paper} (IMDL-BenCo {spec.imdl_name}), binary",
+                       tasks=("binary",))(builder)
 
 
 for _key, _spec in SPECS.items():

@@ -375,6 +375,7 @@ def build_nfa_vit(
     noiseprint_weights: str | None = None,
     freeze_noiseprint: bool | None = None,
     sparse_rate: int = 2,
+    random_init: bool = False,
 ) -> NFAViTDetector:
     """NFA-ViT with ``num_classes`` outputs.
 
@@ -399,10 +400,14 @@ def build_nfa_vit(
             ``noiseprint_weights`` is given (a pretrained fingerprint extractor is a fixed
             feature in TruFor and BR-Gen) or when ``noise_to_decoder`` is False (no gradient
             reaches it; the noise MiT is frozen too then), trainable otherwise.
+        random_init: True says a FROZEN part without weights is meant (tests, ablations); else
+            a frozen noise extractor without ``noiseprint_weights``, or a frozen noise MiT
+            (``noise_to_decoder=False``) without ``noise_encoder_weights``, is an error.
 
     Raises:
         ValueError: topk_ratio outside (0, 1], sparse_rate < 1, freeze_noiseprint=False without
-            noise_to_decoder, or a weights file that does not fit.
+            noise_to_decoder, a weights file that does not fit, or a frozen part with random
+            weights without ``random_init``.
     """
     if single_logit is None:
         single_logit = num_classes == 2
@@ -438,6 +443,18 @@ def build_nfa_vit(
             logger.warning("detector 'nfa_vit': the noise branch is randomly initialised and, as in the paper, "
                            "receives no gradient: pass noise_encoder_weights (SegFormer-b0 ImageNet weights)")
     frozen = (noiseprint_weights is not None or not noise_to_decoder) if freeze_noiseprint is None else bool(freeze_noiseprint)
+    _refuse_frozen_random({"noiseprint_weights (the frozen noise extractor)": frozen and noiseprint_weights is None,
+                           "noise_encoder_weights (the frozen noise MiT)": not noise_to_decoder and noise_encoder_weights is None},
+                          random_init)
     if frozen:
         network.noise_extractor.freeze()
     return NFAViTDetector(network, num_classes, input_divisor=32, single_logit=single_logit)
+
+
+def _refuse_frozen_random(missing: dict[str, bool], random_init: bool) -> None:
+    """A frozen part with random weights never learns: an error unless ``random_init`` says it is
+    meant (or a checkpoint's state dict is about to replace every weight)."""
+    names = [name for name, is_missing in missing.items() if is_missing]
+    if names and not (random_init or weights_follow_active()):
+        raise ValueError(f"detector 'nfa_vit': frozen with random weights, missing {names}; pass those weights "
+                         "(conf/gpu names them) or random_init=True if random frozen weights are meant")

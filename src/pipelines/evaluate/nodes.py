@@ -115,7 +115,15 @@ class _Evaluation:
             metrics.update(scores, self.is_fake[positions])
 
 
-def evaluate_checkpoint(
+def evaluate_checkpoint(checkpoint, splits, samples, provenance, edited_images, label_maps, base_images, params):
+    """``evaluate_trained`` for a checkpoint the train stage built; ``_unsupported``'s outputs for
+    a task it could not build the model for (``config["unsupported_task"]``)."""
+    if checkpoint["config"].get("unsupported_task"):
+        return _unsupported(checkpoint["config"])
+    return evaluate_trained(checkpoint, splits, samples, provenance, edited_images, label_maps, base_images, params)
+
+
+def evaluate_trained(
     checkpoint: dict[str, Any],
     splits: pd.DataFrame,
     samples: pd.DataFrame,
@@ -364,6 +372,16 @@ def _seed_determined(value: Any) -> Any:
     return value
 
 
+def _unsupported(config: dict[str, Any]) -> tuple[dict[str, Any], plt.Figure, dict, np.ndarray]:
+    """Outputs for a task the entry cannot do (e.g. a binary-only IMDL-BenCo model's semantic
+    task): metrics carry only the train stage's note; the report and comparison leave the task out."""
+    figure = plt.figure(figsize=(2, 1))
+    figure.text(0.5, 0.5, config["skipped"], ha="center", va="center", fontsize=6)
+    metrics = {"task": config.get("task"), "unsupported_task": True, "skipped": config["skipped"],
+               "notes": [f"{config.get('task')} task {config['skipped']}: not evaluated."]}
+    return metrics, figure, {}, np.zeros((8, 8, 3), np.uint8)
+
+
 def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
     """One JSON document for both tasks, without the wall-clock fields (``RUN_DEPENDENT``): with a
     fixed step count (``train.trainer.time_budget_s: null``) the same seed gives the same file."""
@@ -383,6 +401,8 @@ def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: d
     title = params_of(EvaluateParams, params).report.title
     runs = {}
     for task, metrics in (("binary", binary), ("semantic", semantic)):
+        if metrics.get("unsupported_task"):
+            continue
         runs.update(report.runs_of(metrics, prefix=f"{task} / {metrics.get('model')}"))
     return report.render_comparison(runs, title=f"{title}: comparison")
 

@@ -309,6 +309,10 @@ def _header(results: dict[str, dict], in_domain: dict[str, dict | None], toleran
             "missing": _missing(results, in_domain)}
 
 
+def _with_notes(section: dict, notes: list[str]) -> dict:
+    return {**section, "notes": [*notes, *section.get("notes", [])]}
+
+
 def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | None] | None = None,
                   title: str = "EditLens evaluation report") -> str:
     """The HTML page for one evaluation run.
@@ -321,7 +325,8 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
     Raises:
         ValueError: no task has metrics.
     """
-    results = {t: m for t, m in results.items() if m}
+    unsupported = [n for m in results.values() if m and m.get("unsupported_task") for n in m.get("notes", [])]
+    results = {t: m for t, m in results.items() if m and not m.get("unsupported_task")}
     if not results:
         raise ValueError("render_report needs the metrics of at least one task")
     first = next(iter(results.values()))
@@ -330,7 +335,7 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
                             if m.get("pixel_per_image")), None)
     in_domain = {t: _protocol(m, "in_domain") for t, m in results.items()}
     sections = [
-        ("headline", "Headline results", _headline(results, in_domain, tolerance, pixel_threshold)),
+        ("headline", "Headline results", _with_notes(_headline(results, in_domain, tolerance, pixel_threshold), unsupported)),
         ("per-class", "Per class and confusion matrices", _per_class(results, in_domain, tolerance)),
         ("breakdowns", "Breakdowns", _breakdowns(results)),
         ("robustness", "Robustness", _robustness(results, in_domain)),

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.detectors import create_detector, detector_state, list_detectors
+from models.detectors import create_detector, detector_state, detector_tasks, list_detectors
 from models.detectors.training import TrainConfig, train_detector
 from pipelines.contract.labels import generator_entries, generator_names
 from pipelines.contract.params import TrainDataset, TrainParams, params_of
@@ -236,6 +236,13 @@ def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | No
     if params.num_threads:
         torch.set_num_threads(params.num_threads)
 
+    if task not in tasks and task not in detector_tasks(params["model"]):
+        # No placeholder can be built (e.g. IMDL-BenCo's binary-only entries): an empty state
+        # and a marked record, which evaluate reports as skipped.
+        reason = f"skipped: {params['model']} is {'/'.join(detector_tasks(params['model']))}-only"
+        logger.warning("%s: %s", task, reason)
+        return {"state": {}, "config": {**config, "skipped": reason, "unsupported_task": True, "detector": None,
+                                        "trainer": cfg.as_dict(), "history": {"steps": 0, "stopped_by": "skipped"}}}
     if task not in tasks:
         model = create_detector(params.model, num_classes=len(names), **kwargs)
         reason = f"train.task={params.task!r} does not select the {task} task: untrained placeholder"
