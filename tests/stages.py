@@ -46,7 +46,7 @@ def filter_samples(edited_images, samples, params, base_images=None, provenance=
 
 def contract_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every column the contract's table ``name`` has (``pipelines.contract.schemas``),
-    missing ones filled with a neutral value of their dtype ('' / 0 / 0.0 / False); the given
+    missing ones filled with a neutral value of their dtype ('' / 0 / 0.0 / False / []); the given
     columns are kept as they are. For hand-made test tables that name only what a test needs."""
     from pipelines.contract.schemas import SCHEMAS
 
@@ -54,5 +54,5 @@ def contract_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for column, kind in SCHEMAS[name].columns.items():
         if column not in frame:
-            frame[column] = [fill[kind]] * len(frame)
+            frame[column] = [[] for _ in range(len(frame))] if kind.startswith("list[") else [fill[kind]] * len(frame)
     return frame

@@ -218,7 +218,8 @@ def test_filter_shards_share_one_scorer_and_merge_to_the_unsharded_table(tmp_pat
     photos = {n: cv2.resize(getattr(skimage.data, n)(), (64, 64)) for n in ("astronaut", "chelsea", "coffee", "rocket")}
     images = {**{f"{n}-v0": v for n, v in photos.items()}, **{f"{n}f-v0": v[:, ::-1].copy() for n, v in photos.items()}}
     samples = pd.DataFrame({"sample_id": list(images), "base_id": [k[:-3] for k in images],
-                            "last_generator": "telea", "generators": "telea", "edit_types": "removal"})
+                            "last_generator": "telea", "generators": [["telea"]] * len(images),
+                            "edit_types": [["removal"]] * len(images)})
     loaders = {k: (lambda v=v: v) for k, v in images.items()}
     params = {"checks": [{"scorer": "brisque", "max": 60}], "work_dir": str(tmp_path / "work")}
     want = filter_samples(loaders, samples, {"checks": params["checks"]})[0]

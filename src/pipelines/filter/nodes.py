@@ -103,7 +103,8 @@ def run_scoring(
     report lists them: name, scorer, min, max, higher_is_better, valid_range)."""
     shard = parse_shard(params.get("shard"))
     if shard is not None:
-        samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
+        # a boolean array, not a list: an empty list would select no columns of an empty shard
+        samples = samples[np.array([in_shard(b, shard) for b in samples["base_id"]], dtype=bool)].reset_index(drop=True)
     scoring = _Scoring(params, shard is not None, provenance, base_images)
     store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
     settings = result_params(params)
@@ -174,10 +175,6 @@ def _shared_scorer(name: str, **kwargs: Any) -> Any:
     return _SHARED_SCORERS[key][1]
 
 
-def _split_list(value: Any) -> list[str]:
-    return [v for v in str(value).split(",") if v] if isinstance(value, str) else []
-
-
 def _reason_key(reason: str) -> str:
     """'brisque 63.1 > 60' -> 'brisque > 60'; 'vlm unscorable: ...' -> 'vlm unscorable'."""
     head, _, _ = reason.partition(":")
@@ -208,9 +205,9 @@ def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[
         "n_samples": n, "n_kept": n_kept, "n_dropped": n - n_kept,
         "removal_rate": (n - n_kept) / n if n else 0.0,
         "checks": checks,
-        "per_generator": counts([_split_list(g) for g in table.get("generators", pd.Series([""] * n))]),
+        "per_generator": counts(list(table["generators"]) if "generators" in table else [[]] * n),
         "per_last_generator": counts([[g] if isinstance(g, str) and g else [] for g in table.get("last_generator", pd.Series([""] * n))]),
-        "per_edit_type": counts([_split_list(e) for e in table.get("edit_types", pd.Series([""] * n))]),
+        "per_edit_type": counts(list(table["edit_types"]) if "edit_types" in table else [[]] * n),
         "per_reason": dict(sorted(reasons.items())),
         "imported_unscored": imported,
     }

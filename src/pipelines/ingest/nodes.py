@@ -436,10 +436,10 @@ def _published_samples(source: str, edited: list[tuple], bases: dict, names: lis
         sample_rows.append({
             "sample_id": sample_id, "base_id": base_id, "group_id": item.base_key or sample_id,
             "base_kind": "real" if base_id in bases else "", "n_turns": n_turns,
-            "generators": ",".join(generators) if generators else (item.generator or ""),
+            "generators": generators or ([item.generator] if item.generator else []),
             "last_generator": generators[-1] if generators else (item.generator or ""),
-            "edited_area_ratio": edited_area, "edit_types": "",
-            "region_kinds": ",".join([item.region_kind] * n_turns) if item.region_kind else "",
+            "edited_area_ratio": edited_area, "edit_types": [],
+            "region_kinds": [item.region_kind] * n_turns if item.region_kind else [],
             "origin": source, "published_split": item.split, "label_kind": label_kind, "source_path": item.source_path,
         })
     return edited_images, label_maps, sample_rows, provenance_rows, region_rows
