@@ -14,8 +14,9 @@ monkeypatching a module's builder.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
 
@@ -37,6 +38,12 @@ class ModelCache:
         self._on_evict = on_evict
         self.max_entries = max_entries
         self.set_max_entries(max_entries)
+
+    @staticmethod
+    def key(family: str, name: str, kwargs: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+        """The key of registry entry ``name`` of ``family`` ("vlm", "perceiver", "quality" ...)
+        built with ``kwargs``: (family, name, kwargs as sorted JSON, non-JSON values by ``str``)."""
+        return family, name, json.dumps(dict(kwargs or {}), sort_keys=True, default=str)
 
     def set_max_entries(self, max_entries: int | None) -> None:
         """Change the limit (evicting the least recently used now if over it). Raises ValueError if < 1."""

@@ -9,7 +9,6 @@ prompts (one per turn, from ``provenance``); one that needs a reference gets the
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models.quality import QUALITY_SCORERS, create_quality_scorer
+from models.cache import ModelCache
+from models.quality import create_quality_scorer
 from pipelines.io.resumable import resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 from pipelines.io.shards import in_shard, parse_shard
@@ -51,12 +51,11 @@ def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
 class _Scoring:
     """The configured checks' scorers and what they need: prompts per sample, the base image."""
 
-    def __init__(self, params: dict[str, Any], shared: bool, provenance: pd.DataFrame | None,
+    def __init__(self, params: dict[str, Any], models: ModelCache, provenance: pd.DataFrame | None,
                  base_images: dict[str, Callable[[], np.ndarray]] | None):
         self.rules = list(params["checks"])
         _check_rules(self.rules)
-        build = _shared_scorer if shared else create_quality_scorer
-        self.scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {}))
+        self.scorers = {rule.get("name", rule["scorer"]): _scorer(models, rule["scorer"], rule.get("kwargs") or {})
                         for rule in self.rules}
         needs_prompt = any("prompt" in s.needs for s in self.scorers.values())
         self.prompts = _prompts_by_sample(provenance) if needs_prompt else {}
@@ -95,6 +94,7 @@ def run_scoring(
     provenance: pd.DataFrame | None,
     base_images: dict[str, Callable[[], np.ndarray]] | None,
     params: dict[str, Any],
+    model_cache: ModelCache,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Score every generated sample (of ``shard``) with every check; resumable per sample
     (``work_dir``). Imported published samples are not scored unless ``score_imported``.
@@ -105,7 +105,7 @@ def run_scoring(
     if shard is not None:
         # a boolean array, not a list: an empty list would select no columns of an empty shard
         samples = samples[np.array([in_shard(b, shard) for b in samples["base_id"]], dtype=bool)].reset_index(drop=True)
-    scoring = _Scoring(params, shard is not None, provenance, base_images)
+    scoring = _Scoring(params, model_cache, provenance, base_images)
     store = WorkStore(params.get("work_dir"), params.get("work_storage_options"))
     settings = result_params(params)
     score_imported = bool(params.get("score_imported", False))
@@ -162,17 +162,10 @@ def apply_thresholds(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
     return table
 
 
-# Shard tasks in one worker process share their scorers (CLIP, VLM, perceptual models load once
-# per process, not once per shard); keyed by the registered builder and its arguments.
-_SHARED_SCORERS: dict[tuple[int, str, str], tuple[Any, Any]] = {}
-
-
-def _shared_scorer(name: str, **kwargs: Any) -> Any:
-    builder = QUALITY_SCORERS.get(name)
-    key = (id(builder), name, json.dumps(kwargs, sort_keys=True, default=str))
-    if key not in _SHARED_SCORERS:  # the builder is kept with it, so its id is not reused
-        _SHARED_SCORERS[key] = (builder, create_quality_scorer(name, **kwargs))
-    return _SHARED_SCORERS[key][1]
+def _scorer(models: ModelCache, name: str, kwargs: dict[str, Any]) -> Any:
+    """Quality scorer ``name`` from ``models``: shard tasks in one worker process share it (CLIP,
+    VLM, perceptual models load once per process, not once per shard)."""
+    return models.get(ModelCache.key("quality", name, kwargs), lambda: create_quality_scorer(name, **kwargs))
 
 
 def _reason_key(reason: str) -> str:
