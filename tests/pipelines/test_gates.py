@@ -274,7 +274,7 @@ def test_kedro_run_stops_at_the_split_gate_with_a_report(project_copy: Path):
     groups = [f"g{i}" for i in range(10)]
     manifest = contract_table("base_manifest", pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"}))
     manifest.to_parquet(project_copy / "data" / "02_intermediate" / "base_manifest.parquet")
-    rows = [{"sample_id": f"{g}-v{k}", "base_id": g, "group_id": g, "last_generator": gen, "generators": gen,
+    rows = [{"sample_id": f"{g}-v{k}", "base_id": g, "group_id": g, "last_generator": gen, "generators": [gen],
              "kept": True} for g in groups for k, gen in enumerate(["telea", "navier_stokes"])]
     # tiny-sd only ever edited photos that the seed-0 cut puts into val
     from pipelines.split.nodes import assign_groups
