@@ -36,12 +36,15 @@ print('rows', len(table[[shard_of(b, count) == 0 for b in table['base_id']]]))
 """ % SHARD_ROWS
 
 
+TURNS = [["sd2"], ["sdxl", "flux"], ["kolors", "glide", "sd3.5"]]
+
+
 def manifest(path: Path, rows: int) -> None:
     rng = np.random.default_rng(0)
     pd.DataFrame({
         "sample_id": [f"photo{i:07d}-c0-v0" for i in range(rows)],
         "base_id": [f"photo{i:07d}-c0" for i in range(rows)],
-        "generators": rng.choice(["sd2", "sdxl,flux", "kolors,glide,sd3.5"], rows),
+        "generators": [TURNS[i] for i in rng.integers(0, len(TURNS), rows)],  # a list column, as samples has
         "prompt": rng.choice(["a red car on the street", "replace the sky with a sunset", "remove the dog"], rows),
         "edited_area_ratio": rng.random(rows),
         "n_turns": rng.integers(1, 4, rows),

@@ -33,6 +33,7 @@ from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
+from models.cache import ModelCache
 from pipelines.io.shards import parse_shard, shard_batches
 
 # Refuse decompression bombs before decoding: 8k x 8k is far beyond the 1024 px the seeds use.
@@ -441,14 +442,33 @@ class ParallelPartitionedDataset(PartitionedDataset):
         return {**super()._describe(), "save_workers": self._save_workers}
 
 
-class ShardedParquetDataset(ParquetDataset):
+def array_cells_to_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every parquet list column's cells as Python lists (pyarrow hands them to
+    pandas as 1-D numpy arrays, whose truth value is ambiguous and which compare element-wise);
+    a null cell becomes []. Changes ``frame`` in place and returns it."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object and any(isinstance(v, np.ndarray) for v in values):
+            frame[column] = [v.tolist() if isinstance(v, np.ndarray) else ([] if v is None else v) for v in values]
+    return frame
+
+
+class TableDataset(ParquetDataset):
+    """``pandas.ParquetDataset`` whose list columns (``pipelines.contract.schemas``' ``list[...]``
+    kinds) load as Python lists, as the stage that saved them built them."""
+
+    def load(self) -> pd.DataFrame:
+        return array_cells_to_lists(super().load())
+
+
+class ShardedParquetDataset(TableDataset):
     """``pandas.ParquetDataset`` that a shard task reads only its share of.
 
     With ``shard: {index, count}`` (in the catalog from the run's runtime parameters, e.g.
     ``shard: ${runtime_params:inpaint.shard, null}``), ``load`` streams the file a row batch at a
     time and keeps the rows whose ``shard_key`` column falls in that shard
     (``pipelines.io.shards.shard_of``): a generation worker's memory for the table grows with its
-    shard, not with the dataset. Without a shard it is kedro-datasets' ParquetDataset, and
+    shard, not with the dataset. Without a shard it is ``TableDataset``, and
     ``save`` always is (a shard task never writes these tables)."""
 
     def __init__(self, *, shard: dict[str, Any] | None = None, shard_key: str = "base_id", **kwargs: Any) -> None:
@@ -476,7 +496,7 @@ class ShardedParquetDataset(ParquetDataset):
                 schema = pq.ParquetFile(handle).schema_arrow
                 schema = pa.schema([schema.field(c) for c in columns]) if columns else schema
                 return schema.empty_table().to_pandas()
-        return pa.Table.from_batches(batches).to_pandas()
+        return array_cells_to_lists(pa.Table.from_batches(batches).to_pandas())
 
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "shard": self._shard, "shard_key": self._shard_key}
@@ -531,3 +551,33 @@ class SafetensorsCheckpointDataset(AbstractDataset[dict, dict]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}
+
+
+# The one model cache of this process (``ModelCacheDataset``): shard tasks that a worker process
+# runs one after another, each with its own Kedro session and catalog, share the models it holds.
+_PROCESS_MODELS = ModelCache()
+
+
+class ModelCacheDataset(AbstractDataset[ModelCache, None]):
+    """The process's ``models.cache.ModelCache``, handed to the nodes that load models (perceive's
+    perceivers and VLMs, filter's quality scorers) as an ordinary node input, so a test hands them
+    a cache holding tiny models instead of patching a builder.
+
+    Args:
+        max_entries: the cache's one eviction rule: at most this many models (least recently used
+            dropped first); None = no limit. Loading applies it to the process's cache.
+    """
+
+    def __init__(self, max_entries: int | None = None, metadata: dict[str, Any] | None = None):
+        self._max_entries = max_entries
+        self.metadata = metadata
+
+    def load(self) -> ModelCache:
+        _PROCESS_MODELS.set_max_entries(self._max_entries)
+        return _PROCESS_MODELS
+
+    def save(self, data: None) -> None:
+        raise DatasetError("model_cache is an input only: nodes get models from it, they never save it")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"max_entries": self._max_entries, "models": len(_PROCESS_MODELS)}

@@ -80,9 +80,9 @@ def test_ai_bases_are_never_authentic_negatives():
         "kind": ["real", "ai", "real", "ai"], "source": "x", "caption": "",
     })
     samples = pd.DataFrame({
-        "sample_id": ["p0-ai-s0", "p1-s0"], "base_id": ["p0-ai", "p1"], "group_id": ["g0", "g1"], "kept": True, "generators": ["telea", "telea"],
-        "last_generator": ["telea", "telea"], "n_turns": 1, "edited_area_ratio": 0.1, "edit_types": "removal",
-        "region_kinds": "thing",
+        "sample_id": ["p0-ai-s0", "p1-s0"], "base_id": ["p0-ai", "p1"], "group_id": ["g0", "g1"], "kept": True,
+        "generators": [["telea"], ["telea"]], "last_generator": ["telea", "telea"], "n_turns": 1, "edited_area_ratio": 0.1,
+        "edit_types": [["removal"], ["removal"]], "region_kinds": [["thing"], ["thing"]],
     })
     tables = split_samples(samples, manifest, {"names": ["train", "val"], "ratios": [0.5, 0.5], "seed": 0,
                                                "add_authentic": True})

@@ -16,8 +16,8 @@ from pipelines.hooks import TableSchemaHooks
 def test_schema_hook_refuses_a_table_with_a_missing_or_mistyped_column():
     hooks = TableSchemaHooks()
     good = schemas.table("samples", [{"sample_id": "a-v0", "base_id": "a", "group_id": "a", "base_kind": "real",
-                                      "n_turns": 1, "generators": "telea", "last_generator": "telea",
-                                      "edited_area_ratio": 0.1, "edit_types": "removal", "region_kinds": "thing"}])
+                                      "n_turns": 1, "generators": ["telea"], "last_generator": "telea",
+                                      "edited_area_ratio": 0.1, "edit_types": ["removal"], "region_kinds": ["thing"]}])
     hooks.before_dataset_saved("samples", good)
     hooks.after_dataset_loaded("samples", good)
     with pytest.raises(schemas.SchemaError, match=r"table 'samples' \(about to be saved\).*missing column 'n_turns'"):

@@ -66,8 +66,8 @@ def synthetic_tables():
         for s, edits in turns.items() for k, (g, kind) in enumerate(edits)
     ])
     samples = pd.DataFrame([
-        {"sample_id": s, "n_turns": len(e), "generators": ",".join(g for g, _ in e), "last_generator": e[-1][0],
-         "edited_area_ratio": areas[s], "region_kinds": ",".join(k for _, k in e)} for s, e in turns.items()
+        {"sample_id": s, "n_turns": len(e), "generators": [g for g, _ in e], "last_generator": e[-1][0],
+         "edited_area_ratio": areas[s], "region_kinds": [k for _, k in e]} for s, e in turns.items()
     ])
     rows = [{"item_id": s, "split": "val", "kind": "edited", "image_dataset": "edited_images", "image_key": s,
              "label_key": s, "base_id": f"b{s}", "group_id": f"g{s}", "last_generator": e[-1][0]} for s, e in turns.items()]

@@ -63,8 +63,8 @@ def dataset():
             image[label > 0] = rng.integers(0, 255, size=(int((label > 0).sum()), 3))
             edited[sample_id], labels[sample_id] = image, label
             samples.append({"sample_id": sample_id, "base_id": base_id, "group_id": name, "n_turns": 2,
-                            "generators": ",".join(gens), "last_generator": gens[-1], "edit_types": "attribute,removal",
-                            "region_kinds": "thing,stuff", "kept": True, "drop_reason": ""})
+                            "generators": list(gens), "last_generator": gens[-1], "edit_types": ["attribute", "removal"],
+                            "region_kinds": ["thing", "stuff"], "kept": True, "drop_reason": ""})
     samples, manifest = pd.DataFrame(samples), pd.DataFrame(manifest)
     splits, _, _ = make_splits(samples, manifest, {"seed": 0, "names": ["train", "val"], "ratios": [0.75, 0.25],
                                                    "generators": GENERATORS})
@@ -140,11 +140,11 @@ def test_export_reimports_to_the_same_samples_splits_and_labels(dataset, exporte
     edited_back = back["samples"].set_index("sample_id")
     for row in dataset["samples"].itertuples():
         if fmt in ("diffseg30k", "hf"):  # semantic labels: the generators come back
-            assert set(edited_back.at[row.sample_id, "generators"].split(",")) == set(row.generators.split(","))
+            assert set(edited_back.at[row.sample_id, "generators"]) == set(row.generators)
             assert edited_back.at[row.sample_id, "label_kind"] == "semantic"
         elif fmt == "brgen":  # BR-Gen names carry the last generator and region kind
             assert edited_back.at[row.sample_id, "last_generator"] == row.last_generator
-            assert edited_back.at[row.sample_id, "region_kinds"] == "stuff"
+            assert edited_back.at[row.sample_id, "region_kinds"][-1] == "stuff"
             assert edited_back.at[row.sample_id, "base_id"] == f"sample_{row.base_id}"
     if fmt != "imdl-folders" and fmt != "imdl-json":  # variants of one base stay in one split group
         groups = back["samples"].groupby("group_id")["sample_id"].count()
@@ -261,7 +261,7 @@ def test_diffseg30k_import_inspects_mask_values(tmp_path):
     _, _, _, _, labels, _, samples, provenance, issues = import_published(params)
     table = samples.set_index("sample_id")
     assert set(np.unique(labels["00000000"]())) == {0, 1, 3}  # telea -> 1, tiny-sd -> 3
-    assert table.at["00000000", "generators"] == "telea,tiny-sd" and table.at["00000000", "n_turns"] == 2
+    assert table.at["00000000", "generators"] == ["telea", "tiny-sd"] and table.at["00000000", "n_turns"] == 2
     assert table.at["00000001", "label_kind"] == "binary"  # {0, 255}: binary, generator unknown
     assert "00000002" not in table.index and "need class names" in issues["reason"].iloc[0]
     assert len(provenance[provenance["sample_id"] == "00000000"]) == 2
@@ -293,7 +293,7 @@ def test_brgen_import_parses_names_and_reports_orphans(tmp_path):
     # two forgeries of one real image share its id: ids become the full names
     assert sorted(table.index) == ["LaMa_Background_COCO_000123", "SDXL_Stuff_COCO_000123"]
     assert table.at["SDXL_Stuff_COCO_000123", "base_id"] == "COCO_000123"
-    assert table.at["LaMa_Background_COCO_000123", "region_kinds"] == "background"
+    assert table.at["LaMa_Background_COCO_000123", "region_kinds"] == ["background"]
     assert set(np.unique(labels["LaMa_Background_COCO_000123"]())) == {0, 2}  # LaMa is the 2nd generator
     assert {"name is not <Inpainter>_<Kind>_<Source>_<id>", "no Gt/MAT_Stuff_Places_9_mask"} <= set(issues["reason"])
 

@@ -224,7 +224,7 @@ def split_outputs(n_groups: int = 10, train_share: float = 0.8):
         split = "train" if g < round(n_groups * train_share) else "val"
         for gen in GENERATORS:
             rows.append({"item_id": f"b{g}-{gen}", "split": split, "kind": "edited", "image_key": f"b{g}-{gen}",
-                         "label_key": f"b{g}-{gen}", "base_id": f"b{g}", "group_id": f"g{g}", "generators": gen})
+                         "label_key": f"b{g}-{gen}", "base_id": f"b{g}", "group_id": f"g{g}", "generators": [gen]})
     table = pd.DataFrame(rows)
     protocols = pd.DataFrame([{"protocol": "random", "kind": "random", "status": "ok", "split_names": json.dumps(["train", "val"]),
                                "ratios": json.dumps([0.8, 0.2]), "held_out": "[]", "train_on": ""}])
@@ -242,7 +242,8 @@ def test_split_gate(hook, breakage):
         table.loc[table["item_id"] == "b0-telea", ["split", "group_id"]] = ["val", "g0"]
         expected = "'base_id': 'b0'"
     else:
-        table.drop(table[(table["generators"] == "tiny-sd") & (table["split"] == "train")].index, inplace=True)
+        table.drop(table[table["generators"].map(lambda g: "tiny-sd" in g) & (table["split"] == "train")].index,
+                   inplace=True)
         expected = "'generator': 'tiny-sd'"
     if breakage is None:
         run_hook(hook, "split_samples", outputs)
@@ -273,13 +274,13 @@ def test_kedro_run_stops_at_the_split_gate_with_a_report(project_copy: Path):
     groups = [f"g{i}" for i in range(10)]
     manifest = contract_table("base_manifest", pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"}))
     manifest.to_parquet(project_copy / "data" / "02_intermediate" / "base_manifest.parquet")
-    rows = [{"sample_id": f"{g}-v{k}", "base_id": g, "group_id": g, "last_generator": gen, "generators": gen,
+    rows = [{"sample_id": f"{g}-v{k}", "base_id": g, "group_id": g, "last_generator": gen, "generators": [gen],
              "kept": True} for g in groups for k, gen in enumerate(["telea", "navier_stokes"])]
     # tiny-sd only ever edited photos that the seed-0 cut puts into val
     from pipelines.split.nodes import assign_groups
 
     val = [g for g, s in assign_groups(groups, ["train", "val"], [0.8, 0.2], 0).items() if s == "val"]
-    rows += [{"sample_id": f"{g}-v9", "base_id": g, "group_id": g, "last_generator": "tiny-sd", "generators": "tiny-sd",
+    rows += [{"sample_id": f"{g}-v9", "base_id": g, "group_id": g, "last_generator": "tiny-sd", "generators": ["tiny-sd"],
               "kept": True} for g in val]
     contract_table("filtered_samples", pd.DataFrame(rows)).to_parquet(data / "filtered_samples.parquet")
 

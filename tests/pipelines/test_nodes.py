@@ -167,7 +167,7 @@ def test_inpaint_two_turns_label_map_and_untouched_pixels():
     assert np.array_equal(image[~union], base[~union])
     assert set(np.unique(label_map)) <= {0, 1, 2}
     assert (label_map[~union] == 0).all()
-    order = samples.at[0, "generators"].split(",")
+    order = samples.at[0, "generators"]
     assert sorted(order) == ["navier_stokes", "telea"]  # distinct generators per turn
     index = {"telea": 1, "navier_stokes": 2}
     assert (label_map[(masks["s-t2"] > 0)] == index[order[1]]).all()  # the later turn wins the overlap
@@ -252,8 +252,9 @@ def _filter_inputs():
     small[10:20, 10:20] = 0
     large[10:110, 10:110] = 0
     samples = pd.DataFrame({"sample_id": ["small", "large", "imported"], "base_id": ["b", "b", "x"],
-                            "generators": ["telea", "telea,tiny-sd", "sd2"], "last_generator": ["telea", "tiny-sd", "sd2"],
-                            "edit_types": ["attribute", "removal,addition", ""],
+                            "generators": [["telea"], ["telea", "tiny-sd"], ["sd2"]],
+                            "last_generator": ["telea", "tiny-sd", "sd2"],
+                            "edit_types": [["attribute"], ["removal", "addition"], []],
                             "origin": ["generated", "generated", "imdl"]})
     provenance = pd.DataFrame({"sample_id": ["small", "large", "large"], "turn": [1, 1, 2],
                                "prompt": ["make it red", "remove it", "add a cat"]})
@@ -294,8 +295,8 @@ def test_filter_report_counts_threshold_reasons():
 
     table = pd.DataFrame({"sample_id": ["a", "b", "c"], "kept": [False, False, True],
                           "drop_reason": ["brisque 63.1 > 60", "brisque 70.2 > 60; clip 9.0 < 15", ""],
-                          "generators": ["telea", "telea", "navier_stokes"], "last_generator": ["telea"] * 3,
-                          "edit_types": ["attribute", "removal,addition", "attribute"]})
+                          "generators": [["telea"], ["telea"], ["navier_stokes"]], "last_generator": ["telea"] * 3,
+                          "edit_types": [["attribute"], ["removal", "addition"], ["attribute"]]})
     report = summarise_filter(table, [])
     assert report["per_reason"] == {"brisque > 60": 2, "clip < 15": 1}
     assert report["per_edit_type"] == {"addition": {"kept": 0, "dropped": 1}, "attribute": {"kept": 1, "dropped": 1},

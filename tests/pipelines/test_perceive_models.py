@@ -17,6 +17,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from models.cache import ModelCache
 from models.perception import Perceiver, Region, mask_iou
 from models.perception.tiny import tiny_checkpoint
 from pipelines.perceive import nodes as perceive_nodes
@@ -74,6 +75,7 @@ def test_gpu_conf_perceive_runs_on_tiny_models(tiny):
     catalog["base_images"] = MemoryDataset(lazy({n: photo(n) for n in ("astronaut", "coffee")}))
     catalog["base_annotations"] = MemoryDataset(NO_ANNOTATIONS)
     catalog["params:perceive"] = MemoryDataset(params)
+    catalog["model_cache"] = MemoryDataset(ModelCache(), copy_mode="assign")
     catalog["region_masks"] = MemoryDataset()
     catalog["regions"] = MemoryDataset()
     SequentialRunner().run(register_pipelines()["perceive"], catalog)
@@ -107,7 +109,7 @@ def test_gpu_conf_perceive_runs_on_tiny_models(tiny):
 
 def test_vlms_are_drawn_per_sample_by_weight(tiny):
     entries = gpu_params(tiny)["vlms"]
-    vlms = perceive_nodes.build_vlms(entries)  # builds adapters, loads nothing
+    vlms = perceive_nodes.build_vlms(entries, ModelCache())  # builds adapters, loads nothing
     draws = [perceive_nodes.draw_vlm(0, f"prompt:s{i}", vlms) for i in range(3000)]
     total = sum(e["weight"] for e in entries)
     for entry in entries:
@@ -115,7 +117,7 @@ def test_vlms_are_drawn_per_sample_by_weight(tiny):
     assert draws[:50] == [perceive_nodes.draw_vlm(0, f"prompt:s{i}", vlms) for i in range(50)]
     assert perceive_nodes.draw_vlm(0, "x", {}) is None
     with pytest.raises(ValueError, match="unique"):
-        perceive_nodes.build_vlms([{"name": "a", "vlm": "qwen2-vl"}, {"name": "a", "vlm": "qwen2-vl"}])
+        perceive_nodes.build_vlms([{"name": "a", "vlm": "qwen2-vl"}, {"name": "a", "vlm": "qwen2-vl"}], ModelCache())
 
 
 class ScriptedQwen:
@@ -135,15 +137,14 @@ class ScriptedQwen:
         return f"{edit_type} prompt for {region.label}"
 
 
-def test_vlm_answers_are_recorded_as_vlm_prompts(tiny, monkeypatch):
+def test_vlm_answers_are_recorded_as_vlm_prompts(tiny):
     params = gpu_params(tiny)
     # Random SAM masks are large: let any size through so that listed names get chosen.
     params.update(variants_per_base=4, max_area_ratio=1.0, vlms=params["vlms"][:1], perceiver_kwargs={"grounded_sam": {
         **params["perceiver_kwargs"]["grounded_sam"], "vocabulary": ["sky", "grass"]}})
-    real_build = perceive_nodes.build_vlms
-    monkeypatch.setattr(perceive_nodes, "build_vlms",
-                        lambda entries: {n: (ScriptedQwen(), w) for n, (_, w) in real_build(entries).items()})
-    _, regions = perceive_regions(lazy({"astronaut": photo("astronaut")}), NO_ANNOTATIONS, params)
+    models = ModelCache()  # the node takes its VLM from the cache: a scripted one under the entry's key
+    models.put(perceive_nodes.vlm_key(params["vlms"][0]), ScriptedQwen())
+    _, regions = perceive_regions(lazy({"astronaut": photo("astronaut")}), NO_ANNOTATIONS, params, model_cache=models)
     name = params["vlms"][0]["name"]
     assert set(regions["prompt_source"]) == {f"vlm:{name}"}
     assert set(regions["label"]) <= {"astronaut", "space suit", "sky", "grass", "background"}
@@ -177,19 +178,20 @@ class SyntheticPerceiver(Perceiver):
         return sorted(regions, key=lambda r: -r.score)
 
 
-def _label_shares(monkeypatch, strength: float) -> np.ndarray:
-    monkeypatch.setattr(perceive_nodes, "create_perceiver", lambda name, **kw: SyntheticPerceiver())
+def _label_shares(strength: float) -> np.ndarray:
+    models = ModelCache()  # the node's perceiver "synthetic" comes from the cache, not the registry
+    models.put(ModelCache.key("perceiver", "synthetic", {}), SyntheticPerceiver())
     bases = {f"b{i:03d}": np.full((32, 32, 3), i, dtype=np.uint8) for i in range(120)}
     params = {"seed": 0, "perceiver": "synthetic", "variants_per_base": 1, "iou_threshold": 0.7,
               "turn_count_weights": [1], "min_area_ratio": 0.0, "max_area_ratio": 1.0,
               "edit_type_weights": {"attribute": 1, "removal": 1}, "balance": {"strength": strength}}
-    _, regions = perceive_regions(lazy(bases), NO_ANNOTATIONS, params)
+    _, regions = perceive_regions(lazy(bases), NO_ANNOTATIONS, params, model_cache=models)
     labels = list(regions["label"])
     return np.array([labels.count(c) for c in ("person", "dog", "car", "tree", "cup")]) / len(labels)
 
 
-def test_node_balances_categories_across_the_dataset(monkeypatch):
-    unbalanced, balanced = _label_shares(monkeypatch, 0.0), _label_shares(monkeypatch, 1.0)
+def test_node_balances_categories_across_the_dataset():
+    unbalanced, balanced = _label_shares(0.0), _label_shares(1.0)
     assert unbalanced[0] > 0.5 and unbalanced.min() < 0.1
     assert balanced.min() > 0.1 and balanced[0] < 0.4
 

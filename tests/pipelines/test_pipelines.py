@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from models.cache import ModelCache
 from pipelines.pipeline_registry import register_pipelines, stages_of
 
 TINY = 48
@@ -23,6 +24,7 @@ def memory_catalog(tmp_path_factory):
     generators = [{"name": "telea"}, {"name": "navier_stokes"},
                   {"name": "tiny-sd", "kwargs": {"model": str(model_dir), "steps": 2}}]
     catalog = DataCatalog()
+    catalog["model_cache"] = MemoryDataset(ModelCache(), copy_mode="assign")  # shared, never copied
     catalog["params:ingest"] = {"source": "sample", "image_size": TINY, "crops_per_photo": 2,
                                 "sample": {"names": ["astronaut", "coffee", "rocket"]}}
     catalog["params:perceive"] = {"seed": 0, "perceiver": "auto", "fallback_perceiver": "superpixel",

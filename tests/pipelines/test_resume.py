@@ -212,20 +212,22 @@ def test_filter_shards_share_one_scorer_and_merge_to_the_unsharded_table(tmp_pat
     import cv2
     import skimage.data
 
-    from pipelines.filter import nodes as filter_nodes
+    from models.cache import ModelCache
     from tests.stages import filter_samples
 
     photos = {n: cv2.resize(getattr(skimage.data, n)(), (64, 64)) for n in ("astronaut", "chelsea", "coffee", "rocket")}
     images = {**{f"{n}-v0": v for n, v in photos.items()}, **{f"{n}f-v0": v[:, ::-1].copy() for n, v in photos.items()}}
     samples = pd.DataFrame({"sample_id": list(images), "base_id": [k[:-3] for k in images],
-                            "last_generator": "telea", "generators": "telea", "edit_types": "removal"})
+                            "last_generator": "telea", "generators": [["telea"]] * len(images),
+                            "edit_types": [["removal"]] * len(images)})
     loaders = {k: (lambda v=v: v) for k, v in images.items()}
     params = {"checks": [{"scorer": "brisque", "max": 60}], "work_dir": str(tmp_path / "work")}
     want = filter_samples(loaders, samples, {"checks": params["checks"]})[0]
-    parts = [filter_samples(loaders, samples, {**params, "shard": {"index": i, "count": 2}})[0] for i in (0, 1)]
+    models = ModelCache()  # one worker process's cache (the catalog's model_cache)
+    parts = [filter_samples(loaders, samples, {**params, "shard": {"index": i, "count": 2}}, model_cache=models)[0]
+             for i in (0, 1)]
     assert sorted(pd.concat(parts)["sample_id"]) == sorted(samples["sample_id"])  # a partition
-    shared = [v for k, v in filter_nodes._SHARED_SCORERS.items() if k[1] == "brisque"]
-    assert len(shared) == 1  # both shard calls used one scorer instance
+    assert models.keys() == [ModelCache.key("quality", "brisque", {})]  # both shard calls used one scorer
     records = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").glob("*.json")}
     assert len(records) == len(samples)
     merged = filter_samples(loaders, samples, params)[0]  # the merge: every sample is scored already

@@ -27,7 +27,7 @@ def data():
             for v in range(3):
                 gens = list(rng.choice(NAMES, size=int(rng.integers(1, 4)), replace=False))
                 samples.append({"sample_id": f"{base_id}-v{v}", "base_id": base_id, "group_id": f"p{g}",
-                                "generators": ",".join(gens), "last_generator": gens[-1], "kept": v != 2 or g % 3 != 0})
+                                "generators": gens, "last_generator": gens[-1], "kept": v != 2 or g % 3 != 0})
     return pd.DataFrame(samples), pd.DataFrame(manifest)
 
 
@@ -78,7 +78,7 @@ def test_leave_out_trains_without_and_tests_on_the_held_out_generators(data):
     samples, manifest = data
     table = make_splits(samples, manifest, params())[1]["leave-out-GLIDE+Kolors"]  # names match case-insensitively
     edited = table[table["kind"] == "edited"]
-    gens = edited["generators"].str.split(",").map(set)
+    gens = edited["generators"].map(set)
     held = {"glide", "kolors"}
     assert not any(g & held for g in gens[edited["split"] == "train"])
     assert all(g & held for g in gens[edited["split"] == "test"])
@@ -95,8 +95,8 @@ def test_train_on_one_generator_tests_on_all(data):
     table = tables["train-on-sd2"]
     train = table[(table["split"] == "train") & (table["kind"] == "edited")]
     test = table[(table["split"] == "test") & (table["kind"] == "edited")]
-    assert len(train) and (train["generators"] == "sd2").all()
-    assert set(itertools.chain.from_iterable(test["generators"].str.split(","))) == set(NAMES)
+    assert len(train) and all(g == ["sd2"] for g in train["generators"])
+    assert set(itertools.chain.from_iterable(test["generators"])) == set(NAMES)
 
 
 def test_authentic_negatives_in_train_can_be_capped(data):
@@ -132,7 +132,7 @@ def test_use_picks_the_protocol_and_refuses_a_skipped_one(data):
 
 def test_published_protocol_keeps_the_shipped_split_and_groups_without_manifest_rows():
     samples = pd.DataFrame({"sample_id": ["a", "b", "c"], "base_id": ["a", "b", "c"], "group_id": ["a", "b", "c"],
-                            "generators": ["sd2"] * 3, "last_generator": ["sd2"] * 3, "kept": True,
+                            "generators": [["sd2"]] * 3, "last_generator": ["sd2"] * 3, "kept": True,
                             "published_split": ["train", "train", "test"]})
     manifest = pd.DataFrame({"base_id": ["r"], "group_id": ["r"], "kind": ["real"], "published_split": ["test"]})
     p = {"seed": 0, "use": "published", "generators": [{"name": "sd2"}],
@@ -152,13 +152,14 @@ def test_protocol_configuration_errors_are_clear():
 def test_cross_generator_protocols_count_a_variant_as_its_label():
     """An entry's ``label`` holds in split too: holding out ``sdxl`` holds out its LoRA variant."""
     groups = [f"g{i}" for i in range(20)]
-    rows = [{"sample_id": f"{g}-{gen}", "base_id": g, "group_id": g, "last_generator": gen, "generators": gen,
+    rows = [{"sample_id": f"{g}-{gen}", "base_id": g, "group_id": g, "last_generator": gen, "generators": [gen],
              "kept": True} for g in groups for gen in ("sdxl", "sdxl-lora", "telea")]
     samples, manifest = pd.DataFrame(rows), pd.DataFrame({"base_id": groups, "group_id": groups, "kind": "real"})
     params = {"seed": 0, "generators": [{"name": "sdxl"}, {"name": "sdxl-lora", "label": "sdxl"}, {"name": "telea"}],
               "protocols": {"out": {"kind": "leave_out", "held_out": ["sdxl"]}}, "use": "out"}
     splits, _, protocols = make_splits(samples, manifest, params)
     edited = splits[splits["kind"] == "edited"]
-    assert set(edited.loc[edited["split"] == "train", "generators"]) == {"telea"}  # the variant is held out too
-    assert set(edited.loc[edited["split"] == "test", "generators"]) == {"sdxl", "sdxl-lora"}
+    train, test = (edited.loc[edited["split"] == s, "generators"] for s in ("train", "test"))
+    assert {g for gens in train for g in gens} == {"telea"}  # the variant is held out too
+    assert {g for gens in test for g in gens} == {"sdxl", "sdxl-lora"}
     assert protocols.set_index("protocol").at["out", "status"] == "ok"

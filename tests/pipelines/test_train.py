@@ -59,16 +59,16 @@ def synthetic_data() -> dict:
         images[item], labels[item] = image, label
         rows.append({"item_id": item, "split": split, "kind": "edited", "image_dataset": "edited_images", "image_key": item,
                      "label_key": item, "base_id": f"base{i}", "group_id": f"g{i}", "last_generator": gens[-1],
-                     "generators": ",".join(gens), "protocol": "random"})
+                     "generators": list(gens), "protocol": "random"})
     bases = {item: _image(100 + i) for i, item in enumerate(AUTHENTIC)}
     for item, split in AUTHENTIC.items():
         rows.append({"item_id": item, "split": split, "kind": "authentic", "image_dataset": "base_images", "image_key": item,
-                     "label_key": "", "base_id": item, "group_id": f"a{item}", "last_generator": "", "generators": "",
+                     "label_key": "", "base_id": item, "group_id": f"a{item}", "last_generator": "", "generators": [],
                      "protocol": "random"})
     splits = pd.DataFrame(rows)
     leave_out = splits.copy()
     leave_out["protocol"] = "leave-out-telea"
-    has_telea = leave_out["generators"].str.contains("telea")
+    has_telea = leave_out["generators"].map(lambda g: "telea" in g)
     leave_out["split"] = np.where(has_telea, "test", leave_out["split"].replace({"val": "test"}))
     protocols = contract_table("split_protocols", pd.DataFrame([{"protocol": "random", "held_out": "[]"},
                                                                  {"protocol": "leave-out-telea", "held_out": '["telea"]'}]))

@@ -5,18 +5,22 @@ A stage builds its tables with ``table(name, rows)`` and never spells a column l
 (``check``), and the Great Expectations gates take their expected columns from ``SCHEMAS``
 (``gate_expectations``). To add a column: add it here, then fill it where the table is built.
 
-Dtype kinds: ``str`` (pandas string or object of str), ``int``, ``float``, ``bool``. A table may
-carry extra columns after its own (``filtered_samples`` adds ``quality_<check>`` columns; an
-imported ``samples`` table adds ``origin`` ...). Values that hold a list are comma-joined strings
-(``samples.generators``: "telea,tiny-sd"); read them with ``split_list``.
+Dtype kinds: ``str`` (pandas string or object of str), ``int``, ``float``, ``bool``, and the list
+kinds ``list[str]``, ``list[int]``, ``list[float]``: a cell is a Python list (parquet
+``list<string>`` / ``list<int64>`` / ``list<double>``; ``pipelines.datasets.TableDataset`` loads
+them back as lists), e.g. ``samples.generators`` == ["telea", "tiny-sd"] in turn order; an empty
+list, never None or a joined string. A table may carry extra columns after its own
+(``filtered_samples`` adds ``quality_<check>`` columns; an imported ``samples`` table adds
+``origin`` ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -37,11 +41,29 @@ class TableSchema:
         return list(self.columns)
 
 
+_ITEM_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int, np.integer), "float": (float, int, np.floating, np.integer),
+}
+
+
+def _is_list_column(kind: str) -> Callable[[pd.Series], bool]:
+    """A check that every cell is a list (or tuple / 1-D array) whose items are all of ``kind``."""
+    types = _ITEM_TYPES[kind]
+
+    def check(column: pd.Series) -> bool:
+        if not ptypes.is_object_dtype(column):
+            return False
+        return all(isinstance(cell, (list, tuple, np.ndarray)) and all(isinstance(v, types) and not isinstance(v, bool)
+                                                                       for v in cell) for cell in column)
+    return check
+
+
 _CHECKS = {
     "str": lambda s: ptypes.is_string_dtype(s) or ptypes.is_object_dtype(s),
     "int": ptypes.is_integer_dtype,
     "float": lambda s: ptypes.is_float_dtype(s) or ptypes.is_integer_dtype(s),
     "bool": ptypes.is_bool_dtype,
+    **{f"list[{kind}]": _is_list_column(kind) for kind in _ITEM_TYPES},
 }
 
 
@@ -58,14 +80,14 @@ ISSUES = _schema("ingest_issues", "source:str item:str reason:str")
 REGIONS = _schema("regions", "region_id:str sample_id:str base_id:str turn:int label:str kind:str score:float "
                   "area_ratio:float area_bucket:str edit_group:str edit_type:str description:str perturbed:bool "
                   "prompt:str perceiver:str label_source:str prompt_source:str")
-SAMPLES = _schema("samples", "sample_id:str base_id:str group_id:str base_kind:str n_turns:int generators:str "
-                  "last_generator:str edited_area_ratio:float edit_types:str region_kinds:str")
+SAMPLES = _schema("samples", "sample_id:str base_id:str group_id:str base_kind:str n_turns:int generators:list[str] "
+                  "last_generator:str edited_area_ratio:float edit_types:list[str] region_kinds:list[str]")
 PROVENANCE = _schema("provenance", "sample_id:str turn:int generator:str label:int region_id:str kind:str "
                      "edit_type:str prompt:str seed:int mask_area_ratio:float changed_pixel_ratio:float registry:str "
-                     "model:str candidate_seeds:str candidate_scores:str details:str")
+                     "model:str candidate_seeds:list[int] candidate_scores:list[float] details:str")
 FILTERED_SAMPLES = TableSchema("filtered_samples", {**SAMPLES.columns, "drop_reason": "str", "kept": "bool"})
 SPLITS = _schema("splits", "item_id:str split:str kind:str image_dataset:str image_key:str label_key:str base_id:str "
-                 "group_id:str last_generator:str generators:str protocol:str")
+                 "group_id:str last_generator:str generators:list[str] protocol:str")
 SPLIT_PROTOCOLS = _schema("split_protocols", "protocol:str kind:str status:str split_names:str ratios:str "
                           "held_out:str train_on:str seed:int n_items:int n_edited:int n_authentic:int n_groups:int")
 
@@ -112,14 +134,9 @@ def gate_expectations(name: str) -> list[dict[str, Any]]:
              "exact_match": False, "why": f"columns of {name} (pipelines.contract.schemas)"}]
 
 
-def split_list(value: Any) -> list[str]:
-    """A comma-joined list cell ("telea,tiny-sd") -> its items; '' / None / NaN -> []."""
-    return [v for v in value.split(",") if v] if isinstance(value, str) else []
-
-
-def join_list(values: Iterable[Any]) -> str:
-    """Inverse of ``split_list``."""
-    return ",".join(str(v) for v in values)
+def list_columns(name: str) -> list[str]:
+    """The columns of table ``name`` whose cells are lists (kinds ``list[...]``)."""
+    return [c for c, kind in SCHEMAS[name].columns.items() if kind.startswith("list[")]
 
 
 # Column lists, for code that names them (the schemas above are the source).

@@ -35,6 +35,7 @@ from PIL import Image
 
 from pipelines.contract.labels import generator_names
 from pipelines.contract.params import ExportParams, params_of
+from pipelines.contract.items import item_loaders
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ def _png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def _joined(values: list[str] | None) -> str:
+    """A list column as the published formats write it (docs/data.md): "telea,tiny-sd", '' for none."""
+    return ",".join(values or [])
 
 
 def _escape(field: str, default: str) -> str:
@@ -59,8 +65,8 @@ class _Item:
     def __init__(self, row: Any, sources: dict[str, dict[str, Callable]], label_maps: dict[str, Callable],
                  sample: dict[str, Any], base: dict[str, Any]):
         self.row, self.sample, self.base = row, sample, base
-        self._image = sources[row.image_dataset][row.image_key]
-        self._label = label_maps[row.label_key] if row.kind == "edited" else None
+        self._image, self._label = item_loaders(row, sources["edited_images"], label_maps, sources["base_images"],
+                                                "export")
         self.name = row.item_id if row.kind == "edited" else row.base_id
 
     def image(self) -> np.ndarray:
@@ -116,7 +122,7 @@ def brgen_names(item: _Item) -> tuple[str, str]:
     source = _escape(item.base.get("source", ""), "Unknown")
     if not item.edited:
         return f"{source}_{item.row.base_id}", ""
-    kinds = [k for k in str(item.sample.get("region_kinds", "") or "").split(",") if k]
+    kinds = item.sample.get("region_kinds") or []
     kind = _escape(kinds[-1].capitalize() if kinds else "", "Region")
     stem = f"{_escape(item.row.last_generator, 'Unknown')}_{kind}_{source}_{item.row.item_id}"
     return stem, f"{stem}_mask"
@@ -149,7 +155,7 @@ def export_diffseg30k(items: list[_Item], class_names: list[str]) -> tuple[dict[
         files[f"{key}.image"] = item.image
         files[f"{key}.mask"] = item.label_map
         index["items"][key] = {"item_id": item.name, "kind": "edited" if item.edited else "authentic",
-                               "base_id": item.row.base_id, "generators": item.row.generators,
+                               "base_id": item.row.base_id, "generators": _joined(item.row.generators),
                                "last_generator": item.row.last_generator}
     return files, index
 
@@ -172,10 +178,10 @@ def export_hf(items: list[_Item], class_names: list[str]) -> dict[str, Callable[
                 "label": int(item.edited),
                 "label_map": {"bytes": _png_bytes(label_map), "path": f"{item.name}_labels.png"} if item.edited else None,
                 "split": item.row.split, "kind": item.row.kind, "base_id": item.row.base_id, "group_id": item.row.group_id,
-                "generators": item.row.generators or "", "last_generator": item.row.last_generator or "",
+                "generators": _joined(item.row.generators), "last_generator": item.row.last_generator or "",
                 "n_turns": int(item.sample.get("n_turns", 0) or 0),
-                "edit_types": str(item.sample.get("edit_types", "") or ""),
-                "region_kinds": str(item.sample.get("region_kinds", "") or ""),
+                "edit_types": _joined(item.sample.get("edit_types")),
+                "region_kinds": _joined(item.sample.get("region_kinds")),
             })
         frame = pd.DataFrame(rows)
         frame.attrs["editlens"] = {"class_names": ["untouched", *class_names],

@@ -9,7 +9,6 @@ prompts (one per turn, from ``provenance``); one that needs a reference gets the
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models.quality import QUALITY_SCORERS, create_quality_scorer
+from models.cache import ModelCache
+from models.quality import create_quality_scorer
 from pipelines.contract.params import FilterParams, params_of
 from pipelines.io.resumable import resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
@@ -52,12 +52,11 @@ def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
 class _Scoring:
     """The configured checks' scorers and what they need: prompts per sample, the base image."""
 
-    def __init__(self, params: FilterParams, shared: bool, provenance: pd.DataFrame | None,
+    def __init__(self, params: FilterParams, models: ModelCache, provenance: pd.DataFrame | None,
                  base_images: dict[str, Callable[[], np.ndarray]] | None):
         self.rules = list(params.checks)
         _check_rules(self.rules)
-        build = _shared_scorer if shared else create_quality_scorer
-        self.scorers = {rule.get("name", rule["scorer"]): build(rule["scorer"], **(rule.get("kwargs") or {}))
+        self.scorers = {rule.get("name", rule["scorer"]): _scorer(models, rule["scorer"], rule.get("kwargs") or {})
                         for rule in self.rules}
         needs_prompt = any("prompt" in s.needs for s in self.scorers.values())
         self.prompts = _prompts_by_sample(provenance) if needs_prompt else {}
@@ -96,6 +95,7 @@ def run_scoring(
     provenance: pd.DataFrame | None,
     base_images: dict[str, Callable[[], np.ndarray]] | None,
     params: dict[str, Any],
+    model_cache: ModelCache,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Score every generated sample (of ``shard``) with every check; resumable per sample
     (``work_dir``). Imported published samples are not scored unless ``score_imported``.
@@ -105,8 +105,9 @@ def run_scoring(
     typed = params_of(FilterParams, params)
     shard = parse_shard(typed.shard)
     if shard is not None:
-        samples = samples[[in_shard(b, shard) for b in samples["base_id"]]].reset_index(drop=True)
-    scoring = _Scoring(typed, shard is not None, provenance, base_images)
+        # a boolean array, not a list: an empty list would select no columns of an empty shard
+        samples = samples[np.array([in_shard(b, shard) for b in samples["base_id"]], dtype=bool)].reset_index(drop=True)
+    scoring = _Scoring(typed, model_cache, provenance, base_images)
     store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
     score_imported = typed.score_imported
@@ -163,21 +164,10 @@ def apply_thresholds(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
     return table
 
 
-# Shard tasks in one worker process share their scorers (CLIP, VLM, perceptual models load once
-# per process, not once per shard); keyed by the registered builder and its arguments.
-_SHARED_SCORERS: dict[tuple[int, str, str], tuple[Any, Any]] = {}
-
-
-def _shared_scorer(name: str, **kwargs: Any) -> Any:
-    builder = QUALITY_SCORERS.get(name)
-    key = (id(builder), name, json.dumps(kwargs, sort_keys=True, default=str))
-    if key not in _SHARED_SCORERS:  # the builder is kept with it, so its id is not reused
-        _SHARED_SCORERS[key] = (builder, create_quality_scorer(name, **kwargs))
-    return _SHARED_SCORERS[key][1]
-
-
-def _split_list(value: Any) -> list[str]:
-    return [v for v in str(value).split(",") if v] if isinstance(value, str) else []
+def _scorer(models: ModelCache, name: str, kwargs: dict[str, Any]) -> Any:
+    """Quality scorer ``name`` from ``models``: shard tasks in one worker process share it (CLIP,
+    VLM, perceptual models load once per process, not once per shard)."""
+    return models.get(ModelCache.key("quality", name, kwargs), lambda: create_quality_scorer(name, **kwargs))
 
 
 def _reason_key(reason: str) -> str:
@@ -210,9 +200,9 @@ def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[
         "n_samples": n, "n_kept": n_kept, "n_dropped": n - n_kept,
         "removal_rate": (n - n_kept) / n if n else 0.0,
         "checks": checks,
-        "per_generator": counts([_split_list(g) for g in table.get("generators", pd.Series([""] * n))]),
+        "per_generator": counts(list(table["generators"]) if "generators" in table else [[]] * n),
         "per_last_generator": counts([[g] if isinstance(g, str) and g else [] for g in table.get("last_generator", pd.Series([""] * n))]),
-        "per_edit_type": counts([_split_list(e) for e in table.get("edit_types", pd.Series([""] * n))]),
+        "per_edit_type": counts(list(table["edit_types"]) if "edit_types" in table else [[]] * n),
         "per_reason": dict(sorted(reasons.items())),
         "imported_unscored": imported,
     }

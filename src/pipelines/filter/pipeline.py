@@ -11,7 +11,7 @@ from pipelines.filter.nodes import assemble_filter, run_scoring
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(run_scoring, ["edited_images", "samples", "provenance", "base_images", "params:filter"],
+        Node(run_scoring, ["edited_images", "samples", "provenance", "base_images", "params:filter", "model_cache"],
              ["filter_scored_samples", "filter_scores", "filter_checks"], name="run_scoring", tags=["filter"]),
         Node(assemble_filter, ["filter_scored_samples", "filter_scores", "filter_checks"],
              ["filtered_samples", "filter_report"], name="assemble_filter", tags=["filter"]),

@@ -411,7 +411,7 @@ def _published_rows(source: str, item: PublishedItem, areas: dict[int, float], l
                            "label": label, "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind,
                            "edit_type": "", "prompt": "", "seed": -1, "mask_area_ratio": areas[label],
                            "changed_pixel_ratio": float("nan"), "registry": "", "model": "", "details": "",
-                           "candidate_seeds": "", "candidate_scores": ""})  # every PROVENANCE column, typed
+                           "candidate_seeds": [], "candidate_scores": []})  # every PROVENANCE column, typed
         regions.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id, "turn": turn,
                         "edit_group": f"{sample_id}-g{turn}", "label": "", "kind": item.region_kind,
                         "score": float("nan"), "area_ratio": areas[label], "edit_type": "", "prompt": "",
@@ -437,10 +437,10 @@ def _published_samples(source: str, edited: list[tuple], bases: dict, names: lis
         sample_rows.append({
             "sample_id": sample_id, "base_id": base_id, "group_id": item.base_key or sample_id,
             "base_kind": "real" if base_id in bases else "", "n_turns": n_turns,
-            "generators": ",".join(generators) if generators else (item.generator or ""),
+            "generators": generators or ([item.generator] if item.generator else []),
             "last_generator": generators[-1] if generators else (item.generator or ""),
-            "edited_area_ratio": edited_area, "edit_types": "",
-            "region_kinds": ",".join([item.region_kind] * n_turns) if item.region_kind else "",
+            "edited_area_ratio": edited_area, "edit_types": [],
+            "region_kinds": [item.region_kind] * n_turns if item.region_kind else [],
             "origin": source, "published_split": item.split, "label_kind": label_kind, "source_path": item.source_path,
         })
     return edited_images, label_maps, sample_rows, provenance_rows, region_rows

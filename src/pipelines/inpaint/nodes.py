@@ -41,6 +41,9 @@ from pipelines.io.shards import in_shard, parse_shard
 logger = logging.getLogger(__name__)
 
 FULL_SYNTHESIS = "full_synthesis"
+# Part of every stored result's fingerprint: results saved when list columns were comma-joined
+# strings are recomputed instead of resumed into a table whose schema they no longer fit.
+ROW_FORMAT = "rows: list columns"
 
 
 def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
@@ -75,8 +78,9 @@ def _candidate_scorer(params: InpaintParams) -> tuple[int, Callable | None]:
 
 def _provenance_row(sample_id: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
     row = {"sample_id": sample_id, "kind": kind, **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}}
-    row["candidate_seeds"] = ",".join(str(s) for s in record.get("candidate_seeds") or [])
-    row["candidate_scores"] = ",".join(f"{s:.4f}" for s in record.get("candidate_scores") or [])
+    row["candidate_seeds"] = [int(s) for s in record.get("candidate_seeds") or []]
+    # rounded as the table always recorded them (a score, not an exact value to reproduce)
+    row["candidate_scores"] = [round(float(s), 4) for s in record.get("candidate_scores") or []]
     row["details"] = json.dumps(record.get("details") or {}, sort_keys=True)
     return row
 
@@ -212,7 +216,7 @@ def run_edits(
             edits = [EditSpec(generator=gen, mask=region_masks[row["region_id"]]() > 127, prompt=row["prompt"],
                               edit_type=row["edit_type"], seed=seed, region_id=row["region_id"])
                      for gen, seed, row in zip(sample["generators"], sample["seeds"], sample["turns"])]
-            fp = fingerprint(settings, sample["sample_id"], _base_key(manifest, sample["base_id"]),
+            fp = fingerprint(settings, ROW_FORMAT, sample["sample_id"], _base_key(manifest, sample["base_id"]),
                              normalise(sample["turns"]), *[e.mask for e in edits]) if store.enabled else ""
             yield sample["sample_id"], fp, (sample, edits)
 
@@ -221,10 +225,10 @@ def run_edits(
                 [payload for _, payload in block], base_images, generators, label_index, candidates, scorer, progress):
             turns = sample["turns"]
             kinds = {row["region_id"]: row["kind"] for row in turns}
-            row = _sample_row(sample, manifest, n_turns=len(turns), generators=",".join(sample["generators"]),
+            row = _sample_row(sample, manifest, n_turns=len(turns), generators=list(sample["generators"]),
                               last_generator=sample["generators"][-1], edited_area_ratio=float((label_map > 0).mean()),
-                              edit_types=",".join(r["edit_type"] for r in turns),
-                              region_kinds=",".join(r["kind"] for r in turns))
+                              edit_types=[r["edit_type"] for r in turns],
+                              region_kinds=[r["kind"] for r in turns])
             rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r) for r in provenance])
             yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 
@@ -253,7 +257,7 @@ def run_full_synthesis(
     manifest = base_manifest.set_index("base_id")
     store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
-    items = ((p["sample_id"], fingerprint(settings, p["sample_id"], _base_key(manifest, p["base_id"]), p["prompt"])
+    items = ((p["sample_id"], fingerprint(settings, ROW_FORMAT, p["sample_id"], _base_key(manifest, p["base_id"]), p["prompt"])
               if store.enabled else "", p) for p in plan)
 
     def compute(block):
@@ -269,8 +273,8 @@ def run_full_synthesis(
                 "registry": described.get("registry", ""), "model": described.get("model", ""),
                 "candidate_seeds": [p["seed"]], "candidate_scores": [], "details": {},
             })])
-            row = _sample_row(p, manifest, n_turns=1, generators=name, last_generator=name, edited_area_ratio=1.0,
-                              edit_types=FULL_SYNTHESIS, region_kinds="whole")
+            row = _sample_row(p, manifest, n_turns=1, generators=[name], last_generator=name, edited_area_ratio=1.0,
+                              edit_types=[FULL_SYNTHESIS], region_kinds=["whole"])
             yield p["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 
     return resumable_map(store, tqdm(list(items), desc="full synthesis", unit="base"), compute)

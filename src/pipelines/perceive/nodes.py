@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from models.cache import ModelCache
 from models.perception import (
     RegionBalancer,
     VLMParseError,
@@ -40,10 +41,16 @@ def _annotations_for(base_id: str, table: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def build_vlms(entries: Sequence[dict[str, Any]]) -> dict[str, tuple[Any, float]]:
+def vlm_key(entry: dict[str, Any]) -> tuple[str, str, str]:
+    """The model cache key of a ``perceive.vlms`` entry's adapter."""
+    return ModelCache.key("vlm", entry.get("vlm", entry["name"]), entry.get("kwargs"))
+
+
+def build_vlms(entries: Sequence[dict[str, Any]], models: ModelCache) -> dict[str, tuple[Any, float]]:
     """``perceive.vlms`` -> {name: (adapter, weight)}. Each entry: ``name`` (recorded in
     ``prompt_source``), ``vlm`` (registry key, default ``name``), ``kwargs`` (model id or folder,
-    device, dtype, ...), ``weight`` (relative draw weight, default 1). Nothing is loaded here."""
+    device, dtype, ...), ``weight`` (relative draw weight, default 1). Adapters come from
+    ``models`` (``vlm_key``), built there if absent; an adapter loads its weights on first use."""
     vlms: dict[str, tuple[Any, float]] = {}
     for entry in entries or []:
         name = entry["name"]
@@ -52,7 +59,8 @@ def build_vlms(entries: Sequence[dict[str, Any]]) -> dict[str, tuple[Any, float]
         weight = float(entry.get("weight", 1.0))
         if not np.isfinite(weight) or weight <= 0:
             raise ValueError(f"VLM {name!r}: weight must be > 0, got {weight}")
-        vlms[name] = (create_vlm(entry.get("vlm", name), **(entry.get("kwargs") or {})), weight)
+        vlms[name] = (models.get(vlm_key(entry), lambda e=entry: create_vlm(e.get("vlm", e["name"]), **(e.get("kwargs") or {}))),
+                      weight)
     return vlms
 
 
@@ -75,11 +83,12 @@ class _Perception:
     """What every base shares: the perceivers (built on first use), the VLMs, and the region
     balancer whose counts carry over from base to base (so bases run in id order)."""
 
-    def __init__(self, params: PerceiveParams):
+    def __init__(self, params: PerceiveParams, models: ModelCache):
         self.params = params
+        self.models = models
         self.seed = params.seed
         self.perceivers: dict[str, Any] = {}
-        self.vlms = build_vlms(params.vlms)
+        self.vlms = build_vlms(params.vlms, models)
         self.names_from_vlm = params.object_names_from_vlm
         self.balancer = RegionBalancer(**params.balance.model_dump())
         self.perturbation_p = params.perturbation.p
@@ -90,7 +99,9 @@ class _Perception:
         if name == "auto":
             name = "annotations" if has_annotations else self.params.fallback_perceiver
         if name not in self.perceivers:
-            self.perceivers[name] = create_perceiver(name, **self.params.perceiver_kwargs.get(name, {}))
+            kwargs = self.params.perceiver_kwargs.get(name, {})
+            self.perceivers[name] = self.models.get(ModelCache.key("perceiver", name, kwargs),
+                                                    lambda: create_perceiver(name, **kwargs))
         return name, self.perceivers[name]
 
     def replay(self, rows: list[dict[str, Any]]) -> None:
@@ -179,6 +190,7 @@ def run_perception(
     base_images: dict[str, Callable[[], np.ndarray]],
     base_annotations: pd.DataFrame,
     params: dict[str, Any],
+    model_cache: ModelCache,
 ) -> dict[str, ItemResult]:
     """For each base image (in id order) and each of ``variants_per_base`` samples: propose regions,
     order them by score and dataset-level balance, drop area outliers and IoU > ``iou_threshold``
@@ -189,14 +201,15 @@ def run_perception(
     sample from ``vlms`` or from templates (``prompt_source`` says which); stuff / background
     attribute changes follow BR-Gen's description + perturbation (``perturbation.p``). With
     ``object_names_from_vlm`` a perceiver that grounds names (``grounded_sam``) also grounds the
-    objects a VLM lists for the image (DiffSeg30k).
+    objects a VLM lists for the image (DiffSeg30k). Perceivers and VLM adapters come from
+    ``model_cache`` (keys ``ModelCache.key("perceiver", name, kwargs)`` and ``vlm_key``).
 
     Returns base_id -> ItemResult(arrays: region_id -> (H,W) uint8 0/255 mask, data {"rows": one
     row per turn}). Resumable (``work_dir``): the balancer's counts carry over from base to base,
     so a base's fingerprint chains those of every base before it, and a resumed base replays its
     choices into the counts.
     """
-    ctx = _Perception(params_of(PerceiveParams, params))
+    ctx = _Perception(params_of(PerceiveParams, params), model_cache)
     store = WorkStore(ctx.params.work_dir, ctx.params.work_storage_options)
 
     def items():

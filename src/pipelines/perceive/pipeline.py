@@ -11,7 +11,7 @@ from pipelines.perceive.nodes import assemble_regions, run_perception
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(run_perception, ["base_images", "base_annotations", "params:perceive"], "perceive_results",
+        Node(run_perception, ["base_images", "base_annotations", "params:perceive", "model_cache"], "perceive_results",
              name="run_perception", tags=["perceive"]),
         Node(assemble_regions, "perceive_results", ["region_masks", "regions"], name="assemble_regions",
              tags=["perceive"]),

@@ -68,8 +68,8 @@ def assign_groups(groups: list[str], names: list[str], ratios: list[float], seed
 
 def _generator_set(row: Any) -> set[str]:
     value = getattr(row, "generators", None)
-    if isinstance(value, str) and value:
-        return {g for g in value.split(",") if g}
+    if value:
+        return set(value)
     last = getattr(row, "last_generator", "")
     return {last} if isinstance(last, str) and last else set()
 
@@ -138,13 +138,13 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
 def _edited_row(s: Any, split: str, protocol: str) -> dict[str, Any]:
     return {"item_id": s.sample_id, "split": split, "kind": "edited", "image_dataset": "edited_images",
             "image_key": s.sample_id, "label_key": s.sample_id, "base_id": s.base_id, "group_id": s.group_id,
-            "last_generator": s.last_generator, "generators": ",".join(sorted(_generator_set(s))), "protocol": protocol}
+            "last_generator": s.last_generator, "generators": sorted(_generator_set(s)), "protocol": protocol}
 
 
 def _authentic_row(b: Any, split: str, protocol: str) -> dict[str, Any]:
     return {"item_id": f"{b.base_id}-authentic", "split": split, "kind": "authentic", "image_dataset": "base_images",
             "image_key": b.base_id, "label_key": "", "base_id": b.base_id, "group_id": b.group_id,
-            "last_generator": "", "generators": "", "protocol": protocol}
+            "last_generator": "", "generators": [], "protocol": protocol}
 
 
 def _published(value: Any) -> str:

@@ -35,6 +35,7 @@ import torch
 
 from models.detectors import create_detector, detector_state, detector_tasks, list_detectors
 from models.detectors.training import TrainConfig, train_detector
+from pipelines.contract.items import item_loaders
 from pipelines.contract.labels import generator_entries, generator_names
 from pipelines.contract.params import TrainDataset, TrainParams, params_of
 
@@ -102,8 +103,8 @@ def excluded_names(exclude: Sequence[str] | str | None, generators: list[dict[st
 
 def _row_generators(row: pd.Series) -> set[str]:
     value = row.get("generators")
-    if isinstance(value, str) and value:
-        return {g.strip().lower() for g in value.split(",") if g.strip()}
+    if isinstance(value, list) and value:  # names compare case-insensitively with train.exclude_generators
+        return {g.lower() for g in value}
     last = row.get("last_generator")
     return {str(last).lower()} if isinstance(last, str) and last else set()
 
@@ -127,21 +128,8 @@ class SplitSamples(Sequence):
 
     def __init__(self, rows: pd.DataFrame, edited_images: Mapping[str, Callable], label_maps: Mapping[str, Callable],
                  base_images: Mapping[str, Callable], where: str = "split table"):
-        sources = {"edited_images": edited_images, "base_images": base_images}
-        self._items: list[tuple[Callable, Callable | None]] = []
-        for row in rows.itertuples():
-            if row.image_dataset not in sources:
-                raise ValueError(f"{where}: item {row.item_id} names image dataset {row.image_dataset!r}; "
-                                 f"known: {sorted(sources)}")
-            loader = sources[row.image_dataset]
-            if row.image_key not in loader:
-                raise ValueError(f"{where}: item {row.item_id} names {row.image_dataset}/{row.image_key}, which does not exist")
-            label = None
-            if row.kind != "authentic":
-                if row.label_key not in label_maps:
-                    raise ValueError(f"{where}: item {row.item_id} names label_maps/{row.label_key}, which does not exist")
-                label = label_maps[row.label_key]
-            self._items.append((loader[row.image_key], label))
+        self._items: list[tuple[Callable, Callable | None]] = [
+            item_loaders(row, edited_images, label_maps, base_images, where) for row in rows.itertuples()]
         self.item_ids = list(rows["item_id"])
 
     def __len__(self) -> int:

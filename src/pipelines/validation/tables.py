@@ -223,14 +223,14 @@ def split_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFra
                                    "allowed": tolerance + (1.0 / n if n else 1.0)})
         train = names[0] if names else "train"
         edited_train = rows[(rows["split"] == train) & (rows["kind"] == "edited")]
-        present = [set(str(g).split(",")) - {""} for g in edited_train["generators"]]
+        present = [set(g) for g in edited_train["generators"]]
         if info.kind == "train_on_one":
             expected = [info.train_on]
         elif info.kind == "leave_out":
             held = set(json.loads(info.held_out))
             expected = [g for g in ctx.generators if g not in held]
         elif info.kind == "published":
-            seen = set().union(*[set(str(g).split(",")) - {""} for g in rows["generators"]]) if len(rows) else set()
+            seen = set().union(*rows["generators"])
             expected = [g for g in ctx.generators if g in seen]
         else:
             expected = list(ctx.generators)
