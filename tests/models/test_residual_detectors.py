@@ -87,5 +87,9 @@ def test_generator_balanced_loss_is_cross_entropy_at_zero_and_shifts_towards_the
     loss_b = balanced.loss(balanced.forward_outputs(x), target, torch.ones(2, dtype=torch.long))[0]
     assert not torch.allclose(loss_b, expected)
     assert balanced.config["generator_balance"] == 1.0   # rebuilt from a checkpoint with the same loss
+    binary = create_detector("srm_unet", num_classes=2, widths=[8, 16], generator_balance=1.0)
+    out_bin, target_bin = binary.forward_outputs(x), (target > 0).long()
+    assert torch.allclose(binary.loss(out_bin, target_bin, torch.ones(2, dtype=torch.long))[0],
+                          torch.nn.functional.cross_entropy(out_bin.pixel_logits, target_bin), atol=1e-6)  # plain CE
     with pytest.raises(ValueError, match="generator_balance"):
         create_detector("srm_unet", num_classes=3, widths=[8, 16], generator_balance=2.0)

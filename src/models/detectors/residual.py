@@ -193,7 +193,7 @@ class ResidualDetector(SegmentationDetector):
         self.generator_balance = float(generator_balance)
 
     def loss(self, outputs, target, image_label):
-        if self.generator_balance == 0.0:
+        if self.generator_balance == 0.0 or self.num_classes <= 2:  # one edit class: nothing to balance
             return super().loss(outputs, target, image_label)
         weights = generator_balanced_weights(target, self.num_classes, self.generator_balance)
         per_pixel = F.cross_entropy(outputs.pixel_logits.float(), target, weight=weights,
