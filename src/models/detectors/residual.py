@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, SegmentationDetector
+from .base import DETECTORS, IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, SegmentationDetector
 
 # SRM kernels (RGB-N Sec. 3.2 / Fridrich & Kodovsky): 2nd-order "KB", 3rd-order "KV" and a 1-D
 # 2nd-order filter, each normalised by its centre weight so residuals are in pixel units.
@@ -157,18 +157,67 @@ class ResidualUNet(nn.Module):
         return F.interpolate(self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _build(num_classes: int, front: tuple[str, ...], widths: list[int] | tuple[int, ...], single_logit: bool) -> SegmentationDetector:
+def generator_balanced_weights(target: torch.Tensor, num_classes: int, balance: float) -> torch.Tensor:
+    """Per-class cross-entropy weights that even out the edit classes of one batch.
+
+    Background (class 0) keeps weight 1; an edit class k present in the batch with n_k labelled
+    pixels gets (mean over present edit classes of n / n_k) ** ``balance``, so the rarer generator
+    counts more and the weight of edited against untouched pixels stays about the same (with one
+    edit class, the binary task, every weight is 1). ``balance`` 0 is plain cross-entropy, 1 full
+    inverse-frequency balancing. Computed from the batch's labels only: deterministic.
+
+    Args:
+        target: (B, H, W) int64 labels, ``IGNORE_INDEX`` for unlabelled pixels.
+    Returns:
+        (num_classes,) float32 weights on ``target``'s device.
+    """
+    counts = torch.bincount(target[target != IGNORE_INDEX].flatten(), minlength=num_classes)[:num_classes].float()
+    weights = torch.ones(num_classes, device=target.device)
+    edit = counts[1:]
+    present = edit > 0
+    if balance > 0 and int(present.sum()) > 1:
+        ratio = edit[present].mean() / edit.clamp_min(1.0)
+        weights[1:] = torch.where(present, ratio.pow(balance), torch.ones_like(ratio))
+    return weights
+
+
+class ResidualDetector(SegmentationDetector):
+    """``SegmentationDetector`` whose pixel cross-entropy can balance the generators of a batch
+    (``generator_balance``, see ``generator_balanced_weights``): Telea and Navier-Stokes fills look
+    alike to a residual front end, and without it the rarer of the two is never predicted."""
+
+    def __init__(self, *args, generator_balance: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= generator_balance <= 1.0:
+            raise ValueError(f"generator_balance must be in [0, 1], got {generator_balance}")
+        self.generator_balance = float(generator_balance)
+
+    def loss(self, outputs, target, image_label):
+        if self.generator_balance == 0.0 or self.num_classes <= 2:  # one edit class: nothing to balance
+            return super().loss(outputs, target, image_label)
+        weights = generator_balanced_weights(target, self.num_classes, self.generator_balance)
+        per_pixel = F.cross_entropy(outputs.pixel_logits.float(), target, weight=weights,
+                                    ignore_index=IGNORE_INDEX, reduction="none")
+        # normalised by the summed weights of the labelled pixels (a weighted mean), 0 if none
+        labelled = target != IGNORE_INDEX
+        norm = weights[target.clamp_min(0)][labelled].sum().clamp_min(1.0)
+        pixel = per_pixel.sum() / norm
+        return pixel, {"pixel": pixel.detach()}
+
+
+def _build(num_classes: int, front: tuple[str, ...], widths: list[int] | tuple[int, ...], single_logit: bool,
+           generator_balance: float = 0.0) -> SegmentationDetector:
     widths = tuple(int(w) for w in widths)
     network = ResidualUNet(1 if single_logit else num_classes, front, widths)
     # mean 0 / std 1: the network needs raw [0, 1] pixels for its residual filters and normalises
     # its own RGB branch.
-    return SegmentationDetector(network, num_classes, input_divisor=2 ** len(widths),
-                                single_logit=single_logit, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return ResidualDetector(network, num_classes, input_divisor=2 ** len(widths), single_logit=single_logit,
+                            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), generator_balance=generator_balance)
 
 
 @DETECTORS.register("srm_unet", description="SRM noise residuals + RGB into a light U-Net (CPU default)")
 def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
-                   single_logit: bool = False) -> SegmentationDetector:
+                   single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
     """Fixed SRM residuals (9 channels) and, with ``rgb``, the normalised image, into a U-Net.
 
     Args:
@@ -176,20 +225,22 @@ def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: 
             multiple of 2**len(widths).
         rgb: also feed the RGB image (colour context helps tell generators apart).
         single_logit: binary task only: one output channel trained with BCE.
+        generator_balance: 0-1, how strongly the pixel loss evens out the generators of a batch
+            (``generator_balanced_weights``); no effect on the binary task.
     """
-    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit)
+    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit, generator_balance)
 
 
 @DETECTORS.register("bayar_unet", description="constrained (Bayar) conv residuals + RGB into a light U-Net")
 def build_bayar_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
-                     single_logit: bool = False) -> SegmentationDetector:
+                     single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
     """A learned constrained convolution (3 residual channels) and, with ``rgb``, the normalised
     image, into a U-Net. Arguments as for ``srm_unet``."""
-    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit)
+    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit, generator_balance)
 
 
 @DETECTORS.register("rgb_unet", description="the same light U-Net on RGB only (ablation of the residual front end)")
 def build_rgb_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96),
-                   single_logit: bool = False) -> SegmentationDetector:
+                   single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
     """The U-Net of ``srm_unet`` without a residual front end, for the side-by-side benchmark."""
-    return _build(num_classes, ("rgb",), widths, single_logit)
+    return _build(num_classes, ("rgb",), widths, single_logit, generator_balance)
