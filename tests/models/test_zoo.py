@@ -26,10 +26,8 @@ TINY_IMDL = {
     "imdl:iml_vit": {"input_size": 32, "embed_dim": 48, "fpn_channels": 16, "mlp_embeding_dim": 16},
     # SparseViT's sparse windows are 32 // s_blocks tokens wide: at 128 px the 1/16 and 1/32 grids
     # are 8 and 4 tokens, so the blocks are set to give windows of 4 and 4.
-    # Its decoder is hard-wired to the paper's widths and takes six features: stage 3 yields one
-    # every 5 of its 20 blocks, stage 4 one after its 4th and its last, so depth must be
-    # [*, *, 20, 4..7]; stages 1-2 shrink to one block each (paper: [5, 8, 20, 7]).
-    "imdl:sparse_vit": {"input_size": 128, "s_blocks3": [8, 8, 8, 8], "s_blocks4": [4, 4], "depth": [1, 1, 20, 4]},
+    # Its decoder is hard-wired to the paper's widths, so only the input size shrinks.
+    "imdl:sparse_vit": {"input_size": 128, "s_blocks3": [8, 8, 8, 8], "s_blocks4": [4, 4]},
     "imdl:mvssnet": {"input_size": 32},
     "imdl:mesorch": {"input_size": 64},  # its encoders take any multiple of 32; its mask comes out at 512
 }
