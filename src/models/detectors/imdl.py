@@ -68,6 +68,8 @@ class ImdlSpec:
     required_weights: those the paper's model cannot do without; None is an error unless
         ``random_init=True`` says random weights are meant.
     image_head: the model trains its own ``pred_label``.
+    output_size: the side its ``pred_mask`` comes out at whatever the input (None = the input
+        side); its loss's mask is given at that side.
     defaults: constructor arguments set here (documented per entry).
     """
 
@@ -78,6 +80,7 @@ class ImdlSpec:
     weight_args: tuple[str, ...] = ()
     required_weights: tuple[str, ...] = ()
     image_head: bool = False
+    output_size: int | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +95,9 @@ SPECS: dict[str, ImdlSpec] = {
                         weight_args=("vit_pretrain_path",)),
     "sparse_vit": ImdlSpec("SparseViT", "SparseViT, Su et al., AAAI 2025", 512, size_args=("img_size",),
                            weight_args=("pretrained_path",)),
-    "mesorch": ImdlSpec("Mesorch", "Mesorch, Zhu et al., AAAI 2025", 512, weight_args=("seg_pretrain_path",)),
+    # Mesorch's encoders (ConvNeXt, MiT) take any multiple of 32; its head upsamples to a fixed 512.
+    "mesorch": ImdlSpec("Mesorch", "Mesorch, Zhu et al., AAAI 2025", 512, weight_args=("seg_pretrain_path",),
+                        output_size=512),
 }
 
 
@@ -202,9 +207,10 @@ class ImdlDetector(SegmentationDetector):
     module, also ``network``), ``input_size`` (the side the model runs at).
     """
 
-    def __init__(self, network: nn.Module, *, input_size: int, image_head: bool):
+    def __init__(self, network: nn.Module, *, input_size: int, image_head: bool, output_size: int | None = None):
         super().__init__(network, 2, input_divisor=1, single_logit=True)
         self.input_size = int(input_size)
+        self.mask_size = int(output_size or input_size)  # the side of the model's pred_mask and loss mask
         self.has_image_head = bool(image_head)
 
     def _resized(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,7 +243,7 @@ class ImdlDetector(SegmentationDetector):
         images = self._resized(x)
         if self.training and return_outputs:
             return DeferredOutputs(images, size)
-        batch, side = images.shape[0], self.input_size
+        batch, side = images.shape[0], self.mask_size
         # No target at inference: the model's loss is computed on an empty mask and discarded.
         out = self._run(images, images.new_zeros(batch, 1, side, side), images.new_zeros(batch))
         outputs = self._outputs(out, size)
@@ -253,7 +259,7 @@ class ImdlDetector(SegmentationDetector):
         if not isinstance(outputs, DeferredOutputs):
             raise TypeError("ImdlDetector.loss takes the DeferredOutputs of forward(x, return_outputs=True) in train mode")
         edited = ((target > 0) & (target != IGNORE_INDEX)).float()[:, None]
-        mask = F.interpolate(edited, size=(self.input_size,) * 2, mode="nearest")
+        mask = F.interpolate(edited, size=(self.mask_size,) * 2, mode="nearest")
         out = self._run(outputs.images, mask, (image_label > 0).float())
         loss = out["backward_loss"]
         return loss, {"imdl": loss.detach()}
@@ -276,8 +282,8 @@ def build_imdl(key: str, num_classes: int, input_size: int | None = None, random
         key: an entry of ``SPECS`` (registered as ``imdl:<key>``).
         num_classes: must be 2 (binary task, see the module docstring).
         input_size: the side the model runs at; None = the paper's (``default_size``). Models
-            without a size argument (ManTra-Net, MVSS-Net run at any size; Mesorch is fixed at
-            512) still resize to it.
+            without a size argument (ManTra-Net, MVSS-Net, Mesorch: any multiple of 32, its
+            mask always comes out at 512) still resize to it.
         random_init: True says that missing ``required_weights`` are meant (tests, ablations).
         model_kwargs: the IMDL-BenCo constructor's own arguments (weight files as LOCAL paths).
     Raises:
@@ -309,7 +315,7 @@ def build_imdl(key: str, num_classes: int, input_size: int | None = None, random
     if key == "pscc_net" and not kwargs.get("pretrain_path"):
         kwargs["pretrain_path"] = ""  # its HRNet init tests os.path.isfile(path): "" = random init
     network = _build_network(key, spec, kwargs)
-    return ImdlDetector(network, input_size=size, image_head=spec.image_head)
+    return ImdlDetector(network, input_size=size, image_head=spec.image_head, output_size=spec.output_size)
 
 
 def _build_network(key: str, spec: ImdlSpec, kwargs: dict[str, Any]) -> nn.Module:
