@@ -124,8 +124,12 @@ def test_brgen_training_conf_carries_the_papers_recipe():
     assert trainer["schedule"] == RECOMMENDED_TRAINING["schedule"] == "cosine" and trainer["warmup_steps"] > 0
     assert trainer["steps"] == RECOMMENDED_TRAINING["epochs"] * 132_000 // 64  # 30 epochs of 132,000 images
     assert kwargs["topk_ratio"] == RECOMMENDED_TRAINING["topk_ratio"] and kwargs["noise_to_decoder"] is False
-    # The conf's model arguments are ones the detector takes.
-    tiny(**{k: v for k, v in kwargs.items() if k not in ("image_encoder", "decoder_channels")})
+    # Real weights are named for every frozen or pretrained part (the paper starts from ImageNet
+    # MiT weights and TruFor's Noiseprint++); the files are the user's, so they are not loaded here.
+    weights = ("image_encoder_weights", "noise_encoder_weights", "noiseprint_weights")
+    assert all(kwargs[key] for key in weights)
+    # The conf's other model arguments are ones the detector takes.
+    tiny(**{k: v for k, v in kwargs.items() if k not in ("image_encoder", "decoder_channels", *weights)})
 
 
 def test_a_frozen_noise_side_with_random_weights_is_refused():
