@@ -388,11 +388,18 @@ class ParallelPartitionedDataset(PartitionedDataset):
         return self._save_partitions(data)
 
     def _save_beside_then_swap(self, data: dict[str, Any]) -> None:
+        import glob
         import shutil
         import uuid
 
         final = self._filesystem._strip_protocol(self._normalized_path).rstrip("/")
         parent, name = os.path.split(final)
+        # A save killed earlier (SIGKILL, power loss) leaves its hidden staging folder behind; the
+        # next save of the same folder removes it. Two saves of one folder at once are already
+        # last-writer-wins, so this takes nothing a live save could still use for its result.
+        for stale in glob.glob(os.path.join(glob.escape(parent), f".tmp-{glob.escape(name)}.*.part")) + \
+                glob.glob(os.path.join(glob.escape(parent), f".tmp-{glob.escape(name)}.*.old")):
+            shutil.rmtree(stale, ignore_errors=True)
         staging = os.path.join(parent, f".tmp-{name}.{uuid.uuid4().hex[:8]}.part")
         staged = copy.copy(self)
         staged._path, staged._overwrite, staged._cached_partitions = staging, False, None

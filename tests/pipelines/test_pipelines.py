@@ -34,7 +34,7 @@ def memory_catalog(tmp_path_factory):
     catalog["params:inpaint"] = {"seed": 0, "generators": generators, "distinct_generators_per_sample": True}
     catalog["params:filter"] = {"checks": [{"scorer": "sharpness", "min": 0.0}]}
     catalog["params:split"] = {"names": ["train", "val"], "ratios": [0.67, 0.33], "seed": 0, "add_authentic": True}
-    catalog["params:train"] = {"split": "train", "seed": 0, "generators": generators, "model": "deeplabv3plus",
+    catalog["params:train"] = {"dataset": {"split": "train"}, "seed": 0, "generators": generators, "model": "deeplabv3plus",
                                "model_kwargs": {"encoder_name": "resnet18"},
                                "trainer": {"steps": 2, "batch_size": 2, "lr": 1e-3}}
     catalog["params:evaluate"] = {"split": "val", "batch_size": 4, "boundary_tolerance_px": 2,

@@ -91,23 +91,32 @@ def fault_rng(test: str) -> random.Random:
 @pytest.mark.slow
 def test_ingest_killed_at_a_random_point_then_rerun_loses_nothing(project_copy: Path):
     images = project_copy / "data" / "02_intermediate" / "base_images"
+    # A local image folder is written into a hidden staging folder beside it and swapped in when
+    # every image is saved (pipelines.datasets.ParallelPartitionedDataset): kill inside that.
+    staging_glob = ".tmp-base_images.*.part"
+
+    def staged_pngs() -> list[Path]:
+        return [p for folder in images.parent.glob(staging_glob) for p in folder.iterdir() if p.suffix == ".png"]
+
     kill_after = fault_rng("ingest kill").randint(1, N_IMAGES - 1)
     process, log = _kedro(project_copy, "tiny", 256, _env(), "killed.log")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if images.exists() and sum(1 for p in images.iterdir() if p.suffix == ".png") >= kill_after:
+        if images.parent.exists() and len(staged_pngs()) >= kill_after:
             os.killpg(process.pid, signal.SIGKILL)
             break
         time.sleep(0.002)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, f"not killed mid-write (k={kill_after}):\n{log.read_text()[-3000:]}"
-    visible = sorted(p for p in images.iterdir() if p.suffix == ".png")
-    leftovers = sorted(p.name for p in images.iterdir() if p.suffix != ".png")
-    print(f"\n[faults] SIGKILL after {kill_after} of {N_IMAGES} images: {len(visible)} visible, "
+    staged = staged_pngs()
+    leftovers = sorted(p.name for folder in images.parent.glob(staging_glob) for p in folder.iterdir()
+                       if p.suffix != ".png")
+    print(f"\n[faults] SIGKILL after {kill_after} of {N_IMAGES} images: {len(staged)} staged, "
           f"{len(leftovers)} temporary file(s) left: {leftovers}")
-    assert kill_after <= len(visible) < N_IMAGES
+    assert kill_after <= len(staged) < N_IMAGES
+    assert not images.exists()  # nothing of the killed save is visible under the real name
     assert all(name.startswith(".tmp-") and name.endswith(".part") for name in leftovers)
-    for path in visible:  # nothing half-written is visible under a real name
+    for path in staged:  # even inside the staging folder, nothing half-written has a real name
         decode_image(path.read_bytes(), "RGB", name=str(path))
     for path in (project_copy / "data").rglob("*.parquet"):
         pd.read_parquet(path)  # tables too: absent or complete
@@ -121,9 +130,9 @@ def test_ingest_killed_at_a_random_point_then_rerun_loses_nothing(project_copy: 
                              runtime_params={"ingest": {"crops_per_photo": 8, "image_size": 256}}) as session:
         session.run(pipeline_name="ingest")
     manifest = pd.read_parquet(project_copy / "data" / "02_intermediate" / "base_manifest.parquet")
-    # exactly the manifest's images; the killed run's temporary files went with the partition
-    # folder (base_images is `overwrite: true`)
+    # exactly the manifest's images, and the killed run's staging folder is gone
     assert sorted(p.name for p in images.iterdir()) == sorted(f"{b}.png" for b in manifest["base_id"])
+    assert not list(images.parent.glob(staging_glob))
     _check_complete(manifest, lambda base_id: (images / f"{base_id}.png").read_bytes())
     # the catalog's partitioned dataset lists exactly the manifest's images (no temporary file)
     with KedroSession.create(project_path=project_copy, env="tiny") as session:

@@ -224,10 +224,10 @@ def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | No
     if params.num_threads:
         torch.set_num_threads(params.num_threads)
 
-    if task not in tasks and task not in detector_tasks(params["model"]):
+    if task not in tasks and task not in detector_tasks(params.model):
         # No placeholder can be built (e.g. IMDL-BenCo's binary-only entries): an empty state
         # and a marked record, which evaluate reports as skipped.
-        reason = f"skipped: {params['model']} is {'/'.join(detector_tasks(params['model']))}-only"
+        reason = f"skipped: {params.model} is {'/'.join(detector_tasks(params.model))}-only"
         logger.warning("%s: %s", task, reason)
         return {"state": {}, "config": {**config, "skipped": reason, "unsupported_task": True, "detector": None,
                                         "trainer": cfg.as_dict(), "history": {"steps": 0, "stopped_by": "skipped"}}}
