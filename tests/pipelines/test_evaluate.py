@@ -200,8 +200,14 @@ def evaluate_params(**overrides) -> dict:
     return params
 
 
-def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwargs: dict | None = None) -> DataCatalog:
+def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwargs: dict | None = None,
+                 splits_edit=None, detector_edit=None) -> DataCatalog:
+    """The evaluate pipeline on the synthetic data; ``splits_edit(splits)`` changes the split table
+    in place and ``detector_edit(checkpoint)`` the checkpoints, for the cases that need it."""
     splits, samples, provenance, edited, labels, bases = synthetic_data()
+    if splits_edit is not None:
+        splits_edit(splits)
+    detector_edit = detector_edit or (lambda saved: saved)
     catalog = DataCatalog({
         "metrics_binary": JSONDataset(filepath=str(tmp_path / "metrics_binary.json")),
         "metrics_semantic": JSONDataset(filepath=str(tmp_path / "metrics_semantic.json")),
@@ -210,8 +216,8 @@ def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwa
     })
     inputs = {"splits": splits, "samples": samples, "provenance": provenance, "edited_images": edited,
               "label_maps": labels, "base_images": bases, "params:evaluate": params,
-              "detector_binary": checkpoint("binary", ["sdxl-lora"], model, kwargs),
-              "detector_semantic": checkpoint("semantic", ["sdxl-lora"], model, kwargs)}
+              "detector_binary": detector_edit(checkpoint("binary", ["sdxl-lora"], model, kwargs)),
+              "detector_semantic": detector_edit(checkpoint("semantic", ["sdxl-lora"], model, kwargs))}
     for name, value in inputs.items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")
     SequentialRunner().run(create_pipeline(), catalog)

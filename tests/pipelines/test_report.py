@@ -10,13 +10,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
-from kedro_datasets.json import JSONDataset
-from kedro_datasets.text import TextDataset
+from kedro.io import DataCatalog
 
-from pipelines.evaluate import create_pipeline, figures, report
-from tests.pipelines.test_evaluate import checkpoint, evaluate_params, synthetic_data
+from pipelines.evaluate import figures, report
+from tests.pipelines.test_evaluate import evaluate_params, run_evaluate
 
 
 @pytest.fixture(autouse=True)
@@ -41,23 +38,11 @@ def _predicts_untouched(saved: dict) -> dict:
 def _authentic_only_run(folder: Path) -> DataCatalog:
     """The evaluate pipeline on a val split of two authentic images (the edited rows moved to
     train): no edited image, so no ground-truth edited pixel, no fake image, no breakdown group."""
-    splits, samples, provenance, edited, labels, bases = synthetic_data()
-    splits.loc[splits["kind"] == "edited", "split"] = "train"
-    params = evaluate_params(n_overlays=2)
-    catalog = DataCatalog({
-        "metrics_binary": JSONDataset(filepath=str(folder / "metrics_binary.json")),
-        "metrics_semantic": JSONDataset(filepath=str(folder / "metrics_semantic.json")),
-        "evaluation_report": TextDataset(filepath=str(folder / "report.html")),
-        "evaluation_comparison": TextDataset(filepath=str(folder / "comparison.html")),
-    })
-    inputs = {"splits": splits, "samples": samples, "provenance": provenance, "edited_images": edited,
-              "label_maps": labels, "base_images": bases, "params:evaluate": params,
-              "detector_binary": _predicts_untouched(checkpoint("binary", ["sdxl-lora"])),
-              "detector_semantic": _predicts_untouched(checkpoint("semantic", ["sdxl-lora"]))}
-    for name, value in inputs.items():
-        catalog[name] = MemoryDataset(value, copy_mode="assign")
-    SequentialRunner().run(create_pipeline(), catalog)
-    return catalog
+    def edited_rows_to_train(splits):
+        splits.loc[splits["kind"] == "edited", "split"] = "train"
+
+    return run_evaluate(folder, evaluate_params(n_overlays=2), splits_edit=edited_rows_to_train,
+                        detector_edit=_predicts_untouched)
 
 
 def test_a_split_without_edited_images_renders_a_report_that_says_what_is_missing(tmp_path):
