@@ -13,6 +13,11 @@ cache. Not cached: ``credentials`` (resolved from environment variables, which m
 between sessions; never kept in memory longer than Kedro keeps them) and any ``conf_source`` that
 is not a local folder (an archive or a remote URL). Callers get a deep copy, so nothing they do
 to the returned dict reaches the cache.
+
+Layered environments: ``--env diffseg30k+diffseg30k-tiny`` reads base, then ``diffseg30k``, then
+``diffseg30k-tiny``, each merged over the one before with the key's merge strategy (parameters,
+globals and gates merge softly, so a layer names only what it changes). A recipe is one env; its
+tiny-scale variant is a second env layered on it, and ``+s3`` puts any of them on object storage.
 """
 
 from __future__ import annotations
@@ -80,13 +85,37 @@ class CachedOmegaConfigLoader(OmegaConfigLoader):
             return super().__getitem__(key)
         signature = self._cache_key(key)
         if signature is None:
-            return super().__getitem__(key)
+            return self._layered(key)
         with _LOCK:
             cached = _CACHE.get((key, signature))
         if cached is None:
-            cached = super().__getitem__(key)  # raises (missing files, bad YAML) are never cached
+            cached = self._layered(key)  # raises (missing files, bad YAML) are never cached
             with _LOCK:
                 if len(_CACHE) >= _MAX_ENTRIES:
                     _CACHE.pop(next(iter(_CACHE)))
                 _CACHE[(key, signature)] = cached
         return copy.deepcopy(cached)
+
+    def _layered(self, key: str) -> dict[str, Any]:
+        """Kedro's base + env merge, then every further ``+``-joined env merged over it in order.
+
+        Raises:
+            ValueError: a layer names an environment folder that does not exist under conf_source.
+        """
+        layers = (self.env or "").split("+")
+        if len(layers) == 1:
+            return super().__getitem__(key)
+        full_env = self.env
+        try:
+            self.env = layers[0]
+            result = super().__getitem__(key)
+        finally:
+            self.env = full_env
+        for layer in layers[1:]:
+            path = self._get_conf_env_path(layer)
+            if os.path.isdir(str(self.conf_source)) and not os.path.isdir(path):
+                raise ValueError(f"--env {full_env!r}: no environment folder {path!r} for layer {layer!r}")
+            configs = self._read_dir_configs(path, [*self.config_patterns[key]], key, set(), key == "credentials")
+            if configs:
+                result = self._merge_configs(result, self._merge_and_resolve(key, configs), key, path)
+        return result

@@ -81,3 +81,25 @@ def test_a_broken_file_raises_every_time_and_is_never_cached(conf):
             loaders(conf)[0]["parameters"]
     (conf / "local" / "parameters_broken.yml").unlink()
     assert loaders(conf)[0]["parameters"] == loaders(conf)[1]["parameters"]
+
+
+def test_layered_envs_merge_in_order_and_name_a_missing_layer(conf):
+    """`--env a+b`: base, then a, then b, each over the one before (soft merge: a layer names only
+    what it changes); the layer order decides who wins; an unknown layer is named."""
+    (conf / "one").mkdir()
+    (conf / "one" / "globals.yml").write_text("image_size: 96\nseed: 5\n")
+    (conf / "one" / "parameters_train.yml").write_text("train:\n  trainer:\n    steps: 7\n    lr: 0.5\n")
+    (conf / "two").mkdir()
+    (conf / "two" / "parameters_train.yml").write_text("train:\n  trainer:\n    steps: 9\n")
+    (conf / "two" / "globals.yml").write_text("image_size: 32\n")
+    layered = CachedOmegaConfigLoader(str(conf), **CONFIG_LOADER_ARGS, env="one+two")
+    assert layered["globals"]["image_size"] == 32 and layered["globals"]["seed"] == 5
+    trainer = layered["parameters"]["train"]["trainer"]
+    assert (trainer["steps"], trainer["lr"]) == (9, 0.5)
+    assert trainer["batch_size"] == loaders(conf)[1]["parameters"]["train"]["trainer"]["batch_size"]
+    # ${globals:...} in base parameters see the layered globals
+    assert layered["parameters"]["split"]["seed"] == 5
+    swapped = CachedOmegaConfigLoader(str(conf), **CONFIG_LOADER_ARGS, env="two+one")
+    assert swapped["globals"]["image_size"] == 96 and swapped["parameters"]["train"]["trainer"]["steps"] == 7
+    with pytest.raises(ValueError, match="'three'"):
+        CachedOmegaConfigLoader(str(conf), **CONFIG_LOADER_ARGS, env="one+three")
