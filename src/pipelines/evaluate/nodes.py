@@ -35,7 +35,7 @@ from models.detectors import detector_from_state  # noqa: E402
 from models.detectors.inference import image_score_definition, predict  # noqa: E402
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
-from pipelines.evaluate import figures, report  # noqa: E402
+from pipelines.evaluate import figures, paper_tables, report  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     breakdown_groups,
@@ -390,10 +390,19 @@ def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[st
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
                  examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
-    """The self-contained HTML report of this evaluation run (both tasks, every protocol run)."""
+    """The self-contained HTML report of this evaluation run (both tasks, every protocol run, and
+    the recipe's paper tables first when it configures any)."""
+    s = params_of(EvaluateParams, params)
+    tables = paper_tables.build_tables(combine_metrics(binary, semantic), s.paper_tables)
     return report.render_report({"binary": binary, "semantic": semantic},
                                 {"binary": examples_binary, "semantic": examples_semantic},
-                                title=params_of(EvaluateParams, params).report.title)
+                                title=s.report.title, paper_tables=tables)
+
+
+def render_paper_tables(metrics: dict[str, Any], params: dict[str, Any]) -> str:
+    """``paper_tables.md``: the recipe's tables (``evaluate.paper_tables``) in the papers' layouts,
+    ours beside the published number, read from the combined metrics.json document."""
+    return paper_tables.markdown(paper_tables.build_tables(metrics, params_of(EvaluateParams, params).paper_tables))
 
 
 def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: dict[str, Any]) -> str:

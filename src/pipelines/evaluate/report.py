@@ -313,13 +313,36 @@ def _with_notes(section: dict, notes: list[str]) -> dict:
     return {**section, "notes": [*notes, *section.get("notes", [])]}
 
 
+def _paper_tables(built: list[dict] | None) -> dict | None:
+    """The ``paper_tables`` section: each cell's text, its paper number and footnoted n/a reasons."""
+    if not built:
+        return None
+    tables = []
+    for table in built:
+        reasons: list[str] = []
+        rows = []
+        for row in table["rows"]:
+            cells = []
+            for cell in row["cells"]:
+                if cell["na"]:
+                    reasons.append(f"{row['label']}: {cell['na']}")
+                cells.append({**cell, "note": len(reasons) if cell["na"] else 0,
+                              "text": _fmt(cell["ours"], table["digits"]),
+                              "paper_text": DASH if cell["paper"] is None else f"{cell['paper']:g}"})
+            rows.append({"label": row["label"], "cells": cells})
+        tables.append({**table, "rows": rows, "reasons": reasons})
+    return {"tables": tables}
+
+
 def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | None] | None = None,
-                  title: str = "EditLens evaluation report") -> str:
+                  title: str = "EditLens evaluation report", paper_tables: list[dict] | None = None) -> str:
     """The HTML page for one evaluation run.
 
     Args:
         results: {task: metrics dict of ``evaluate_checkpoint``}, tasks "binary" and/or "semantic".
         examples: {task: qualitative grid image (H, W, 3) uint8 or None} (optional; no section if None).
+        paper_tables: ``paper_tables.build_tables`` output: the recipe's paper tables, first on the
+            page (no section when None or empty).
     Returns:
         A complete HTML document (str) with every figure embedded.
     Raises:
@@ -335,6 +358,7 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
                             if m.get("pixel_per_image")), None)
     in_domain = {t: _protocol(m, "in_domain") for t, m in results.items()}
     sections = [
+        ("paper-tables", "The paper's tables: ours beside the published numbers", _paper_tables(paper_tables)),
         ("headline", "Headline results", _with_notes(_headline(results, in_domain, tolerance, pixel_threshold), unsupported)),
         ("per-class", "Per class and confusion matrices", _per_class(results, in_domain, tolerance)),
         ("breakdowns", "Breakdowns", _breakdowns(results)),
