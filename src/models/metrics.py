@@ -466,6 +466,7 @@ class DetectionMetrics:
         self._confusion: list[np.ndarray] = []
         self._boundary: list[np.ndarray] = []
         self._binary: list[np.ndarray] = []
+        self._bfscore: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._fake: list[np.ndarray] = []
 
@@ -523,6 +524,7 @@ class DetectionMetrics:
             self._confusion.append(confusion_matrices(pred, target, self.num_classes))
             self._boundary.append(boundary_counts(pred, target, self.num_classes, self.tolerance_px))
             self._binary.append(binary_pixel_counts(edited, target > 0, self.pixel_threshold))
+            self._bfscore.append(bfscore_per_image(pred, target, self.num_classes))
         self._scores.append(scores)
         self._fake.append(fake)
         return self
@@ -534,7 +536,9 @@ class DetectionMetrics:
             n_images, n_fake, n_real;
             pixel: dataset-level confusion-matrix metrics (accuracy, mean_class_accuracy, miou
                 with background excluded, miou_with_background, class_iou, class_accuracy),
-                boundary_f1 (+ per class, tolerance), or None for image-level models;
+                boundary_f1 (our pooled convention: + per class, tolerance in px) and
+                boundary_f1_bfscore (MATLAB ``bfscore``: per image at 0.75 % of the diagonal,
+                averaged; + per class), or None for image-level models;
             pixel_per_image: IMDL-BenCo per-image F1 / IoU / accuracy averaged over
                 ``manipulated`` images and over ``all`` images, or None;
             image: image_level_metrics at ``image_threshold`` (None for an empty subset);
@@ -563,6 +567,7 @@ class DetectionMetrics:
             "boundary_f1": boundary.mean(),
             "boundary_f1_per_class": dict(zip(names[1:], boundary.per_class()[1:].tolist())),
             "boundary_tolerance_px": self.tolerance_px,
+            **self._bfscore_summary(select),
         }
         per_image = per_image_pixel_scores(np.concatenate(self._binary)[select])
         manipulated = fake[select] == 1
@@ -575,6 +580,18 @@ class DetectionMetrics:
                                   "all": average(np.ones_like(manipulated))}
         out["confusion_matrix"] = confusion.matrix.tolist()
         return out
+
+    def _bfscore_summary(self, select: np.ndarray) -> dict:
+        """``boundary_f1_bfscore`` over the selected images, as ``boundary_f1_bfscore`` computes it
+        (background excluded; each image the mean of its classes, then the mean over images)."""
+        scores = np.concatenate(self._bfscore)[select].copy()
+        scores[:, 0] = np.nan
+        with np.errstate(invalid="ignore"):
+            per_image = np.array([_nanmean(row) for row in scores])
+            per_class = [_nanmean(column) for column in scores.T]
+        return {"boundary_f1_bfscore": _nanmean(per_image),
+                "boundary_f1_bfscore_per_class": dict(zip(self.class_names[1:], per_class[1:])),
+                "bfscore_tolerance": f"{BFSCORE_TOLERANCE_RATIO:.2%} of the image diagonal"}
 
 
 # --- BR-Gen (Tables 2-4, 7): R@50 by generator family, region kind and mask area ----------------

@@ -59,6 +59,9 @@ CONVENTIONS = {
     "boundary_f1": "boundary pixels (4-neighbour class change) of prediction and ground truth matched "
                    "within the tolerance (Euclidean, <=); F1 per class from counts summed over the set; "
                    "mean over edited classes, background excluded",
+    "boundary_f1_bfscore": "MATLAB bfscore (Csurka et al. 2013): per image and class, boundary pixels matched within "
+                           "0.75 % of the image diagonal (distance <); each image the mean of its edited classes, "
+                           "then the mean over images; background excluded",
     "image": "image score as in models.detectors.inference.predict (see image_score); fake when score > "
              "threshold (strict); AP step-wise as scikit-learn; R@50 = recall of fake / of real images at 0.5",
 }

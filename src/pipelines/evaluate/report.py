@@ -100,8 +100,12 @@ def _figure(image: Any, caption: str, alt: str) -> dict | None:
     return {"uri": figures.png_data_uri(image), "caption": caption, "alt": alt}
 
 
+BF1_HEADERS = ["bF1 (2 px pooled)", "bF1 (bfscore 0.75 %)"]  # both conventions, named wherever one is shown
+
+
 def _acc_miou_bf1(summary: dict | None) -> list[float | None]:
-    return [_value(summary, "pixel", "accuracy"), _value(summary, "pixel", "miou"), _value(summary, "pixel", "boundary_f1")]
+    return [_value(summary, "pixel", "accuracy"), _value(summary, "pixel", "miou"), _value(summary, "pixel", "boundary_f1"),
+            _value(summary, "pixel", "boundary_f1_bfscore")]
 
 
 def _image_cells(summary: dict | None) -> list[float | None]:
@@ -113,8 +117,8 @@ def _both_tasks_table(results: dict[str, dict], rows: list[tuple[str, dict[str, 
     """Rows of (label, {task: summary}) laid out as DiffSeg30k's tables: the binary task's Acc /
     mIoU / bF1, then the semantic task's, then the binary model's image AP and R@50."""
     tasks = [t for t in TASKS if t in results]
-    groups = [("", 2 if with_n else 1)] + [(f"{t} segmentation", 3) for t in tasks] + [("image level (binary model)", 2)]
-    headers = [first] + (["n edited"] if with_n else []) + ["Acc", "mIoU", "bF1"] * len(tasks) + ["AP", "R@50 fake"]
+    groups = [("", 2 if with_n else 1)] + [(f"{t} segmentation", 4) for t in tasks] + [("image level (binary model)", 2)]
+    headers = [first] + (["n edited"] if with_n else []) + ["Acc", "mIoU", *BF1_HEADERS] * len(tasks) + ["AP", "R@50 fake"]
     body = []
     for label, per_task in rows:
         any_summary = next((v for v in per_task.values() if v), None)
@@ -165,10 +169,13 @@ def _per_class(results: dict[str, dict], in_domain: dict[str, dict | None], tole
         if not summary or not summary.get("pixel"):
             continue
         pixel, names = summary["pixel"], metrics.get("class_names", [])
-        tables.append(table(None, ["class", "IoU", "class Acc (recall)", "bF1"],
+        bfscore = pixel.get("boundary_f1_bfscore_per_class") or {}
+        tables.append(table(None, ["class", "IoU", "class Acc (recall)", *BF1_HEADERS],
                             [[n, pixel["class_iou"].get(n), pixel["class_accuracy"].get(n),
-                              None if k == 0 else pixel["boundary_f1_per_class"].get(n)] for k, n in enumerate(names)],
-                            caption=f"{task} task, per class (bF1 at {tolerance} px; background has no bF1)"))
+                              None if k == 0 else pixel["boundary_f1_per_class"].get(n),
+                              None if k == 0 else bfscore.get(n)] for k, n in enumerate(names)],
+                            caption=f"{task} task, per class (bF1 pooled at {tolerance} px, and MATLAB bfscore per "
+                                    "image at 0.75 % of the diagonal; background has no bF1)"))
         if summary.get("confusion_matrix"):
             figs.append(_figure(figures.confusion_figure(np.asarray(summary["confusion_matrix"]), names, task),
                                 f"{task} task: confusion matrix over the whole split, rows normalised "
@@ -248,13 +255,13 @@ def _lora(results: dict[str, dict]) -> dict | None:
         rows = []
         for pair in lora.get("pairs", []):
             if pair.get("skipped"):
-                rows.append([f"{pair['variant']} as {pair['parent']}", None, None, None, None, None])
+                rows.append([f"{pair['variant']} as {pair['parent']}", None, None, None, None, None, None])
                 continue
             for label, summary in ((pair["parent"], pair.get("parent_edits")),
                                    (f"{pair['variant']} as {pair['parent']}", pair.get("variant_as_parent"))):
                 rows.append([label, None if summary is None else summary.get("n_fake"), *_acc_miou_bf1(summary),
                              _value(summary, "image", "recall_fake")])
-        tasks.append((task, None, table(None, ["edits by", "n edited", "Acc", "mIoU", "bF1", "R@50 fake"], rows,
+        tasks.append((task, None, table(None, ["edits by", "n edited", "Acc", "mIoU", *BF1_HEADERS, "R@50 fake"], rows,
                                         caption=f"{task} task: LoRA variant scored as its parent class "
                                                 "(DiffSeg30k Table 4)")))
     return {"tasks": tasks}
@@ -389,11 +396,11 @@ def render_comparison(runs: dict[str, dict], title: str = "EditLens comparison")
     Raises ValueError for no run."""
     if not runs:
         raise ValueError("render_comparison needs at least one run")
-    headers = ["run", "n", "Acc", "mIoU", "mIoU+bg", "bF1", "F1", "IoU", "F1", "IoU",
+    headers = ["run", "n", "Acc", "mIoU", "mIoU+bg", *BF1_HEADERS, "F1", "IoU", "F1", "IoU",
                "Acc", "AP", "AUC", "F1", "R@50 fake", "R@50 real"]
-    groups = [("", 2), ("pixel, dataset level", 4), ("per image, manip.", 2), ("per image, all", 2), ("image level", 6)]
+    groups = [("", 2), ("pixel, dataset level", 5), ("per image, manip.", 2), ("per image, all", 2), ("image level", 6)]
     rows = [[name, s.get("n_images"), *[_value(s, "pixel", k) for k in ("accuracy", "miou", "miou_with_background",
-                                                                         "boundary_f1")],
+                                                                         "boundary_f1", "boundary_f1_bfscore")],
              *[_value(s, "pixel_per_image", group, k) for group in ("manipulated", "all") for k in ("f1", "iou")],
              *_image_cells(s)] for name, s in runs.items()]
     return _render("comparison.html.j2", title=title, date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
