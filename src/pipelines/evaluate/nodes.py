@@ -55,7 +55,9 @@ CONVENTIONS = {
     "pixel": "dataset level: ONE confusion matrix accumulated over all images of the set "
              "(pytorch-fcn / DeepLabV3Plus-Pytorch, as DiffSeg30k); mIoU excludes background",
     "pixel_per_image": "IMDL-BenCo: pixel edited when 1 - p(untouched) > threshold (strict); F1 / IoU / "
-                       "accuracy per image, averaged over images; F1 = IoU = 0 on authentic images",
+                       "accuracy per image, averaged over images; F1 = IoU = 0 on authentic images; AUC per image "
+                       "ranks 1 - p(untouched) against the image's mask (IMDL-BenCo PixelAUC: 0 on authentic images)",
+    "pixel_auc_pooled": "pixel.auc_pooled: one ROC AUC over every pixel of the set, 1 - p(untouched) binned to 0.001",
     "boundary_f1": "boundary pixels (4-neighbour class change) of prediction and ground truth matched "
                    "within the tolerance (Euclidean, <=); F1 per class from counts summed over the set; "
                    "mean over edited classes, background excluded",

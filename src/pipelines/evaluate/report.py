@@ -140,19 +140,21 @@ def _headline(results: dict[str, dict], in_domain: dict[str, dict | None], toler
     tables = [_both_tasks_table(results, [(f"{first.get('model')} ({first.get('split')})", in_domain)], "Model",
                                 "Localisation, DiffSeg30k Table 2 layout (dataset-level confusion matrix; mIoU and bF1 "
                                 "exclude background)"),
-              table([("", 1), ("pixel, dataset level", 3), ("", 1)],
-                    ["task", "mIoU incl. background", "mean class Acc", "pixel Acc", "bF1 tolerance (px)"],
+              table([("", 1), ("pixel, dataset level", 4), ("", 1)],
+                    ["task", "mIoU incl. background", "mean class Acc", "pixel Acc", "pixel AUC (pooled)",
+                     "bF1 tolerance (px)"],
                     [[t, _value(s, "pixel", "miou_with_background"), _value(s, "pixel", "mean_class_accuracy"),
-                      _value(s, "pixel", "accuracy"), tolerance] for t, s in in_domain.items()],
+                      _value(s, "pixel", "accuracy"), _value(s, "pixel", "auc_pooled"), tolerance]
+                     for t, s in in_domain.items()],
                     caption="Dataset-level pixel metrics, the other conventions (pytorch-fcn)")]
     rows = []
     for task, summary in in_domain.items():
         per_image = (summary or {}).get("pixel_per_image") or {}
         manipulated, everything = per_image.get("manipulated") or {}, per_image.get("all") or {}
-        rows.append([task, *[manipulated.get(k) for k in ("n_images", "f1", "iou", "accuracy")],
-                     *[everything.get(k) for k in ("n_images", "f1", "iou", "accuracy")]])
-    tables.append(table([("", 1), ("manipulated images only", 4), ("all images (F1 = IoU = 0 on authentic)", 4)],
-                        ["task", "n", "F1", "IoU", "Acc", "n", "F1", "IoU", "Acc"], rows,
+        rows.append([task, *[manipulated.get(k) for k in ("n_images", "f1", "iou", "auc", "accuracy")],
+                     *[everything.get(k) for k in ("n_images", "f1", "iou", "auc", "accuracy")]])
+    tables.append(table([("", 1), ("manipulated images only", 5), ("all images (F1 = IoU = AUC = 0 on authentic)", 5)],
+                        ["task", "n", "F1", "IoU", "AUC", "Acc", "n", "F1", "IoU", "AUC", "Acc"], rows,
                         caption=f"Per-image pixel metrics at threshold {_fmt(pixel_threshold, 2)} (strict >), "
                                 "IMDL-BenCo convention (averaged over images)"))
     tables.append(table([("", 1), ("image level (does the image contain an edit?)", 6)],
