@@ -76,6 +76,8 @@ def zoo(tmp_path_factory):
                 "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
                 "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
                 "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
+                "flux2-klein": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein"),
+                "flux2-klein-base": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein-base", distilled=False),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
                 "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
                 "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
@@ -159,6 +161,8 @@ ENTRIES = {
     "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
     "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
     "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
+    # 64 Qwen3 tokens hold the chat-templated prompt; the default 512 only pads (and costs seconds on CPU).
+    "flux2-klein-inpaint": lambda z: {"model": str(z("flux2-klein")), "max_sequence_length": 64, **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
                                       "prior_steps": 2, **TINY},
     "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
@@ -216,7 +220,7 @@ def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
 
 
 @pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend", "qwen-image-inpaint",
-                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint"])
+                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint", "flux2-klein-inpaint"])
 def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
     generator = create_generator(name, **ENTRIES[name](zoo))
     first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
@@ -273,6 +277,23 @@ def test_flux_kontext_and_dev_take_no_negative_prompt(zoo):
             create_generator(name, model=str(zoo("flux-guided")), negative_prompt="blurry")
     kontext = create_generator("flux-kontext-inpaint", model=str(zoo("flux-guided")))
     assert kontext.describe()["auto_resize"] is False and kontext.extra_call_kwargs()["_auto_resize"] is False
+
+
+def test_flux2_klein_guidance_is_cfg_on_the_base_model_only(zoo, image, mask):
+    # FLUX.2 [klein] 4B is distilled: guidance > 1 would be ignored by the pipeline, so it is refused;
+    # the undistilled base runs CFG against the empty prompt (the pipeline's own negative).
+    kwargs = dict(max_sequence_length=64, **TINY)
+    with pytest.raises(ValueError, match="distilled"):
+        create_generator("flux2-klein-inpaint", model=str(zoo("flux2-klein")), guidance_scale=4.0, **kwargs).load()
+    base = str(zoo("flux2-klein-base"))
+    guided = create_generator("flux2-klein-inpaint", model=base, guidance_scale=4.0, **kwargs)
+    unguided = create_generator("flux2-klein-inpaint", model=base, **kwargs)
+    assert guided.load().config.is_distilled is False and unguided.guidance_scale == 1.0
+    first = guided.inpaint(image, mask, "a cat", 0)
+    assert np.array_equal(first[~mask], image[~mask])
+    assert not np.array_equal(first, unguided.inpaint(image, mask, "a cat", 0))
+    with pytest.raises(TypeError, match="negative_prompt"):
+        create_generator("flux2-klein-inpaint", model=base, negative_prompt="blurry")
 
 
 # --------------------------------------------------------------------------- LoRA variant

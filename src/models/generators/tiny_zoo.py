@@ -553,3 +553,49 @@ def build_tiny_chroma(folder: str | Path, seed: int = 0) -> Path:
     pipe = ChromaPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                           tokenizer=t5_tokenizer, transformer=transformer)
     return _save(pipe, folder)
+
+
+# Qwen3's template with ``enable_thinking=False`` (what FLUX.2 [klein] renders): the assistant turn
+# opens with an empty thinking block.
+_QWEN3_NO_THINKING_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}"
+    "{% endif %}"
+)
+
+
+def build_tiny_flux2_klein(folder: str | Path, distilled: bool = True, seed: int = 0) -> Path:
+    """A tiny FLUX.2 [klein] pipeline (``Flux2Transformer2DModel`` without a guidance input, a
+    ``Qwen3ForCausalLM`` text encoder with 28 layers so that the pipeline's default read-out layers
+    9, 18 and 27 exist, an ``AutoencoderKLFlux2`` with the real 1/8 downsampling and 4 latent
+    channels), saved in the ``Flux2KleinPipeline`` layout of ``black-forest-labs/FLUX.2-klein-4B``
+    (``is_distilled: true``; ``distilled=False`` gives the undistilled [klein] base layout) that
+    ``Flux2KleinInpaintPipeline`` loads."""
+    import torch
+    import transformers
+    from diffusers import (AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline,
+                           Flux2Transformer2DModel)
+
+    from ..perception.tiny import build_offline_qwen_tokenizer
+
+    tokenizer = build_offline_qwen_tokenizer()
+    tokenizer.chat_template = _QWEN3_NO_THINKING_TEMPLATE
+    latent_channels, text_dim = 4, 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = Flux2Transformer2DModel(
+            patch_size=1, in_channels=latent_channels * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=3 * text_dim,  # three hidden layers, concatenated
+            timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
+        vae = AutoencoderKLFlux2(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                                 up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 32, 32),
+                                 norm_num_groups=8, layers_per_block=1, latent_channels=latent_channels, sample_size=64,
+                                 use_quant_conv=False, use_post_quant_conv=False)
+        text_encoder = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(
+            vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=16, num_hidden_layers=28,
+            num_attention_heads=2, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
+            tie_word_embeddings=True))
+    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer, transformer=transformer, is_distilled=distilled)
+    return _save(pipe, folder)
