@@ -74,6 +74,7 @@ def zoo(tmp_path_factory):
                 # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
                 "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
                 "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
+                "qwen-image-edit": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image-edit", edit=True),
                 "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
                 "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
                 "flux2-klein": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein"),
@@ -159,6 +160,7 @@ ENTRIES = {
     "flux-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "flux-kontext-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
+    "qwen-image-edit-inpaint": lambda z: {"model": str(z("qwen-image-edit")), "steps": 2},  # runs at 1 MP, always
     "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
     "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
     # 64 Qwen3 tokens hold the chat-templated prompt; the default 512 only pads (and costs seconds on CPU).
@@ -184,7 +186,11 @@ def test_every_registered_generator_is_covered_here():
         assert (rows[name]["supported"] is False) == (how is GeneratorNotSupportedError), name
 
 
-@pytest.mark.parametrize("name", sorted(ENTRIES))
+# Entries whose pipeline runs at a fixed megapixel whatever the input size: tens of seconds on CPU.
+SLOW = {"qwen-image-edit-inpaint"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(ENTRIES)])
 def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
     how = ENTRIES[name]
     if how is GeneratorNotSupportedError:
@@ -264,6 +270,22 @@ def test_chroma_pipeline_gets_the_config_field_diffusers_reads(zoo):
     assert "guidance_embeds" not in ChromaTransformer2DModel.from_pretrained(zoo("chroma") / "transformer").config
     pipe = create_generator("chroma-inpaint", model=str(zoo("chroma")), **TINY).load()
     assert pipe.transformer.config.guidance_embeds is False
+
+
+@pytest.mark.slow
+def test_qwen_image_edit_runs_at_the_pipelines_megapixel_batched_and_seeded(zoo, image, mask):
+    generator = create_generator("qwen-image-edit-inpaint", **ENTRIES["qwen-image-edit-inpaint"](zoo))
+    assert generator.negative_prompt == " " and generator.guidance_kwargs() == {"true_cfg_scale": 4.0}
+    # The pipeline's own size (calculate_dimensions(1024 * 1024, ratio), sides rounded to 32), whatever the input's.
+    assert generator.run_size(SIZE, SIZE) == (1024, 1024) and generator.run_size(48, 80) == (800, 1312)
+    first, second = generator.inpaint_candidates(image, mask, "make it red", [1, 2])
+    assert first.shape == image.shape and first.dtype == np.uint8 and not np.array_equal(first, second)
+    assert np.array_equal(first[~mask], image[~mask]) and np.array_equal(second[~mask], image[~mask])
+    assert np.array_equal(generator.inpaint(image, mask, "make it red", 1), first)  # seeded, batch-independent
+    with pytest.raises(TypeError, match="resolution"):
+        create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), resolution=512)
+    with pytest.raises(ValueError, match="1024"):
+        create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), max_sequence_length=2048)
 
 
 def test_z_image_refuses_float16(zoo):

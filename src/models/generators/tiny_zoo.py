@@ -451,16 +451,20 @@ def build_tiny_brushnet_sdxl(folder: str | Path, seed: int = 0) -> tuple[Path, P
     folder = Path(folder)
     base = build_tiny_sdxl(folder / "base", inpainting=False, seed=seed)
     return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
-def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
+def build_tiny_qwen_image(folder: str | Path, edit: bool = False, seed: int = 0) -> Path:
     """A tiny Qwen-Image pipeline (MMDiT ``QwenImageTransformer2DModel``, a Qwen2.5-VL text
     encoder, the Wan-style ``AutoencoderKLQwenImage`` with the real model's 1/8 spatial
     downsampling), saved in the ``QwenImagePipeline`` layout of ``Qwen/Qwen-Image`` that
-    ``QwenImageInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of
-    ``perception.tiny`` (Qwen-Image drops the first 34 tokens of its prompt template: bytes here)."""
+    ``QwenImageInpaintPipeline`` loads, or with ``edit`` in the ``QwenImageEditPipeline`` layout of
+    ``Qwen/Qwen-Image-Edit`` (the same components plus a ``Qwen2VLProcessor``: the text encoder
+    also sees the input image, here at 4..16 merged 28 px patches) that
+    ``QwenImageEditInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of
+    ``perception.tiny`` (Qwen-Image drops the first 34 tokens of its prompt template, -Edit the
+    first 64: bytes here)."""
     import torch
     import transformers
-    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
-                           QwenImageTransformer2DModel)
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
+                           QwenImagePipeline, QwenImageTransformer2DModel)
 
     from ..perception.tiny import build_offline_qwen_tokenizer
 
@@ -484,9 +488,14 @@ def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
             vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
             vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
         ))
-    pipe = QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                             tokenizer=tokenizer, transformer=transformer)
-    return _save(pipe, folder)
+    components = dict(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                      tokenizer=tokenizer, transformer=transformer)
+    if not edit:
+        return _save(QwenImagePipeline(**components), folder)
+    processor = transformers.Qwen2VLProcessor(
+        image_processor=transformers.Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28),
+        tokenizer=tokenizer, video_processor=transformers.Qwen2VLVideoProcessor())
+    return _save(QwenImageEditPipeline(**components, processor=processor), folder)
 
 
 # Qwen3's chat template, reduced to what Z-Image renders: one user turn, then the assistant's turn
