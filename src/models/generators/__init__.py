@@ -23,6 +23,7 @@ from typing import Any
 # Importing the modules registers their entries.
 from . import blended, brushnet, classic, deepfloyd, diffusion, flux, kandinsky, opencv, sd3, sdxl, tiny, torchscript  # noqa: F401
 from . import chroma, flux_kontext, qwen_image, z_image  # noqa: F401  (the newest mask-based editors, issue #15 item 8)
+from . import glide  # noqa: F401  (GLIDE from OpenAI's checkpoints, issue #15 item 5)
 from .base import (
     GENERATORS,
     EditSession,
