@@ -9,8 +9,9 @@ OpenCV (telea, navier_stokes), diffusers families (sd-inpaint, sdxl-inpaint, sdx
 sd3-inpaint, flux-fill, flux-inpaint, flux-kontext-inpaint, qwen-image-inpaint, z-image-inpaint,
 chroma-inpaint, kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
 TorchScript GANs (lama, mat), BR-Gen's BrushNet and PowerPaint v2 (brushnet, brushnet-sdxl,
-powerpaint; our own BrushNet branch on diffusers' SD 1.5 / SDXL UNet), classic forgeries (copy_move,
-splicing), and the registered but unsupported glide that raises ``GeneratorNotSupportedError``.
+powerpaint; our own BrushNet branch on diffusers' SD 1.5 / SDXL UNet), GLIDE from OpenAI's checkpoints
+(glide-inpaint; our own torch code), classic forgeries (copy_move, splicing), and the registered but
+unsupported glide that raises ``GeneratorNotSupportedError``.
 
 Importing this package registers every generator; torch/diffusers load only when a diffusion
 generator is first used.
