@@ -608,3 +608,62 @@ def build_tiny_flux2_klein(folder: str | Path, distilled: bool = True, seed: int
     pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, transformer=transformer, is_distilled=distilled)
     return _save(pipe, folder)
+
+
+# Tiny GLIDE: the published configs shrunk (widths, depth, text context, vocabulary); keys keep the
+# published layout, so the generator loads them through the same strict path as the real files.
+TINY_GLIDE_BASE = {"image_size": 16, "model_channels": 16, "num_res_blocks": 1, "channel_mult": [1, 2],
+                   "attention_resolutions": [8], "num_head_channels": 16, "text_ctx": 16, "xf_width": 16,
+                   "xf_layers": 1, "xf_heads": 2, "norm_groups": 8}
+# The upsampler keeps attention at 1/8 of the run size (the published one: 32 px of 256), so that a
+# 256 px run stays cheap.
+TINY_GLIDE_UPSAMPLE = {**TINY_GLIDE_BASE, "image_size": 64, "channel_mult": [1, 1, 1, 2], "attention_resolutions": [8],
+                       "super_res": True}
+
+
+def build_tiny_glide_tokenizer(folder: str | Path) -> Path:
+    """GPT-2-format BPE files (``encoder.json.gz``, ``vocab.bpe.gz``) for a tiny vocabulary: the
+    256 byte symbols, a few merges ("Ġa", "ca", "cat", "Ġcat", ...), then ``<|endoftext|>`` last
+    (GLIDE's padding token is the last id)."""
+    import gzip
+    import json
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = sorted(ByteLevel.alphabet())
+    merges = [("Ġ", "a"), ("c", "a"), ("ca", "t"), ("Ġ", "cat"), ("Ġ", "r"), ("e", "d"), ("Ġr", "ed")]
+    vocab = {s: i for i, s in enumerate(symbols + ["".join(m) for m in merges] + ["<|endoftext|>"])}
+    with gzip.open(folder / "encoder.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump(vocab, handle)
+    with gzip.open(folder / "vocab.bpe.gz", "wt", encoding="utf-8") as handle:
+        handle.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return folder
+
+
+def build_tiny_glide(folder: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Tiny random GLIDE base-inpaint and upsample-inpaint state dicts (``torch.save``, OpenAI's
+    format) plus tokenizer files under ``folder``. Returns the ``glide-inpaint`` kwargs that load
+    them (paths and the two config overrides)."""
+    import torch
+
+    from .glide_model import GlideUNet, base_inpaint_config, upsample_inpaint_config
+
+    folder = Path(folder)
+    tokenizer = build_tiny_glide_tokenizer(folder / "tokenizer")
+    from .glide import GlideTokenizer
+
+    n_vocab = GlideTokenizer(tokenizer).n_vocab
+    kwargs: dict[str, Any] = {"tokenizer": str(tokenizer)}
+    for key, config, overrides in (("base", base_inpaint_config(), TINY_GLIDE_BASE),
+                                   ("upsample", upsample_inpaint_config(), TINY_GLIDE_UPSAMPLE)):
+        overrides = {**overrides, "n_vocab": n_vocab}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GlideUNet(config.with_overrides(overrides))
+        path = folder / f"{key}_inpaint.pt"
+        torch.save(model.state_dict(), path)
+        kwargs[f"{key}_model"] = str(path)
+        kwargs[f"{key}_config"] = overrides
+    return kwargs
