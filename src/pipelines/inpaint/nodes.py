@@ -45,8 +45,9 @@ logger = logging.getLogger(__name__)
 
 FULL_SYNTHESIS = "full_synthesis"
 # Part of every stored result's fingerprint: results saved when list columns were comma-joined
-# strings are recomputed instead of resumed into a table whose schema they no longer fit.
-ROW_FORMAT = "rows: list columns"
+# strings, or before provenance had prompt_source / prompt_image, are recomputed instead of resumed
+# into a table whose schema they no longer fit.
+ROW_FORMAT = "rows: list columns, prompt provenance"
 
 
 def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
