@@ -178,7 +178,12 @@ def _perceive_base(ctx: _Perception, base_id: str, image: np.ndarray, annotation
         object_names, names_source = ctx.object_names(base_id, image, name)
         extra["object_names"] = object_names
     listed = set(merge_names(object_names or ()))  # as the perceiver normalised them
+    if perceiver.accepts_object_names and not object_names and not getattr(perceiver, "vocabulary", True):
+        logger.warning("%s: nothing to ground (no readable VLM object list, empty vocabulary): no sample", base_id)
+        return {}, []
     candidates = perceiver.propose(image, annotations or None, **extra)
+    if ctx.params.region_kinds is not None:
+        candidates = [c for c in candidates if c.kind in ctx.params.region_kinds]
     masks: dict[str, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
     for variant in range(ctx.params.variants_per_base):
