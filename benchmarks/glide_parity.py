@@ -26,7 +26,8 @@ import torch
 
 SMALL = {"num_channels": 64, "xf_width": 64, "xf_layers": 2, "xf_heads": 2, "text_ctx": 16}
 OURS_SMALL = {"model_channels": 64, "xf_width": 64, "xf_layers": 2, "xf_heads": 2, "text_ctx": 16}
-PROMPTS = ["a corgi in a field", "A Red CAT sitting on the sofa, 3 dogs!", "naïve café résumé", "two  spaces\nnewline"]
+PROMPTS = ["a corgi in a field", "A Red CAT sitting on the sofa, 3 dogs!", "naïve café résumé",
+           "two  spaces\nnewline"]
 
 
 def _official(kind: str, respacing: str, fp16: bool):
@@ -157,7 +158,8 @@ def _official_inpaint(clone_models: dict, image: np.ndarray, hole: np.ndarray, p
         return torch.cat([torch.cat([eps, eps]), rest], dim=1)
 
     def known(model_kwargs):
-        return lambda x0: x0 * (1 - model_kwargs["inpaint_mask"]) + model_kwargs["inpaint_image"] * model_kwargs["inpaint_mask"]
+        keep, image = model_kwargs["inpaint_mask"], model_kwargs["inpaint_image"]
+        return lambda x0: x0 * (1 - keep) + image * keep
 
     # OpenAI's p_sample draws noise at the last step too and multiplies it by 0; ours draws none.
     last_steps = {base_diffusion.num_timesteps, base_diffusion.num_timesteps + up_diffusion.num_timesteps}
