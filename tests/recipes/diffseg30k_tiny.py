@@ -28,7 +28,7 @@ def build_diffseg30k_tiny(data_root: str | Path) -> dict[str, float]:
         "sd3": lambda: tiny_zoo.build_tiny_sd3(root / "sd3"),
         "flux-fill": lambda: tiny_zoo.build_tiny_flux(root / "flux-fill"),
         "flux": lambda: tiny_zoo.build_tiny_flux(root / "flux", fill=False),
-        "if": lambda: tiny_zoo.build_tiny_deepfloyd_if(root / "if"),
+        "glide": lambda: tiny_zoo.build_tiny_glide(root / "glide"),
         "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
         "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
         "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
