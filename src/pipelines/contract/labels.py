@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 # sections whose `generators` is the label space only (never built from the registry)
-LABEL_SPACE_READERS = (("split",), ("train",), ("export",), ("ingest", "published"))
+LABEL_SPACE_READERS = (("split",), ("train",), ("evaluate",), ("export",), ("ingest", "published"))
 
 TASKS = ("inpaint", "text-to-image")
 MAX_CLASSES = 254  # uint8 label maps: 0 = untouched, 255 kept free
