@@ -221,7 +221,8 @@ class SplitParams(_Section):
     n_authentic_train: NonNegativeInt | None = None
     generators: Generators | None = None
     use: str = "random"
-    protocols: dict[str, SplitProtocol] = {"random": SplitProtocol()}
+    # an entry set to null is left out (a recipe env drops a protocol conf/base defines)
+    protocols: dict[str, SplitProtocol | None] = {"random": SplitProtocol()}
 
 
 class TrainDataset(_Section):

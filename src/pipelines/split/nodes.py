@@ -94,7 +94,7 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
     """The configured protocols, one entry per table to make: {name, kind, names, ratios,
     held_out, train_on, status}. ``status`` is 'ok' or 'skipped: <why>'."""
     params = params_of(SplitParams, params)
-    configured = params.protocols or {"random": SplitProtocol()}
+    configured = {k: v for k, v in params.protocols.items() if v is not None} or {"random": SplitProtocol()}
     by_lower = {g.lower(): g for g in generators}
     out: list[dict[str, Any]] = []
 
