@@ -28,8 +28,8 @@ from models.generators.tiny_zoo import build_tiny_flux, build_tiny_sd, build_tin
 from models.perception.tiny import tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera",
-          "coins", "moon"]  # bundled with scikit-image (no download)
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry"]
+# bundled with scikit-image (no download)
 VLMS = ["llama-3.2-vision", "llava", "internvl", "qwen2-vl"]
 
 
@@ -68,7 +68,7 @@ def tiny_models(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def url_server(tmp_path):
-    """Photos (each also mirrored, so 20 distinct images) served over HTTP on loopback."""
+    """Photos (each also mirrored: 14 distinct images) served over HTTP on loopback."""
     folder = tmp_path / "served"
     folder.mkdir()
     for name in PHOTOS:
