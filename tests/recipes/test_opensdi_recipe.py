@@ -34,7 +34,9 @@ VLMS = ["llama-3.2-vision", "llava", "internvl", "qwen2-vl"]
 
 
 def build_tiny_clip(folder: Path) -> Path:
-    """A tiny random CLIP with its processor (byte-level tokenizer built offline)."""
+    """A tiny random CLIP with its processor (byte-level tokenizer built offline). Seed 2: its random
+    text and image embeddings point the same way for photos, so CLIPScores (clamped at 0) are
+    positive and differ between images (with seed 0 most are 0: every candidate ties)."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
@@ -44,7 +46,7 @@ def build_tiny_clip(folder: Path) -> Path:
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                            image_size=32, patch_size=8),
         projection_dim=16)
-    torch.manual_seed(0)
+    torch.manual_seed(2)
     CLIPModel(config).save_pretrained(folder)
     CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
                   tokenizer=build_offline_clip_tokenizer()).save_pretrained(folder)
