@@ -266,6 +266,7 @@ class Breakdowns(_Section):
     # generator groups' authentic images: every one of the split (all) or the split's authentic
     # images dealt out evenly to the groups (partition: OpenSDI Table 2, each test generator has its own reals)
     authentic: Literal["all", "partition"] = "all"
+    mean: bool = False  # add <by>_mean for the generator breakdowns: the papers' AVG column (OpenSDI Tables 3-4)
 
 
 class CrossGenerator(_Section):

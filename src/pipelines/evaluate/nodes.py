@@ -289,7 +289,7 @@ def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluateParams)
         groups = breakdown_groups(items, by, membership=cfg.membership, area_edges=cfg.area_buckets,
                                   include_authentic=authentic)
         out[by] = {name: clean.summary(positions) for name, positions in groups.items()}
-        if by in ("generator", LOCAL_BREAKDOWN):  # the papers' AVG column over the test generators
+        if cfg.mean and by in ("generator", LOCAL_BREAKDOWN):  # the papers' AVG column over the test generators
             out[f"{by}_mean"] = mean_over_groups(out[by])
     return out
 
