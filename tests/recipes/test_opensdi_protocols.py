@@ -162,3 +162,22 @@ def test_mean_over_groups_is_the_papers_avg_column():
     assert mean["pixel_per_image"]["manipulated"]["f1"] == pytest.approx(0.3)
     assert mean["pixel_per_image"]["manipulated"]["iou"] == pytest.approx(0.1)
     assert np.isfinite(mean["image"]["accuracy"])
+
+
+def test_generator_weights_make_classic_edits_rarer_and_equal_weights_change_nothing():
+    from pipelines.contract.labels import generator_entries
+    from pipelines.inpaint.nodes import plan_edits
+
+    regions = pd.DataFrame([{"region_id": f"s{k}-r1", "sample_id": f"s{k}", "base_id": f"b{k}", "turn": 1,
+                             "prompt": "p", "edit_type": "removal", "kind": "thing"} for k in range(2000)])
+    names = ["sd1.5", "copy", "splice"]
+    weighted = [{"name": "sd1.5"}, {"name": "copy", "weight": 0.1}, {"name": "splice", "weight": 0.1}]
+    counts = pd.Series([p["generators"][0] for p in plan_edits(regions, {"generators": weighted, "seed": 0})]).value_counts()
+    assert counts["sd1.5"] / len(regions) == pytest.approx(1 / 1.2, abs=0.03)
+    assert counts["copy"] / len(regions) == pytest.approx(0.1 / 1.2, abs=0.02)
+    # all weights equal (the default 1): the draws of the unweighted code, RNG call for RNG call
+    same = plan_edits(regions.head(50), {"generators": [{"name": n, "weight": 2.0} for n in names], "seed": 0})
+    assert [p["generators"] for p in same] == [p["generators"] for p in plan_edits(
+        regions.head(50), {"generators": names, "seed": 0})]
+    with pytest.raises(ValueError, match="weight"):
+        generator_entries([{"name": "x", "weight": -1}])
