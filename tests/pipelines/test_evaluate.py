@@ -195,6 +195,7 @@ def checkpoint(task: str, held_out: list[str] | None = None, model: str = "deepl
 
 def evaluate_params(**overrides) -> dict:
     params = yaml.safe_load((REPO / "conf" / "base" / "parameters_evaluate.yml").read_text())["evaluate"]
+    params["generators"] = [{"name": g} for g in GENERATORS]  # the ${globals:generators} of these tables
     params["protocols"]["robustness"] = {"jpeg": [60], "blur": [1.0]}
     params.update({"n_overlays": 3, "batch_size": 8, "chunk_size": 8, "label_parent": {"sdxl-lora": "sdxl"}}, **overrides)
     return params

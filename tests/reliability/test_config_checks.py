@@ -100,9 +100,9 @@ def test_every_type_problem_is_listed_at_once_and_named_once():
 @pytest.mark.parametrize("params, expected", [
     ({"evaluate": {"n_overlay": 3}}, "evaluate.n_overlay: unknown key; allowed: batch_size, boundary_tolerance_px"),
     ({"evaluate": {"protocols": {"breakdowns": {"bi": ["generator"]}}}},
-     "evaluate.protocols.breakdowns.bi: unknown key; allowed: area_buckets, by, membership"),
+     "evaluate.protocols.breakdowns.bi: unknown key; allowed: area_buckets, authentic, by, mean, membership"),
     ({"split": {"protocols": {"mine": {"kind": "random", "ratio": [1.0]}}}},
-     "split.protocols.mine.ratio: unknown key; allowed: held_out, kind, names, pairs, ratios, train_on"),
+     "split.protocols.mine.ratio: unknown key; allowed: counts, held_out, kind, names, pairs, ratios, scale, train_on"),
     ({"ingest": {"folder": {"roots": "x"}}}, "ingest.folder.roots: unknown key; allowed: max_images, root"),
     ({"train": {"trainer": {"stepz": 5}}}, "train.trainer: unknown key(s) stepz; allowed: amp, augment"),
     ({"export": {"format": ["hf"]}}, "export.format: unknown key; allowed: formats, generators, splits"),

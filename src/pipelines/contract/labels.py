@@ -6,7 +6,7 @@ string, ``--params "ingest.published.label_space=SDXL;LaMa"``). Then that list i
 space: ``with_label_space`` (applied once, where the parameters are loaded) puts it in place of
 every stage's ``generators`` but inpaint's, the only stage that builds generators from the registry.
 Each entry is
-``{name, generator, label, task, kwargs}``: ``name`` is what provenance records, ``generator``
+``{name, generator, label, task, kwargs, weight}``: ``name`` is what provenance records, ``generator``
 the registry key (default: name), ``label`` the class it counts as (default: name; a LoRA
 variant names its parent, as in DiffSeg30k's LoRA study), ``task`` is ``inpaint`` (default) or
 ``text-to-image`` (full-synthesis samples, OpenSDI). The classes are the distinct labels in
@@ -20,18 +20,20 @@ from collections.abc import Sequence
 from typing import Any
 
 # sections whose `generators` is the label space only (never built from the registry)
-LABEL_SPACE_READERS = (("split",), ("train",), ("export",), ("ingest", "published"))
+LABEL_SPACE_READERS = (("split",), ("train",), ("evaluate",), ("export",), ("ingest", "published"))
 
 TASKS = ("inpaint", "text-to-image")
 MAX_CLASSES = 254  # uint8 label maps: 0 = untouched, 255 kept free
 
 
 def generator_entries(generators: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
-    """The configured entries as dicts with every key filled: name, generator, label, task, kwargs.
-    A bare string is ``{name: <string>}``.
+    """The configured entries as dicts with every key filled: name, generator, label, task, kwargs,
+    weight (relative chance of being drawn for an edit, default 1: OpenSDI's classic edits are
+    rarer than the diffusion ones). A bare string is ``{name: <string>}``.
 
     Raises:
-        ValueError: a missing or repeated name, an unknown task, or a class count outside 1..254.
+        ValueError: a missing or repeated name, an unknown task, a negative weight, or a class count
+            outside 1..254.
     """
     entries = []
     for entry in generators:
@@ -42,8 +44,12 @@ def generator_entries(generators: Sequence[dict[str, Any] | str]) -> list[dict[s
         task = entry.get("task", "inpaint")
         if task not in TASKS:
             raise ValueError(f"generator {name!r}: task must be one of {TASKS}, got {task!r}")
+        weight = float(entry.get("weight", 1.0))
+        if not weight >= 0:
+            raise ValueError(f"generator {name!r}: weight must be a number >= 0, got {entry.get('weight')!r}")
         entries.append({"name": name, "generator": str(entry.get("generator") or name),
-                        "label": str(entry.get("label") or name), "task": task, "kwargs": dict(entry.get("kwargs") or {})})
+                        "label": str(entry.get("label") or name), "task": task, "kwargs": dict(entry.get("kwargs") or {}),
+                        "weight": weight})
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise ValueError(f"generator names must be unique, got {names}")

@@ -218,6 +218,11 @@ class SplitProtocol(_Section):
     pairs: list[list[str]] | None = None  # leave_out: one protocol per pair, named <key>-<a>+<b>
     held_out: list[str] | None = None     # leave_out without pairs
     train_on: str | list[str] = "each"    # train_on_one: each generator of the label space, or these
+    # train_on_one, OpenSDI Table 2: at most counts.train edited items of the trained class(es) in
+    # train and counts.test per class in test, each times `scale`; as many authentic items as
+    # edited ones in each split (real : fake balanced). None = every eligible item.
+    counts: dict[Literal["train", "test"], NonNegativeInt] | None = None
+    scale: PositiveFloat = 1.0
 
 
 class SplitParams(_Section):
@@ -228,7 +233,8 @@ class SplitParams(_Section):
     n_authentic_train: NonNegativeInt | None = None
     generators: Generators | None = None
     use: str = "random"
-    protocols: dict[str, SplitProtocol] = {"random": SplitProtocol()}
+    # an entry set to null is left out (a recipe env drops a protocol conf/base defines)
+    protocols: dict[str, SplitProtocol | None] = {"random": SplitProtocol()}
 
 
 class TrainDataset(_Section):
@@ -269,6 +275,10 @@ class Breakdowns(_Section):
     by: list[str] = ["generator", "turns", "area_bucket", "region_kind"]
     membership: Literal["last", "any", "all"] = "last"
     area_buckets: list[float] = [0.2, 0.4, 0.6, 0.8, 1.0]
+    # generator groups' authentic images: every one of the split (all) or the split's authentic
+    # images dealt out evenly to the groups (partition: OpenSDI Table 2, each test generator has its own reals)
+    authentic: Literal["all", "partition"] = "all"
+    mean: bool = False  # add <by>_mean for the generator breakdowns: the papers' AVG column (OpenSDI Tables 3-4)
 
 
 class CrossGenerator(_Section):
@@ -290,6 +300,8 @@ class EvaluateProtocols(_Section):
     robustness: dict[str, list[float]] = {"jpeg": [60, 80], "resize": [0.5, 2.0], "blur": [1.0, 2.0]}
     cross_generator: CrossGenerator = CrossGenerator()
     lora_as_parent: LoraAsParent = LoraAsParent()
+    # classes whose local edits are also scored under each robustness condition (OpenSDI Fig. 5: sd1.5, sd3)
+    robustness_by_generator: list[str] = []
 
 
 class EvaluateReport(_Section):
@@ -323,6 +335,7 @@ class PaperTable(_Section):
 
 class EvaluateParams(_Section):
     split: str = "val"
+    generators: Generators | None = None  # the label space: protocols group samples by class label
     batch_size: PositiveInt = 8
     chunk_size: PositiveInt = 32
     num_threads: PositiveInt | None = None

@@ -39,13 +39,16 @@ from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, paper_tables, report  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
+    LOCAL_BREAKDOWN,
     breakdown_groups,
     held_out_groups,
     item_table,
     label_of_generator,
+    mean_over_groups,
     selected_protocols,
 )
 from pipelines.contract.items import load_split_items  # noqa: E402
+from pipelines.contract.labels import class_of  # noqa: E402
 from pipelines.contract.params import EvaluateParams, params_of  # noqa: E402
 from pipelines.contract.summary import MetricsSummary  # noqa: E402
 
@@ -173,7 +176,7 @@ def evaluate_trained(
     rows, study_rows = study_apart(_split_rows(splits, s.split), samples, provenance, apart)
     ev = _Evaluation(checkpoint, rows, edited_images, label_maps, base_images, s)
     config = checkpoint["config"]
-    items = item_table(rows, samples, provenance)
+    items = item_table(rows, samples, provenance, class_of(s.generators) if s.generators else None)
     generator_labels = label_of_generator(provenance)
     notes = []
     if not ev.pixel_level:
@@ -201,7 +204,8 @@ def evaluate_trained(
     in_domain = clean.summary()
     results: dict[str, Any] = {"in_domain": in_domain}
 
-    for name, protocol in (("breakdowns", lambda: _breakdowns(clean, items, s)), ("robustness", lambda: _robustness(ev, s))):
+    for name, protocol in (("breakdowns", lambda: _breakdowns(clean, items, s)),
+                           ("robustness", lambda: _robustness(ev, s, items))):
         if name in protocols:
             started = time.perf_counter()
             results[name] = protocol()
@@ -260,8 +264,8 @@ class _LoraRemap:
         self.ev = ev
         self.pairs = dict(settings.label_parent)
         self.membership = settings.protocols.lora_as_parent.membership
-        self.groups = breakdown_groups(items, "generator", membership=self.membership,
-                                       include_authentic=settings.groups_include_authentic)
+        self.groups = breakdown_groups(items, "generator", membership=self.membership,  # variants by name
+                                       include_authentic=settings.groups_include_authentic, column="generators")
         self.metrics: dict[str, DetectionMetrics] = {}
         self.remap: dict[str, tuple[int, int]] = {}
         names = ev.names
@@ -335,9 +339,12 @@ def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluateParams)
     cfg = s.protocols.breakdowns
     out: dict[str, Any] = {"membership": cfg.membership, "include_authentic": s.groups_include_authentic}
     for by in cfg.by or BREAKDOWNS:
+        authentic = "partition" if by == "generator" and cfg.authentic == "partition" else s.groups_include_authentic
         groups = breakdown_groups(items, by, membership=cfg.membership, area_edges=cfg.area_buckets,
-                                  include_authentic=s.groups_include_authentic)
+                                  include_authentic=authentic)
         out[by] = {name: clean.summary(positions) for name, positions in groups.items()}
+        if cfg.mean and by in ("generator", LOCAL_BREAKDOWN):  # the papers' AVG column over the test generators
+            out[f"{by}_mean"] = mean_over_groups(out[by])
     return out
 
 
@@ -353,17 +360,24 @@ def robustness_conditions(cfg: dict[str, Any]) -> list[tuple[str, float]]:
     return conditions
 
 
-def _robustness(ev: _Evaluation, s: EvaluateParams) -> dict[str, Any]:
+def _robustness(ev: _Evaluation, s: EvaluateParams, items: pd.DataFrame) -> dict[str, Any]:
     conditions = robustness_conditions(s.protocols.robustness)
     if not conditions:
         return {"skipped": "no perturbations configured (evaluate.protocols.robustness)", "conditions": []}
     out = {"applied_to": "evaluation images only; label maps untouched", "conditions": []}
+    local = breakdown_groups(items, LOCAL_BREAKDOWN, membership=s.protocols.breakdowns.membership) \
+        if s.protocols.robustness_by_generator else {}
     for name, level in conditions:
         started = time.perf_counter()
-        summary = ev.run(perturbation=(name, level)).summary()
-        out["conditions"].append({"name": condition_name(name, level), "perturbation": name, "level": level,
-                                  "seconds": time.perf_counter() - started, **summary})
-        logger.info("%s under %s: %s", ev.task, condition_name(name, level), _headline(summary))
+        metrics = ev.run(perturbation=(name, level))
+        condition = {"name": condition_name(name, level), "perturbation": name, "level": level,
+                     "seconds": time.perf_counter() - started, **metrics.summary()}
+        if local:  # OpenSDI Fig. 5: each named class's local edits under the perturbation
+            condition["generator_local"] = {g: metrics.summary(local[g]) if g in local else
+                                            {"skipped": f"no local edit of class {g!r} in the split"}
+                                            for g in s.protocols.robustness_by_generator}
+        out["conditions"].append(condition)
+        logger.info("%s under %s: %s", ev.task, condition_name(name, level), _headline(condition))
     return out
 
 
@@ -383,7 +397,9 @@ def _cross_generator(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluatePa
     if not held_out:
         return {"skipped": "the checkpoint lists no held-out generators and "
                            "evaluate.protocols.cross_generator.held_out is empty"}
-    held_out = [str(g) for g in held_out]
+    # by class label: a configured name (train.exclude_generators may give one) counts as its class
+    classes = class_of(s.generators) if s.generators else {}
+    held_out = list(dict.fromkeys(classes.get(str(g), str(g)) for g in held_out))
     membership = cfg.membership
     groups = held_out_groups(items, held_out, membership=membership, include_authentic=s.groups_include_authentic)
     return {

@@ -10,6 +10,7 @@ which edits they contain.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,9 @@ import pandas as pd
 
 PROTOCOLS = ("in_domain", "breakdowns", "robustness", "cross_generator", "lora_as_parent")
 BREAKDOWNS = ("generator", "turns", "area_bucket", "region_kind")
+# OpenSDI's pixel-level test sets: each class's LOCAL edits only (its official test.py keeps the
+# "partial" fakes), no authentic image; asked for in ``by`` like the others.
+LOCAL_BREAKDOWN = "generator_local"
 MEMBERSHIPS = ("last", "any", "all")
 
 
@@ -41,10 +45,13 @@ def selected_protocols(run: Any) -> list[str]:
     return [name for name in PROTOCOLS if name in names or name == "in_domain"]
 
 
-def item_table(rows: pd.DataFrame, samples: pd.DataFrame, provenance: pd.DataFrame) -> pd.DataFrame:
+def item_table(rows: pd.DataFrame, samples: pd.DataFrame, provenance: pd.DataFrame,
+               classes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per evaluation item (same order as ``rows``, the split table's rows) with what the
-    breakdowns need: kind, generators (list, in turn order), last_generator, n_turns,
-    edited_area_ratio, region_kinds (list, in turn order). Authentic items have empty lists."""
+    breakdowns need: kind, generators (configured names, list in turn order), classes (each turn's
+    class label: ``classes[name]``, the name itself when absent or ``classes`` is None),
+    last_generator, n_turns, edited_area_ratio, region_kinds (list, in turn order). Authentic
+    items have empty lists."""
     turns = provenance.sort_values(["sample_id", "turn"]).groupby("sample_id", sort=False)
     generators = turns["generator"].agg(list)
     kinds = turns["kind"].agg(list)
@@ -57,6 +64,7 @@ def item_table(rows: pd.DataFrame, samples: pd.DataFrame, provenance: pd.DataFra
     fallback = rows["last_generator"].fillna("").to_numpy() if "last_generator" in rows else [""] * len(rows)
     out["generators"] = [g if g or not e or not f else [f] for g, e, f in zip(out["generators"], edited, fallback)]
     out["last_generator"] = [g[-1] if g else "" for g in out["generators"]]
+    out["classes"] = [[(classes or {}).get(g, g) for g in gens] for gens in out["generators"]]
     out["n_turns"] = [len(g) for g in out["generators"]]
     out["edited_area_ratio"] = [float(areas.get(k, np.nan)) if e else 0.0 for k, e in zip(keys, edited)]
     out["region_kinds"] = [list(kinds.get(k, [])) if e else [] for k, e in zip(keys, edited)]
@@ -87,10 +95,12 @@ def area_bucket_labels(edges: list[float]) -> list[str]:
 
 
 def breakdown_groups(items: pd.DataFrame, by: str, *, membership: str = "last", area_edges: list[float] | None = None,
-                     include_authentic: bool = True) -> dict[str, list[int]]:
+                     include_authentic: bool | str = True, column: str = "classes") -> dict[str, list[int]]:
     """Positions (into ``items``) of each group of the breakdown ``by``.
 
-    - ``generator``: by the configured generator name (provenance), last turn's generator
+    - ``generator``: by class label (``column`` "classes", the default: every sample a generator
+      made, local edit or full synthesis, under its ``label``) or by configured name
+      (``column`` "generators", the LoRA protocol's variants); last turn's generator
       (``membership: last``), every generator the sample went through (``any``), or only
       samples made by a single generator throughout (``all``).
     - ``turns``: by number of edit turns (1, 2, 3).
@@ -99,7 +109,12 @@ def breakdown_groups(items: pd.DataFrame, by: str, *, membership: str = "last", 
     - ``region_kind``: thing / stuff / background of the last turn's region (``last``), of any
       turn (``any``), or of every turn (``all``).
 
-    Groups with no edited image are left out. Raises ValueError for an unknown ``by``.
+    - ``generator_local``: ``generator``'s groups restricted to local edits (no full-synthesis
+      sample, whose region kind is "whole"), without authentic images (OpenSDI Table 3).
+
+    ``include_authentic``: True adds every authentic image to each group; "partition" (``by``
+    generator only) deals them out (``partition_authentic``). Groups with no edited image are
+    left out. Raises ValueError for an unknown ``by``.
     """
     edited = items.index[items["kind"] == "edited"]
     groups: dict[str, list[int]] = {}
@@ -108,10 +123,11 @@ def breakdown_groups(items: pd.DataFrame, by: str, *, membership: str = "last", 
         groups.setdefault(name, []).append(position)
 
     if by == "generator":
-        names = sorted({g for gens in items.loc[edited, "generators"] for g in gens})
+        column = column if column in items else "generators"
+        names = sorted({g for gens in items.loc[edited, column] for g in gens})
         for name in names:
             for position in edited:
-                gens = items.at[position, "generators"]
+                gens = items.at[position, column]
                 if (membership == "all" and set(gens) == {name}) or (membership != "all" and _members(gens, {name}, membership)):
                     add(name, position)
     elif by == "turns":
@@ -134,14 +150,37 @@ def breakdown_groups(items: pd.DataFrame, by: str, *, membership: str = "last", 
                 kinds = items.at[position, "region_kinds"]
                 if (membership == "all" and set(kinds) == {kind}) or (membership != "all" and _members(kinds, {kind}, membership)):
                     add(kind, position)
+    elif by == LOCAL_BREAKDOWN:
+        local = set(items.index[(items["kind"] == "edited") & items["region_kinds"].map(lambda k: "whole" not in k)])
+        return {name: [p for p in positions if p in local] for name, positions in
+                breakdown_groups(items, "generator", membership=membership, include_authentic=False,
+                                 column=column).items() if set(positions) & local}
     else:
-        raise ValueError(f"unknown breakdown {by!r}; known: {list(BREAKDOWNS)}")
-    return {name: _with_authentic(items, positions, include_authentic) for name, positions in groups.items()}
+        raise ValueError(f"unknown breakdown {by!r}; known: {[*BREAKDOWNS, LOCAL_BREAKDOWN]}")
+    if by == "generator" and include_authentic == "partition":
+        return partition_authentic(items, groups)
+    return {name: _with_authentic(items, positions, include_authentic is True) for name, positions in groups.items()}
+
+
+def partition_authentic(items: pd.DataFrame, groups: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Each group's edited positions plus its share of the authentic images: the authentic items,
+    in item-id order, dealt to the groups in turn (sorted by name), so the shares differ by at most
+    one (OpenSDI Table 2: every test generator has its own real images)."""
+    authentic = items.index[items["kind"] == "authentic"]
+    order = sorted(authentic, key=lambda p: items.at[p, "item_id"])
+    names = sorted(groups)
+    shares: dict[str, list[int]] = {name: [] for name in names}
+    for k, position in enumerate(order):
+        if names:
+            shares[names[k % len(names)]].append(int(position))
+    return {name: sorted(set(groups[name]) | set(shares[name])) for name in groups}
 
 
 def held_out_groups(items: pd.DataFrame, held_out: list[str], *, membership: str = "last",
                     include_authentic: bool = True) -> dict[str, Any]:
-    """The cross-generator protocol's image sets (DiffSeg30k Table 5, OpenSDI Tables 3-4).
+    """The cross-generator protocol's image sets (DiffSeg30k Table 5, OpenSDI Tables 3-4), by
+    class label (the ``classes`` column when ``items`` has it, else the configured names):
+    ``held_out`` names classes.
 
     Returns {"held_out_set": positions of edited images that belong to the held-out generators
     by ``membership`` (last turn's generator by default), "seen_set": edited images none of whose
@@ -151,7 +190,7 @@ def held_out_groups(items: pd.DataFrame, held_out: list[str], *, membership: str
     """
     wanted = set(held_out)
     edited = items.index[items["kind"] == "edited"]
-    gens = items["generators"]
+    gens = items["classes"] if "classes" in items else items["generators"]
     held = [p for p in edited if _members(gens[p], wanted, membership)]
     seen = [p for p in edited if gens[p] and not any(g in wanted for g in gens[p])]
     per_generator = {name: [p for p in edited if _members(gens[p], {name}, membership)] for name in held_out}
@@ -170,3 +209,21 @@ def label_of_generator(provenance: pd.DataFrame) -> dict[str, int]:
         return {}
     pairs = provenance[["generator", "label"]].drop_duplicates()
     return {str(g): int(label) for g, label in zip(pairs["generator"], pairs["label"])}
+
+
+def mean_over_groups(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The unweighted mean over groups of every number in their summaries' ``pixel_per_image`` and
+    ``image`` sections (a paper's "AVG" column, e.g. OpenSDI Tables 3-4); ``groups`` names them.
+    A number missing or None in a group is left out of that key's mean."""
+    def mean(values: list[Any]) -> Any:
+        if values and all(isinstance(v, dict) for v in values):
+            keys = list(dict.fromkeys(k for v in values for k in v))
+            return {k: mean([v[k] for v in values if k in v]) for k in keys}
+        numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return float(np.mean(numbers)) if numbers else None
+
+    out: dict[str, Any] = {"groups": list(summaries)}
+    for section in ("pixel_per_image", "image"):
+        values = [s[section] for s in summaries.values() if isinstance(s.get(section), dict)]
+        out[section] = mean(values) if values else None
+    return out

@@ -60,8 +60,14 @@ def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, An
     return built
 
 
-def draw_generators(rng: np.random.Generator, names: list[str], turns: int, distinct: bool) -> list[str]:
-    """Generators for each turn; DiffSeg30k uses a different random model for every turn."""
+def draw_generators(rng: np.random.Generator, names: list[str], turns: int, distinct: bool,
+                    weights: list[float] | None = None) -> list[str]:
+    """Generators for each turn; DiffSeg30k uses a different random model for every turn. ``weights``
+    (one per name; None = uniform, drawn as before) make some entries rarer (OpenSDI's classic edits)."""
+    if weights is not None and len(set(weights)) > 1:
+        p = np.asarray(weights, dtype=float) / float(np.sum(weights))
+        replace = not (distinct and turns <= int((p > 0).sum()))
+        return [names[i] for i in rng.choice(len(names), size=turns, replace=replace, p=p)]
     if distinct and turns <= len(names):
         return [names[i] for i in rng.choice(len(names), size=turns, replace=False)]
     return [names[i] for i in rng.integers(0, len(names), size=turns)]
@@ -113,7 +119,9 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
     params = params_of(InpaintParams, params)
     seed = params.seed
     entries = generator_entries(params.generators)
-    inpainters = [e["name"] for e in entries if e["task"] == "inpaint" and e["name"] not in params.study_only]
+    drawable = [e for e in entries if e["task"] == "inpaint" and e["name"] not in params.study_only]
+    inpainters = [e["name"] for e in drawable]
+    weights = [e["weight"] for e in drawable]
     _check_study(params, entries)
     if len(regions) and not inpainters:
         raise ValueError("no inpainting generator configured (every entry has task: text-to-image or is study_only)")
@@ -124,7 +132,7 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
         if not in_shard(turns[0]["base_id"], shard):
             continue
         rng = sample_rng(seed, f"inpaint:{sample_id}")
-        chosen = draw_generators(rng, inpainters, len(turns), distinct)
+        chosen = draw_generators(rng, inpainters, len(turns), distinct, weights)
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in chosen]
         plan.append({"sample_id": sample_id, "base_id": turns[0]["base_id"], "turns": turns,
                      "generators": chosen, "seeds": seeds})

@@ -7,7 +7,12 @@ negatives. Several named protocols are made from one seed, each saved as its own
   a held-out generator, test on samples that used one (pairs Flux+Hunyuan, SD2+SD3.5,
   GLIDE+Kolors by default); train and test groups still come from the seeded group cut.
 - ``train_on_one``: OpenSDI's protocol: train on samples edited only by one generator, test on
-  every sample of the test groups.
+  every sample of the test groups; with ``counts`` (and ``scale``), Table 2's sizes: N edited
+  train items of that class, M per class in test, as many authentic items as edited per split.
+
+Protocols match on class LABELS (``contract.labels``: an entry's ``label``), never on configured
+names: every sample an entry made (local edit, full synthesis, a classic edit configured with a
+class's label) is where its class says.
 - ``published``: the split a published dataset shipped with (imports set ``published_split``).
 
 A protocol that names a generator absent from the generator list is skipped and recorded as such
@@ -89,7 +94,7 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
     """The configured protocols, one entry per table to make: {name, kind, names, ratios,
     held_out, train_on, status}. ``status`` is 'ok' or 'skipped: <why>'."""
     params = params_of(SplitParams, params)
-    configured = params.protocols or {"random": SplitProtocol()}
+    configured = {k: v for k, v in params.protocols.items() if v is not None} or {"random": SplitProtocol()}
     by_lower = {g.lower(): g for g in generators}
     out: list[dict[str, Any]] = []
 
@@ -128,7 +133,8 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
                 found, missing = resolve([target])
                 status = "ok" if found else f"skipped: generator {target} not in the generator list"
                 out.append({"name": f"{key}-{target}", "kind": kind, "names": names, "ratios": ratios, "held_out": [],
-                            "train_on": found[0] if found else target, "status": status})
+                            "train_on": found[0] if found else target, "status": status,
+                            "counts": entry.counts, "scale": entry.scale})
     names = [p["name"] for p in out]
     if len(set(names)) != len(names):
         raise ValueError(f"split protocol names must be unique, got {names}")
@@ -182,6 +188,11 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
         elif kind == "train_on_one":
             if split == test or gens == {protocol["train_on"]}:
                 rows.append(_edited_row(s, split, name))
+    if protocol.get("counts"):  # OpenSDI Table 2: capped per class, real : fake balanced per split
+        rows = capped_rows(rows, protocol["counts"], protocol["scale"], train, seed, classes)
+        if params.add_authentic:
+            rows += balanced_authentic(rows, authentic, assignment, name, seed)
+        return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
     if params.add_authentic:
         in_train = [b for b in authentic.itertuples() if assignment[b.group_id] == train]
         limit = params.n_authentic_train
@@ -192,6 +203,48 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
         rows += [_authentic_row(b, assignment[b.group_id], name) for b in authentic.itertuples()
                  if assignment[b.group_id] != train]
     return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+
+
+def _seeded_pick(items: list[Any], limit: int, seed: list[int]) -> list[Any]:
+    """At most ``limit`` of ``items`` (in their order), drawn with ``seed``."""
+    if limit >= len(items):
+        return items
+    chosen = np.random.default_rng(seed).choice(len(items), size=limit, replace=False)
+    return [items[i] for i in sorted(chosen)]
+
+
+def capped_rows(rows: list[dict[str, Any]], counts: dict[str, int], scale: float, train: str, seed: int,
+                classes: dict[str, str]) -> list[dict[str, Any]]:
+    """OpenSDI Table 2's sizes: at most ``round(counts['train'] * scale)`` edited rows in the train
+    split and ``round(counts['test'] * scale)`` per class (the last turn's label) in every other
+    split, drawn with ``seed``; a missing key keeps every row of those splits. Rows keep their order."""
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = "" if row["split"] == train else classes.get(row["last_generator"], row["last_generator"])
+        by_key.setdefault((row["split"], key), []).append(row)
+    kept: set[str] = set()
+    for index, ((split, key), group) in enumerate(sorted(by_key.items())):
+        limit = counts.get("train" if split == train else "test")
+        limit = len(group) if limit is None else int(round(limit * scale))
+        if limit > len(group):
+            logger.warning("split: %s%s has %d edited items, fewer than the %d asked for", split,
+                           f" ({key})" if key else "", len(group), limit)
+        kept |= {r["item_id"] for r in _seeded_pick(group, limit, [seed, 2, index])}
+    return [r for r in rows if r["item_id"] in kept]
+
+
+def balanced_authentic(rows: list[dict[str, Any]], authentic: pd.DataFrame, assignment: dict[str, str], protocol: str,
+                       seed: int) -> list[dict[str, Any]]:
+    """As many authentic rows in each split as it has edited rows (OpenSDI: real : fake 1 : 1),
+    drawn with ``seed`` from the real bases of that split's groups (all of them when too few)."""
+    out: list[dict[str, Any]] = []
+    wanted = pd.Series([r["split"] for r in rows], dtype=object).value_counts().to_dict()
+    for index, split in enumerate(sorted(wanted)):
+        pool = [b for b in authentic.itertuples() if assignment[b.group_id] == split]
+        if len(pool) < wanted[split]:
+            logger.warning("split: %s has %d real bases for %d edited items", split, len(pool), wanted[split])
+        out += [_authentic_row(b, split, protocol) for b in _seeded_pick(pool, wanted[split], [seed, 3, index])]
+    return out
 
 
 def make_splits(

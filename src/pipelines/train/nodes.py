@@ -36,7 +36,7 @@ import torch
 from models.detectors import create_detector, detector_state, detector_tasks, list_detectors
 from models.detectors.training import TrainConfig, train_detector
 from pipelines.contract.items import item_loaders
-from pipelines.contract.labels import generator_entries, generator_names
+from pipelines.contract.labels import class_of, generator_entries, generator_names
 from pipelines.contract.params import TrainDataset, TrainParams, params_of
 
 logger = logging.getLogger(__name__)
@@ -160,8 +160,8 @@ def _table(dataset: TrainDataset, splits: pd.DataFrame, split_tables: Mapping[st
 
 def held_out_of_protocol(split_protocols: pd.DataFrame | None, protocol: str | None,
                           generators: list[dict[str, Any]]) -> list[str]:
-    """The generators a saved protocol keeps out of training: a leave-out protocol's ``held_out``;
-    for a train-on-one protocol, every configured generator but the ones it trains on."""
+    """The classes (labels, ``contract.labels``) a saved protocol keeps out of training: a leave-out
+    protocol's ``held_out``; for a train-on-one protocol, every class but the ones it trains on."""
     if split_protocols is None or not protocol or split_protocols.empty:
         return []
     rows = split_protocols[split_protocols["protocol"] == protocol]
@@ -170,7 +170,7 @@ def held_out_of_protocol(split_protocols: pd.DataFrame | None, protocol: str | N
     row = rows.iloc[0]
     if row.get("kind") == "train_on_one" and isinstance(row.get("train_on"), str) and row["train_on"]:
         kept = {g.strip().lower() for g in row["train_on"].replace("+", ",").split(",")}
-        return [e["name"] for e in generator_entries(generators) if e["name"].lower() not in kept]
+        return [c for c in generator_names(generators) if c.lower() not in kept]
     held = row.get("held_out")
     return list(json.loads(held) or []) if isinstance(held, str) else []
 
@@ -216,7 +216,9 @@ def _train(task: str, splits: pd.DataFrame, split_tables: Mapping[str, Any] | No
     cfg = trainer_config(task, params)
     table, table_name = _table(dataset, splits, split_tables)
     protocol = str(table["protocol"].iloc[0]) if "protocol" in table and len(table) else None
-    held_out = list(dict.fromkeys([*excluded, *held_out_of_protocol(split_protocols, protocol, generators)]))
+    classes = class_of(generators) if generators else {}
+    held_out = list(dict.fromkeys([*(classes.get(g, g) for g in excluded),  # classes, as evaluate groups them
+                                   *held_out_of_protocol(split_protocols, protocol, generators)]))
     record: dict[str, Any] = {"table": table_name, "protocol": protocol, "split": dataset.split}
     config: dict[str, Any] = {"task": task, "class_names": names, "held_out_generators": held_out,
                               "excluded_generators": excluded, "dataset": record}
