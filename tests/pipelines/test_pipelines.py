@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
+from kedro_datasets.json import JSONDataset
 from kedro.runner import SequentialRunner
 
 from models.cache import ModelCache
@@ -25,6 +26,8 @@ def memory_catalog(tmp_path_factory):
                   {"name": "tiny-sd", "kwargs": {"model": str(model_dir), "steps": 2}}]
     catalog = DataCatalog()
     catalog["model_cache"] = MemoryDataset(ModelCache(), copy_mode="assign")  # shared, never copied
+    # read by the paper-tables node too, so an in-memory copy would be released once consumed
+    catalog["evaluation_metrics"] = JSONDataset(filepath=str(tmp_path_factory.mktemp("reporting") / "metrics.json"))
     catalog["params:ingest"] = {"source": "sample", "image_size": TINY, "crops_per_photo": 2,
                                 "sample": {"names": ["astronaut", "coffee", "rocket"]}}
     catalog["params:perceive"] = {"seed": 0, "perceiver": "auto", "fallback_perceiver": "superpixel",
