@@ -4,7 +4,6 @@ The suites are the real ones in conf/base/gates.yml."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -226,8 +225,8 @@ def split_outputs(n_groups: int = 10, train_share: float = 0.8):
             rows.append({"item_id": f"b{g}-{gen}", "split": split, "kind": "edited", "image_key": f"b{g}-{gen}",
                          "label_key": f"b{g}-{gen}", "base_id": f"b{g}", "group_id": f"g{g}", "generators": [gen]})
     table = pd.DataFrame(rows)
-    protocols = pd.DataFrame([{"protocol": "random", "kind": "random", "status": "ok", "split_names": json.dumps(["train", "val"]),
-                               "ratios": json.dumps([0.8, 0.2]), "held_out": "[]", "train_on": ""}])
+    protocols = pd.DataFrame([{"protocol": "random", "kind": "random", "status": "ok", "split_names": ["train", "val"],
+                               "ratios": [0.8, 0.2], "held_out": [], "train_on": ""}])
     protocols = contract_table("split_protocols", protocols)
     return {"split_tables": {"random": table}, "split_protocols": protocols}
 

@@ -70,8 +70,8 @@ def synthetic_data() -> dict:
     leave_out["protocol"] = "leave-out-telea"
     has_telea = leave_out["generators"].map(lambda g: "telea" in g)
     leave_out["split"] = np.where(has_telea, "test", leave_out["split"].replace({"val": "test"}))
-    protocols = contract_table("split_protocols", pd.DataFrame([{"protocol": "random", "held_out": "[]"},
-                                                                 {"protocol": "leave-out-telea", "held_out": '["telea"]'}]))
+    protocols = contract_table("split_protocols", pd.DataFrame([{"protocol": "random", "held_out": []},
+                                                                 {"protocol": "leave-out-telea", "held_out": ["telea"]}]))
     return {"edited_images": images, "label_maps": labels, "base_images": bases, "splits": splits,
             "split_tables": {"random": splits, "leave-out-telea": leave_out}, "split_protocols": protocols}
 
@@ -185,7 +185,7 @@ def test_dataset_selects_a_saved_protocol_and_records_its_held_out_generators(da
     config = checkpoints["binary"]["config"]
     assert config["dataset"]["table"] == "split_tables/leave-out-telea" and config["dataset"]["protocol"] == "leave-out-telea"
     assert config["dataset"]["n_items"] == 6 and config["held_out_generators"] == ["telea"]
-    train_on = pd.DataFrame([{"protocol": "train-on-telea", "kind": "train_on_one", "held_out": "[]", "train_on": "telea"}])
+    train_on = pd.DataFrame([{"protocol": "train-on-telea", "kind": "train_on_one", "held_out": [], "train_on": "telea"}])
     assert held_out_of_protocol(train_on, "train-on-telea", [{"name": g} for g in GENERATORS]) == ["navier_stokes", "tiny-sd"]
     with pytest.raises(ValueError, match="'nope' is not a saved split protocol"):
         run_train(tmp_path, data, dataset={"protocol": "nope"}, **overrides)

@@ -89,8 +89,8 @@ PROVENANCE = _schema("provenance", "sample_id:str turn:int generator:str label:i
 FILTERED_SAMPLES = TableSchema("filtered_samples", {**SAMPLES.columns, "drop_reason": "str", "kept": "bool"})
 SPLITS = _schema("splits", "item_id:str split:str kind:str image_dataset:str image_key:str label_key:str base_id:str "
                  "group_id:str last_generator:str generators:list[str] protocol:str")
-SPLIT_PROTOCOLS = _schema("split_protocols", "protocol:str kind:str status:str split_names:str ratios:str "
-                          "held_out:str train_on:str seed:int n_items:int n_edited:int n_authentic:int n_groups:int")
+SPLIT_PROTOCOLS = _schema("split_protocols", "protocol:str kind:str status:str split_names:list[str] "
+                          "ratios:list[float] held_out:list[str] train_on:str seed:int n_items:int n_edited:int n_authentic:int n_groups:int")
 
 SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (
     MANIFEST, ANNOTATIONS, ISSUES, REGIONS, SAMPLES, PROVENANCE, FILTERED_SAMPLES, SPLITS, SPLIT_PROTOCOLS,

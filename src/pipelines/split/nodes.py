@@ -22,7 +22,6 @@ and evaluate).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -278,9 +277,9 @@ def make_splits(
             table = pd.DataFrame(columns=SPLIT_COLUMNS)
         summary.append({
             "protocol": protocol["name"], "kind": protocol["kind"], "status": protocol["status"],
-            "split_names": json.dumps(protocol["names"]),
-            "ratios": json.dumps(protocol["ratios"] if protocol["kind"] != "published" else None),
-            "held_out": json.dumps(protocol["held_out"]), "train_on": protocol["train_on"],
+            "split_names": list(protocol["names"]),
+            "ratios": [float(r) for r in protocol["ratios"]] if protocol["kind"] != "published" else [],
+            "held_out": list(protocol["held_out"]), "train_on": protocol["train_on"],
             "seed": params.seed, "n_items": len(table),
             "n_edited": int((table["kind"] == "edited").sum()), "n_authentic": int((table["kind"] == "authentic").sum()),
             "n_groups": int(table["group_id"].nunique()),

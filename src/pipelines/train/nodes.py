@@ -23,7 +23,6 @@ augments in DataLoader worker processes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -171,8 +170,7 @@ def held_out_of_protocol(split_protocols: pd.DataFrame | None, protocol: str | N
     if row.get("kind") == "train_on_one" and isinstance(row.get("train_on"), str) and row["train_on"]:
         kept = {g.strip().lower() for g in row["train_on"].replace("+", ",").split(",")}
         return [c for c in generator_names(generators) if c.lower() not in kept]
-    held = row.get("held_out")
-    return list(json.loads(held) or []) if isinstance(held, str) else []
+    return [str(name) for name in row.get("held_out", [])]
 
 
 def trainer_config(task: str, params: TrainParams | Mapping[str, Any]) -> TrainConfig:

@@ -10,7 +10,6 @@ image that cannot be read becomes a row with ``readable = False``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -211,7 +210,7 @@ def split_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFra
         if info.status != "ok" or info.protocol not in set(items["protocol"]):
             continue
         rows = items[items["protocol"] == info.protocol]
-        names, ratios = json.loads(info.split_names), json.loads(info.ratios) if isinstance(info.ratios, str) else None
+        names, ratios = list(info.split_names), [float(r) for r in info.ratios]
         if info.kind == "random" and ratios:
             groups = rows.groupby("group_id")["split"].first()
             n = len(groups)
@@ -227,7 +226,7 @@ def split_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFra
         if info.kind == "train_on_one":
             expected = [info.train_on]
         elif info.kind == "leave_out":
-            held = set(json.loads(info.held_out))
+            held = set(info.held_out)
             expected = [g for g in ctx.generators if g not in held]
         elif info.kind == "published":
             seen = set().union(*rows["generators"])
