@@ -110,7 +110,7 @@ class AiBases(_Section):
 
 
 class IngestParams(_Section):
-    source: str = "sample"
+    source: str | list[str] = "sample"  # a list: several photo sources in turn (BR-Gen: coco + folder)
     image_size: int | None = None
     seed: int = 0
     min_side: NonNegativeInt = 0
@@ -163,11 +163,25 @@ class PerceiveParams(_Resumable):
     perturbation: Perturbation = Perturbation()
     vlms: list[dict[str, Any]] = []
     object_names_from_vlm: bool = False
+    # BR-Gen: only these region kinds are edited (null = every kind); per-kind area caps over
+    # max_area_ratio (BR-Gen's background masks cover up to the whole image: {background: 1.0}).
+    region_kinds: list[Literal["thing", "stuff", "background"]] | None = None
+    max_area_ratio_by_kind: dict[str, Ratio] = {}
+    # variant v of a base edits a region of kind kind_per_variant[v % len] (BR-Gen Fig. 3: each
+    # real image has a stuff mask and a background mask); null = any allowed kind
+    kind_per_variant: list[Literal["thing", "stuff", "background"]] | None = None
 
 
 class FullSynthesis(_Section):
     ratio: Ratio = 0.0
     prompt: str = "a photo"
+
+
+class Regenerate(_Section):
+    """BR-Gen's loop: an edit failing a quality check is redone with a new seed, at most
+    ``max_attempts`` tries in all (1 = no regeneration). ``checks``: entries as ``filter.checks``."""
+    max_attempts: PositiveInt = 1
+    checks: list[dict[str, Any]] = []
 
 
 class InpaintParams(_Sharded):
@@ -183,11 +197,17 @@ class InpaintParams(_Sharded):
     max_pipelines_on_device: PositiveInt | None = None
     max_pipelines_loaded: PositiveInt | None = None
     full_synthesis: FullSynthesis = FullSynthesis()
+    # BR-Gen: every perceived region inpainted by EVERY inpainting entry (one sample per model,
+    # ids <sample>-<generator>), instead of one random generator per turn.
+    every_generator: bool = False
+    regenerate: Regenerate = Regenerate()
 
 
 class FilterParams(_Sharded):
     checks: list[dict[str, Any]] = []
     score_imported: bool = False
+    # BR-Gen: samples wanted per generator after filtering (the report's shortfall); null = off
+    target_per_generator: NonNegativeInt | None = None
 
 
 class StatsParams(_Section):
@@ -199,12 +219,19 @@ class StatsParams(_Section):
 class SplitProtocol(_Section):
     """One entry of ``split.protocols`` (see pipelines.split.nodes for each kind's keys). ``names``
     / ``ratios`` None: the section's for random / published, (train, test) 8:2 for the others."""
-    kind: Literal["random", "leave_out", "train_on_one", "published"] = "random"
+    kind: Literal["random", "leave_out", "train_on_one", "published", "transfer"] = "random"
     names: list[str] | None = None
     ratios: list[float] | None = None
     pairs: list[list[str]] | None = None  # leave_out: one protocol per pair, named <key>-<a>+<b>
     held_out: list[str] | None = None     # leave_out without pairs
     train_on: str | list[str] = "each"    # train_on_one: each generator of the label space, or these
+    # transfer (BR-Gen Table 4): edited samples of type `source` in the train split, of `target`
+    # in the others; the type is the generator family (`families`: generator -> family) or the
+    # region kind; authentic images in every split as usual
+    by: Literal["generator_family", "region_kind"] | None = None
+    source: str | None = None
+    target: str | None = None
+    families: dict[str, str] | None = None
 
 
 class SplitParams(_Section):
@@ -215,7 +242,8 @@ class SplitParams(_Section):
     n_authentic_train: NonNegativeInt | None = None
     generators: Generators | None = None
     use: str = "random"
-    protocols: dict[str, SplitProtocol] = {"random": SplitProtocol()}
+    # null removes a protocol an env below defined (a recipe drops the other papers' protocols)
+    protocols: dict[str, SplitProtocol | None] = {"random": SplitProtocol()}
 
 
 class TrainDataset(_Section):
@@ -267,8 +295,19 @@ class LoraAsParent(_Section):
     membership: Literal["last", "any", "all"] = "last"
 
 
+class BrgenTables(_Section):
+    """BR-Gen Tables 2-4 and 7 (``brgen`` protocol): generator -> family ("gan" / "diffusion"),
+    the R@50 area edges, and the cross-type transfers: protocol name -> {by, source, target}
+    (the checkpoint trained on that split protocol is scored on ``target``)."""
+    families: dict[str, str] = {}
+    area_edges: list[float] = [0.2, 0.4, 0.6, 0.8, 1.0]
+    cumulative_area: bool = True
+    cross_type: dict[str, dict[str, str]] = {}
+
+
 class EvaluateProtocols(_Section):
     breakdowns: Breakdowns = Breakdowns()
+    brgen: BrgenTables = BrgenTables()
     # perturbation name -> levels (models.perturbations), applied in the order written
     robustness: dict[str, list[float]] = {"jpeg": [60, 80], "resize": [0.5, 2.0], "blur": [1.0, 2.0]}
     cross_generator: CrossGenerator = CrossGenerator()

@@ -11,6 +11,7 @@ Protocols (``evaluate.run`` selects; each is computed from per-image counts, see
   and back, Gaussian blur); the label maps are untouched.
 - ``cross_generator``: the images made by generators the detector never saw in training.
 - ``lora_as_parent``: a generator variant's edits scored as its parent's class.
+- ``brgen``: BR-Gen's Tables 2-4 and 7 from the same predictions (``pipelines.evaluate.brgen``).
 
 Every number says which convention it follows: dataset-level confusion matrix (pytorch-fcn /
 DeepLabV3Plus-Pytorch, DiffSeg30k) or per-image average (IMDL-BenCo).
@@ -36,6 +37,7 @@ from models.detectors.inference import image_score_definition, predict  # noqa: 
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, report  # noqa: E402
+from pipelines.evaluate.brgen import brgen_tables  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     breakdown_groups,
@@ -157,12 +159,10 @@ def evaluate_trained(
     if config.get("skipped"):  # written by the train stage for a task that train.task left out
         notes.append(f"NOT TRAINED: {config['skipped']}; these are the numbers of random weights.")
     timing: dict[str, float] = {}
-
     # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).
     example_positions = _overlay_indices(rows, s.n_overlays)
     examples: dict[int, tuple] = {}
     lora = _LoraRemap(ev, items, s) if "lora_as_parent" in protocols else None
-
     def on_chunk(positions, images, targets, probabilities, scores):
         for k, position in enumerate(positions):
             if position in example_positions:
@@ -188,6 +188,8 @@ def evaluate_trained(
         results["cross_generator"] = _cross_generator(clean, items, s, config)
     if lora is not None:
         results["lora_as_parent"] = lora.summary(clean)
+    if "brgen" in protocols:  # BR-Gen Tables 2-4 and 7 (pipelines.evaluate.brgen)
+        results["brgen"] = brgen_tables(clean, items, s.protocols.brgen, float(s.image_threshold), config)
 
     metrics = MetricsSummary(
         task=ev.task, model=config["detector"].get("name"), pixel_level=ev.pixel_level,

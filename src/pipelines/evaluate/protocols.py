@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROTOCOLS = ("in_domain", "breakdowns", "robustness", "cross_generator", "lora_as_parent")
+PROTOCOLS = ("in_domain", "breakdowns", "robustness", "cross_generator", "lora_as_parent", "brgen")
 BREAKDOWNS = ("generator", "turns", "area_bucket", "region_kind")
 MEMBERSHIPS = ("last", "any", "all")
 
