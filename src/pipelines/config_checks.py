@@ -165,10 +165,9 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
         from pipelines.ingest.published import PUBLISHED_FORMATS
 
         source = ingest.get("source")
-        for one in source if isinstance(source, list) else [] if source is None else [source]:
-            known = PHOTO_SOURCES if isinstance(source, list) else (*PHOTO_SOURCES, *PUBLISHED_FORMATS)
-            if one not in known:  # a list chains photo sources (BR-Gen: coco + folder)
-                problems.append(f"ingest.source: unknown source {one!r}; known: {', '.join(known)}")
+        known = PHOTO_SOURCES if isinstance(source, list) else (*PHOTO_SOURCES, *PUBLISHED_FORMATS)
+        problems += [f"ingest.source: unknown source {one!r}; known: {', '.join(known)}"  # a list chains photo sources
+                     for one in (source if isinstance(source, list) else [source]) if one is not None and one not in known]
         _positive(problems, "ingest.image_size", ingest.get("image_size"))
         _positive(problems, "ingest.crops_per_photo", ingest.get("crops_per_photo"))
         _generator_entries(problems, "ingest.published.generators", (ingest.get("published") or {}).get("generators"), False)
