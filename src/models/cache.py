@@ -7,14 +7,19 @@ stored under ``key`` or calls ``build()`` once and stores the result. Its evicti
 one: at most ``max_entries`` models (least recently used dropped first; ``None`` = no limit) and
 ``clear()``.
 
-The cache is an object, not a module global, so a caller that builds models can be handed one:
-a test fills it with tiny models under the keys the code asks for (``put``) instead of
-monkeypatching a module's builder.
+The cache is an object, so a caller that builds models can be handed one: a test fills it with
+tiny models under the keys the code asks for (``put``) instead of monkeypatching a module's
+builder. Loaders that are not handed one (a diffusers pipeline, a VLM's weights, a grounding
+model, a TorchScript inpainter) share ``process_cache()``: the process's one instance, whose
+``max_entries`` is the only limit on what stays loaded, across every family. Its eviction frees
+the dropped model's memory (garbage collection, and the CUDA allocator's cached blocks).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
@@ -84,6 +89,10 @@ class ModelCache:
         """The keys held, least recently used first."""
         return list(self._entries)
 
+    def items(self) -> list[tuple[Hashable, Any]]:
+        """(key, model) pairs, least recently used first; looking does not make them recent."""
+        return list(self._entries.items())
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
@@ -98,3 +107,34 @@ class ModelCache:
             return
         for key in [k for k in self._entries if k != keep][: max(0, len(self._entries) - self.max_entries)]:
             self.pop(key)
+
+
+def free_memory(key: Hashable, model: Any) -> None:
+    """``on_evict`` of the process cache: collect the dropped model now and give CUDA's cached
+    blocks back, so the next model fits (torch is only touched when something imported it)."""
+    del key, model
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+_PROCESS = ModelCache(on_evict=free_memory)
+
+
+def process_cache() -> ModelCache:
+    """The process's one model cache (see the module docstring)."""
+    return _PROCESS
+
+
+def family_keys(family: str, cache: ModelCache | None = None) -> list[tuple]:
+    """Keys of ``cache`` (default: the process cache) whose first element is ``family``, least
+    recently used first."""
+    return [k for k in (cache or _PROCESS).keys() if isinstance(k, tuple) and k and k[0] == family]
+
+
+def drop_family(family: str, cache: ModelCache | None = None) -> None:
+    """Drop every model of ``family`` from ``cache`` (default: the process cache)."""
+    target = cache or _PROCESS
+    for key in family_keys(family, target):
+        target.pop(key)

@@ -466,6 +466,9 @@ class DetectionMetrics:
         self._confusion: list[np.ndarray] = []
         self._boundary: list[np.ndarray] = []
         self._binary: list[np.ndarray] = []
+        self._bfscore: list[np.ndarray] = []
+        self._pixel_auc: list[np.ndarray] = []
+        self._auc_histograms: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._fake: list[np.ndarray] = []
 
@@ -523,6 +526,9 @@ class DetectionMetrics:
             self._confusion.append(confusion_matrices(pred, target, self.num_classes))
             self._boundary.append(boundary_counts(pred, target, self.num_classes, self.tolerance_px))
             self._binary.append(binary_pixel_counts(edited, target > 0, self.pixel_threshold))
+            self._bfscore.append(bfscore_per_image(pred, target, self.num_classes))
+            self._pixel_auc.append(per_image_pixel_auc(edited, target > 0))
+            self._auc_histograms.append(pixel_auc_histograms(edited, target > 0))
         self._scores.append(scores)
         self._fake.append(fake)
         return self
@@ -545,8 +551,12 @@ class DetectionMetrics:
             n_images, n_fake, n_real;
             pixel: dataset-level confusion-matrix metrics (accuracy, mean_class_accuracy, miou
                 with background excluded, miou_with_background, class_iou, class_accuracy),
-                boundary_f1 (+ per class, tolerance), or None for image-level models;
-            pixel_per_image: IMDL-BenCo per-image F1 / IoU / accuracy averaged over
+                boundary_f1 (our pooled convention: + per class, tolerance in px) and
+                boundary_f1_bfscore (MATLAB ``bfscore``: per image at 0.75 % of the diagonal,
+                averaged; + per class), or None for image-level models;
+                auc_pooled: pixel ROC AUC with every pixel of the subset in one ranking (scores
+                binned to 1/``AUC_BINS``);
+            pixel_per_image: IMDL-BenCo per-image F1 / IoU / accuracy / AUC averaged over
                 ``manipulated`` images and over ``all`` images, or None;
             image: image_level_metrics at ``image_threshold`` (None for an empty subset);
             confusion_matrix: C x C list, or None.
@@ -574,18 +584,34 @@ class DetectionMetrics:
             "boundary_f1": boundary.mean(),
             "boundary_f1_per_class": dict(zip(names[1:], boundary.per_class()[1:].tolist())),
             "boundary_tolerance_px": self.tolerance_px,
+            **self._bfscore_summary(select),
         }
         per_image = per_image_pixel_scores(np.concatenate(self._binary)[select])
+        auc = np.concatenate(self._pixel_auc)[select]
+        out["pixel"]["auc_pooled"] = auc_from_histograms(np.concatenate(self._auc_histograms)[select].sum(axis=0))
         manipulated = fake[select] == 1
 
         def average(mask: np.ndarray) -> dict:
             count = int(mask.sum())
-            return {"n_images": count, **{k: float(v[mask].mean()) if count else float("nan") for k, v in per_image.items()}}
+            return {"n_images": count, **{k: float(v[mask].mean()) if count else float("nan") for k, v in per_image.items()},
+                    "auc": _nanmean(auc[mask]) if count else float("nan")}
 
         out["pixel_per_image"] = {"threshold": self.pixel_threshold, "manipulated": average(manipulated),
                                   "all": average(np.ones_like(manipulated))}
         out["confusion_matrix"] = confusion.matrix.tolist()
         return out
+
+    def _bfscore_summary(self, select: np.ndarray) -> dict:
+        """``boundary_f1_bfscore`` over the selected images, as ``boundary_f1_bfscore`` computes it
+        (background excluded; each image the mean of its classes, then the mean over images)."""
+        scores = np.concatenate(self._bfscore)[select].copy()
+        scores[:, 0] = np.nan
+        with np.errstate(invalid="ignore"):
+            per_image = np.array([_nanmean(row) for row in scores])
+            per_class = [_nanmean(column) for column in scores.T]
+        return {"boundary_f1_bfscore": _nanmean(per_image),
+                "boundary_f1_bfscore_per_class": dict(zip(self.class_names[1:], per_class[1:])),
+                "bfscore_tolerance": f"{BFSCORE_TOLERANCE_RATIO:.2%} of the image diagonal"}
 
 
 # --- BR-Gen (Tables 2-4, 7): R@50 by generator family, region kind and mask area ----------------
@@ -883,3 +909,36 @@ def pixel_auc(edited_prob: np.ndarray, edited_target: np.ndarray) -> float:
     """
     prob, target = _edited_pairs(edited_prob, edited_target)
     return _roc_auc(prob.ravel(), target.ravel().astype(np.int64))
+
+
+AUC_BINS = 1000  # pooled pixel AUC: scores binned to 1/1000, so any number of images streams in fixed memory
+
+
+def pixel_auc_histograms(edited_prob: np.ndarray, edited_target: np.ndarray, bins: int = AUC_BINS) -> np.ndarray:
+    """Per image, the counts of untouched and of edited pixels per score bin: (N, 2, bins) int64.
+
+    Scores in [0, 1] fall into ``bins`` equal bins (1.0 into the last). ``auc_from_histograms`` of
+    the sum over images is the pooled pixel AUC with ties inside a bin averaged (it equals
+    ``pixel_auc`` when no two pixels of different classes share a bin but not a score).
+
+    Raises:
+        ValueError: as ``per_image_pixel_auc``.
+    """
+    prob, target = _edited_pairs(edited_prob, edited_target)
+    index = np.clip((prob * bins).astype(np.int64), 0, bins - 1)
+    out = np.zeros((prob.shape[0], 2, bins), dtype=np.int64)
+    for i in range(prob.shape[0]):
+        out[i, 0] = np.bincount(index[i][~target[i]], minlength=bins)
+        out[i, 1] = np.bincount(index[i][target[i]], minlength=bins)
+    return out
+
+
+def auc_from_histograms(histogram: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney, ties averaged) from (2, bins) counts of negatives / positives per
+    ascending score bin; NaN when either class is empty."""
+    negative, positive = (np.asarray(h, dtype=np.float64) for h in histogram)
+    n_negative, n_positive = negative.sum(), positive.sum()
+    if n_negative == 0 or n_positive == 0:
+        return float("nan")
+    below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])  # negatives in lower bins
+    return float((positive * (below + 0.5 * negative)).sum() / (n_negative * n_positive))

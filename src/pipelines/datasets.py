@@ -33,7 +33,7 @@ from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
-from models.cache import ModelCache
+from models.cache import ModelCache, process_cache
 from pipelines.io.shards import parse_shard, shard_batches
 
 # Refuse decompression bombs before decoding: 8k x 8k is far beyond the 1024 px the seeds use.
@@ -562,7 +562,7 @@ class SafetensorsCheckpointDataset(AbstractDataset[dict, dict]):
 
 # The one model cache of this process (``ModelCacheDataset``): shard tasks that a worker process
 # runs one after another, each with its own Kedro session and catalog, share the models it holds.
-_PROCESS_MODELS = ModelCache()
+_PROCESS_MODELS = process_cache()
 
 
 class ModelCacheDataset(AbstractDataset[ModelCache, None]):
@@ -580,7 +580,8 @@ class ModelCacheDataset(AbstractDataset[ModelCache, None]):
         self.metadata = metadata
 
     def load(self) -> ModelCache:
-        _PROCESS_MODELS.set_max_entries(self._max_entries)
+        if self._max_entries is not None:  # null leaves a limit another stage set (inpaint.max_pipelines_loaded)
+            _PROCESS_MODELS.set_max_entries(self._max_entries)
         return _PROCESS_MODELS
 
     def save(self, data: None) -> None:

@@ -20,6 +20,7 @@ from sklearn.metrics import (
 
 from models import metrics
 from models.metrics import (
+    AUC_BINS,
     BoundaryF1,
     ConfusionMatrix,
     DetectionMetrics,
@@ -439,6 +440,16 @@ def test_detection_metrics_summary_matches_independent_references():
             expected = per_image[key][manipulated].mean() if manipulated.any() else np.nan
             assert_same(summary["pixel_per_image"]["manipulated"][key], expected)
         assert summary["pixel_per_image"]["manipulated"]["n_images"] == int(manipulated.sum())
+        # pixel AUC: per image as IMDL-BenCo (0 on an authentic image), pooled over every pixel of the subset
+        edited = target[rows] > 0
+        # (an all-edited image has no ROC curve: NaN, skipped in the mean)
+        image_auc = np.array([np.nan if e.all() else roc_auc_score(e.ravel(), p.ravel()) if e.any() else 0.0
+                              for p, e in zip(probability[rows], edited)])
+        for group, mask in (("all", np.ones_like(manipulated)), ("manipulated", manipulated)):
+            expected = np.nanmean(image_auc[mask]) if np.isfinite(image_auc[mask]).any() else np.nan
+            assert_same(summary["pixel_per_image"][group]["auc"], expected)
+        binned = np.clip(np.floor(probability[rows] * AUC_BINS), 0, AUC_BINS - 1)
+        assert summary["pixel"]["auc_pooled"] == pytest.approx(roc_auc_score(edited.ravel(), binned.ravel()))
         image_ref = image_level_metrics(scores[rows], is_fake[rows])
         for key, value in image_ref.items():
             assert_same(summary["image"][key], value)

@@ -142,3 +142,24 @@ def test_bad_input_raises():
         bfscore_per_image(np.full((4, 4), 3), np.zeros((4, 4), int), 2)
     with pytest.raises(ValueError, match="tolerance"):
         bfscore_per_image(np.zeros((4, 4), int), np.zeros((4, 4), int), 2, tolerance_px=-1)
+
+
+def test_detection_metrics_report_bfscore_beside_the_pooled_bf1_for_any_subset():
+    """metrics.json carries both conventions: DetectionMetrics' ``boundary_f1_bfscore`` equals
+    ``boundary_f1_bfscore`` on the same maps, for the whole set and for a breakdown subset."""
+    from models.metrics import DetectionMetrics
+
+    rng = np.random.default_rng(3)
+    target = np.zeros((4, 48, 48), np.int64)
+    target[:, 8:30, 10:34] = 1
+    target[1:3, 30:44, 4:20] = 2
+    pred = np.roll(target, shift=(1, -2), axis=(1, 2))
+    pred[3] = rng.integers(0, 3, (48, 48))
+    metrics = DetectionMetrics(["untouched", "a", "b"]).update(np.full(4, 0.9), np.ones(4, int), pred, target)
+    for subset in (None, [1, 3]):
+        picked = slice(None) if subset is None else subset
+        expected = boundary_f1_bfscore(pred[picked], target[picked], 3)
+        pixel = metrics.summary(subset)["pixel"]
+        assert pixel["boundary_f1_bfscore"] == pytest.approx(expected["boundary_f1_bfscore"])
+        assert pixel["boundary_f1_bfscore_per_class"]["b"] == pytest.approx(expected["boundary_f1_bfscore_per_class"][2])
+        assert pixel["boundary_f1_bfscore"] != pytest.approx(pixel["boundary_f1"])

@@ -213,6 +213,7 @@ def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwa
         "metrics_semantic": JSONDataset(filepath=str(tmp_path / "metrics_semantic.json")),
         "evaluation_report": TextDataset(filepath=str(tmp_path / "report.html")),
         "evaluation_comparison": TextDataset(filepath=str(tmp_path / "comparison.html")),
+        "paper_tables": TextDataset(filepath=str(tmp_path / "paper_tables.md")),
     })
     inputs = {"splits": splits, "samples": samples, "provenance": provenance, "edited_images": edited,
               "label_maps": labels, "base_images": bases, "params:evaluate": params,
@@ -224,11 +225,27 @@ def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwa
     return catalog
 
 
+PAPER_TABLE = {
+    "id": "t2", "title": "Table 2: segmentation", "source": "a paper, section 4", "scale": 100, "digits": 1,
+    "columns": ["Binary mIoU", "Binary mIoU @ JPEG 60", "Semantic acc"],
+    "notes": ["bF1 per image"],
+    "rows": [
+        {"label": "this run", "cells": [
+            {"ours": "binary/protocols/in_domain/pixel/miou", "paper": 71.5},
+            {"ours": "binary/protocols/robustness/conditions/JPEG 60/pixel/miou", "paper": 12.0},
+            {"ours": "semantic/pixel/accuracy", "paper": None}]},
+        {"label": "other model", "cells": [
+            {"ours": None, "na": "FCN-8s is not this run's train.model", "paper": 60.0},
+            {"ours": "binary/protocols/no_such_protocol/pixel/miou", "paper": 1.0},
+            {"ours": "binary/protocols/cross_generator/seen_set/pixel/miou", "paper": 2.0}]},
+    ]}
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> Path:
     """Every protocol, run once for the tests that read its outputs."""
     folder = tmp_path_factory.mktemp("evaluate")
-    run_evaluate(folder, evaluate_params())
+    run_evaluate(folder, evaluate_params(paper_tables=[PAPER_TABLE]))
     plt.close("all")
     return folder
 
@@ -314,3 +331,40 @@ def test_report_cli_compares_saved_runs(full_run, tmp_path, capsys):
         assert name in page
     assert "JPEG" not in page.split("<table>")[1]  # --clean-only
     assert "3 runs" in capsys.readouterr().out
+
+
+def test_paper_tables_put_each_number_beside_the_papers_and_say_why_a_cell_is_empty(full_run):
+    """evaluate.paper_tables: our number (scaled and rounded as the paper prints it) next to the
+    published one, in markdown and in the report; a cell that cannot be filled names the reason."""
+    metrics = {task: json.loads((full_run / f"metrics_{task}.json").read_text()) for task in ("binary", "semantic")}
+    text = (full_run / "paper_tables.md").read_text()
+    miou = metrics["binary"]["protocols"]["in_domain"]["pixel"]["miou"]
+    jpeg = next(c for c in metrics["binary"]["protocols"]["robustness"]["conditions"] if c["name"] == "JPEG 60")
+    row = next(line for line in text.splitlines() if line.startswith("| this run"))
+    assert row == (f"| this run | {100 * miou:.1f} | 71.5 | {100 * jpeg['pixel']['miou']:.1f} | 12 | "
+                   f"{100 * metrics['semantic']['pixel']['accuracy']:.1f} | - |")
+    other = next(line for line in text.splitlines() if line.startswith("| other model"))
+    assert other == "| other model | n/a [1] | 60 | n/a [2] | 1 | " + (
+        f"{100 * metrics['binary']['protocols']['cross_generator']['seen_set']['pixel']['miou']:.1f} | 2 |")
+    assert "1. other model: FCN-8s is not this run's train.model" in text
+    assert "2. other model: not computed: binary/protocols/no_such_protocol" in text
+    html = (full_run / "report.html").read_text()
+    assert 'id="paper-t2"' in html and "Table 2: segmentation" in html and "not computed" in html
+    assert html.index("paper-t2") < html.index('id="headline"')
+
+
+def test_paper_table_paths_stop_at_a_skipped_protocol_and_reject_a_short_row():
+    from pipelines.contract.params import PaperTable
+    from pipelines.evaluate.paper_tables import build_tables, resolve
+
+    metrics = {"binary": {"protocols": {"lora_as_parent": {"skipped": "no variants configured"},
+                                        "robustness": {"conditions": [{"name": "JPEG 60", "miou": 0.25}]}}}}
+    assert resolve(metrics, "binary/protocols/lora_as_parent/pairs/0/miou") == (
+        None, "binary/protocols/lora_as_parent: skipped: no variants configured")
+    assert resolve(metrics, "binary/protocols/robustness/conditions/JPEG 60/miou") == (0.25, "")
+    assert resolve(metrics, "binary/protocols/robustness/conditions/0/miou") == (0.25, "")
+    assert resolve(metrics, "binary/protocols/robustness/conditions/3/miou")[0] is None
+    assert resolve(metrics, "binary/protocols/robustness")[1] == "not a number: binary/protocols/robustness"
+    short = PaperTable(id="x", title="x", columns=["a", "b"], rows=[{"label": "r", "cells": [{"paper": 1.0}]}])
+    with pytest.raises(ValueError, match="'x' row 'r': 1 cells for 2 columns"):
+        build_tables(metrics, [short])

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import drop_family, process_cache
 from .brushnet_blocks import BrushNetResiduals, _call_block, _down_points, _first_tensor, _up_points, _with_added
 from .diffusion import DiffusersInpaintGenerator, quiet_progress_bars, register_diffusers_entry
 
@@ -404,14 +405,14 @@ class BrushNetInpaintPipeline:
         return (decoded.float() / 2 + 0.5).clamp(0, 1)
 
 
-# (kind, base model, branch checkpoint, device, dtype, scheduler options) -> pipeline; a real pair
-# is gigabytes, so every generator instance naming it shares one.
-_LOADED: dict[tuple, BrushNetInpaintPipeline] = {}
+# A real base + branch pair is gigabytes, so every generator instance naming the same (kind, base,
+# branch, device, dtype, scheduler options) shares one pipeline, held in the process's model cache.
+_FAMILY = "brushnet"
 
 
 def clear_brushnet_cache() -> None:
     """Drop every cached BrushNet / PowerPaint pipeline."""
-    _LOADED.clear()
+    drop_family(_FAMILY)
 
 
 class BrushNetInpaintGenerator(DiffusersInpaintGenerator):
@@ -456,12 +457,13 @@ class BrushNetInpaintGenerator(DiffusersInpaintGenerator):
         """The (cached) pipeline, loaded with ``from_pretrained`` on first use."""
         import torch
 
-        key = (self.pipeline_class, self.model, self.branch, self.device, self.dtype, repr(self.load_options()))
-        if key not in _LOADED:
+        def build() -> BrushNetInpaintPipeline:
             pipe = self._load_pipeline(getattr(torch, self.dtype))
             self.prepare(pipe)
-            _LOADED[key] = pipe.to(self.device)
-        return _LOADED[key]
+            return pipe.to(self.device)
+
+        key = (_FAMILY, self.pipeline_class, self.model, self.branch, self.device, self.dtype, repr(self.load_options()))
+        return process_cache().get(key, build)
 
     def _texts(self, pipe: BrushNetInpaintPipeline, prompt: str, height: int, width: int) -> dict[str, Any]:
         negative = self.negative_prompt or ""

@@ -23,7 +23,6 @@ import contextlib
 import inspect
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,23 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..cache import drop_family, family_keys, process_cache
 from .base import GENERATORS, InpaintGenerator
 
 _DTYPES = ("float32", "float16", "bfloat16")
 
-# (class name, checkpoint, device, dtype, options) -> pipeline, least recently used first. A real
-# checkpoint takes seconds to load and gigabytes to hold; every generator naming it shares it.
-_PIPELINES: OrderedDict[tuple, Any] = OrderedDict()
+# A real checkpoint takes seconds to load and gigabytes to hold; every generator naming it shares
+# it. Pipelines live in the process's model cache under ("diffusers", class name, checkpoint,
+# device, dtype, options, kwargs): its max_entries is the one limit on what stays loaded. Which
+# of them sit on an accelerator is a separate, device-placement limit.
+_FAMILY = "diffusers"
 _MAX_RESIDENT: list[int | None] = [None]
-_MAX_LOADED: list[int | None] = [None]
+
+
+def _pipelines() -> dict[tuple, Any]:
+    """{key without the family: pipeline} of the cached diffusers pipelines, least recently used first."""
+    return {key[1:]: pipe for key, pipe in process_cache().items()
+            if isinstance(key, tuple) and key and key[0] == _FAMILY}
 
 
 def _offline() -> bool:
@@ -108,47 +115,28 @@ def set_max_resident(count: int | None) -> None:
 
 
 def set_max_loaded(count: int | None) -> None:
-    """Keep at most ``count`` pipelines loaded at all (None = no limit, the default): beyond it the
-    least recently used are dropped from the cache (their memory is freed once nothing else holds
-    them) and loaded again from disk on their next use. A generator that runs two pipelines per
+    """Keep at most ``count`` models loaded at all (None = no limit, the default): the limit of the
+    process's one model cache (``models.cache.process_cache``), so pipelines, VLMs and every other
+    cached model count together; beyond it the least recently used are dropped (their memory is
+    freed) and loaded again from disk on their next use. A generator that runs two pipelines per
     call (Kandinsky's prior + decoder, IF's two stages) needs a limit of at least 2.
     Raises ValueError if count < 1."""
     if count is not None and int(count) < 1:
         raise ValueError(f"max loaded pipelines must be >= 1 or None, got {count}")
-    _MAX_LOADED[0] = None if count is None else int(count)
+    process_cache().set_max_entries(count)
 
 
-def _drop_least_recent(keep: tuple) -> None:
-    limit = _MAX_LOADED[0]
-    if limit is None or len(_PIPELINES) <= limit:
-        return
-    for key in [k for k in _PIPELINES if k != keep][: len(_PIPELINES) - limit]:
-        del _PIPELINES[key]
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-
-
-def _make_resident(key: tuple) -> Any:
-    pipe = _PIPELINES[key]
-    _PIPELINES.move_to_end(key)
-    _drop_least_recent(keep=key)
+def _make_resident(key: tuple, pipe: Any) -> Any:
     device = key[2]
     if not _on_accelerator(device):
         return pipe
     limit = _MAX_RESIDENT[0]
     if limit is not None:
-        resident = [k for k, p in _PIPELINES.items() if k != key and _on_accelerator(k[2]) and getattr(p, "_editlens_on", k[2]) != "cpu"]
+        loaded = _pipelines()
+        resident = [k for k, p in loaded.items() if k != key and _on_accelerator(k[2]) and getattr(p, "_editlens_on", k[2]) != "cpu"]
         for other in resident[: max(0, len(resident) - (limit - 1))]:
-            _PIPELINES[other].to("cpu")
-            _PIPELINES[other]._editlens_on = "cpu"
+            loaded[other].to("cpu")
+            loaded[other]._editlens_on = "cpu"
     if getattr(pipe, "_editlens_on", device) != device:
         pipe.to(device)
     pipe._editlens_on = device
@@ -185,7 +173,7 @@ def load_pipeline(
     check_dtype(dtype)
     key = (pipeline_class, *_cache_key(model, device, dtype), _freeze(options or {}),
            _freeze({k: v for k, v in from_pretrained_kwargs.items() if v is None or isinstance(v, (str, int, float, bool))}))
-    if key not in _PIPELINES:
+    def build() -> Any:
         import diffusers
         import torch
 
@@ -201,8 +189,9 @@ def load_pipeline(
             prepare(pipe)
         pipe.set_progress_bar_config(disable=True)
         pipe._editlens_on = "cpu"
-        _PIPELINES[key] = pipe
-    return _make_resident(key)
+        return pipe
+
+    return _make_resident(key, process_cache().get((_FAMILY, *key), build))
 
 
 def load_inpaint_pipeline(model: str, device: str = "cpu", dtype: str = "float32") -> Any:
@@ -222,13 +211,13 @@ def load_inpaint_pipeline(model: str, device: str = "cpu", dtype: str = "float32
 
 def clear_pipeline_cache() -> None:
     """Forget every loaded pipeline (frees their memory once no generator holds them)."""
-    _PIPELINES.clear()
+    drop_family(_FAMILY)
 
 
 def cached_pipelines() -> list[tuple]:
     """Keys (class, checkpoint, device, dtype, options, kwargs) of the loaded pipelines, least
     recently used first."""
-    return list(_PIPELINES)
+    return [key[1:] for key in family_keys(_FAMILY)]
 
 
 def _round_to(value: float, multiple: int) -> int:

@@ -23,12 +23,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..cache import process_cache
 from .base import GENERATORS, InpaintGenerator
 from .diffusion import _interpolation, check_dtype
 
 _RANGES = ("0_1", "-1_1")
 _MASK_MEANS = ("hole", "keep")
-_MODULES: dict[tuple[str, str, str], Any] = {}
 
 
 def load_torchscript(path: str | Path, device: str = "cpu", dtype: str = "float32") -> Any:
@@ -43,14 +43,12 @@ def load_torchscript(path: str | Path, device: str = "cpu", dtype: str = "float3
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"TorchScript model {path} does not exist")
-    key = (str(path.resolve()), str(device), dtype)
-    if key not in _MODULES:
+    def build() -> Any:
         module = torch.jit.load(str(path), map_location=device)
         module.eval()
-        if dtype != "float32":
-            module = module.to(getattr(torch, dtype))
-        _MODULES[key] = module
-    return _MODULES[key]
+        return module if dtype == "float32" else module.to(getattr(torch, dtype))
+
+    return process_cache().get(("torchscript", str(path.resolve()), str(device), dtype), build)
 
 
 class TorchScriptInpaintGenerator(InpaintGenerator):

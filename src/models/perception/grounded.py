@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import drop_family, process_cache
 from .base import PERCEIVERS, Perceiver, check_image, sort_by_score
 from .region import Region
 from .vocabulary import is_human, merge_names, name_kind, resolve_vocabulary
@@ -29,8 +30,8 @@ from .vocabulary import is_human, merge_names, name_kind, resolve_vocabulary
 logger = logging.getLogger(__name__)
 
 _DTYPES = ("float32", "float16", "bfloat16")
-# One (model, processor) per checkpoint, device and dtype per process.
-_LOADED: dict[tuple, tuple[Any, Any]] = {}
+# One (model, processor) per checkpoint, device and dtype per process, in the process's model cache.
+_FAMILY = "grounding-weights"
 
 
 def _offline() -> bool:
@@ -41,8 +42,9 @@ def _load(model_class: str, model: str, device: str, dtype: str, model_type: str
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
     path = Path(model)
-    key = (model_class, str(path.resolve()) if path.is_dir() else model, device, dtype)
-    if key not in _LOADED:
+    key = (_FAMILY, model_class, str(path.resolve()) if path.is_dir() else model, device, dtype)
+
+    def build() -> tuple[Any, Any]:
         import torch
         import transformers
 
@@ -53,13 +55,14 @@ def _load(model_class: str, model: str, device: str, dtype: str, model_type: str
             model, dtype=getattr(torch, dtype), local_files_only=_offline()
         )
         processor = transformers.AutoProcessor.from_pretrained(model, local_files_only=_offline())
-        _LOADED[key] = (network.to(device).eval(), processor)
-    return _LOADED[key]
+        return network.to(device).eval(), processor
+
+    return process_cache().get(key, build)
 
 
 def clear_grounding_cache() -> None:
     """Forget every loaded detector and segmenter."""
-    _LOADED.clear()
+    drop_family(_FAMILY)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..cache import drop_family, process_cache
 from ..registry import Registry
 from .base import check_image
 from .prompts import EDIT_TYPES
@@ -99,8 +100,9 @@ PERTURB_BACKGROUND_PROMPT = (
 )
 
 # One (model, processor) per checkpoint per process: a 7B VLM takes tens of seconds to load and
-# ~16 GB to hold, and every adapter instance naming it must share the same weights.
-_LOADED: dict[tuple, tuple[Any, Any]] = {}
+# ~16 GB to hold, and every adapter instance naming it must share the same weights (kept in the
+# process's model cache, under this family).
+_FAMILY = "vlm-weights"
 
 
 def _offline() -> bool:
@@ -114,7 +116,7 @@ def _resolved(model: str) -> str:
 
 def clear_vlm_cache() -> None:
     """Forget every loaded VLM (frees their memory once no adapter holds them)."""
-    _LOADED.clear()
+    drop_family(_FAMILY)
 
 
 def mark_region(image: np.ndarray, region: Region) -> np.ndarray:
@@ -217,31 +219,33 @@ class VisionLanguageModel:
                 has no chat template.
         """
         key = (
-            self.model_class, _resolved(self.model), self.device, self.dtype, self.trust_remote_code,
+            _FAMILY, self.model_class, _resolved(self.model), self.device, self.dtype, self.trust_remote_code,
             self.attn_implementation, tuple(sorted((k, repr(v)) for k, v in self.processor_kwargs.items())),
         )
-        if key not in _LOADED:
-            import torch
-            import transformers
+        return process_cache().get(key, self._load_weights)
 
-            common = {"local_files_only": _offline(), "trust_remote_code": self.trust_remote_code}
-            model_cls = getattr(transformers, self.model_class)
-            config = transformers.AutoConfig.from_pretrained(self.model, **common)
-            if self.model_types and config.model_type not in self.model_types:
-                raise ValueError(
-                    f"{self.model} is a {config.model_type!r} checkpoint; the {self.family!r} adapter "
-                    f"loads {list(self.model_types)}"
-                )
-            extra = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
-            network = model_cls.from_pretrained(self.model, dtype=getattr(torch, self.dtype), **common, **extra)
-            network = network.to(self.device).eval()
-            processor = transformers.AutoProcessor.from_pretrained(self.model, **common, **self.processor_kwargs)
-            if not getattr(processor, "chat_template", None):
-                raise ValueError(
-                    f"the processor of {self.model} has no chat template; use an instruction-tuned checkpoint"
-                )
-            _LOADED[key] = (network, processor)
-        return _LOADED[key]
+    def _load_weights(self) -> tuple[Any, Any]:
+        """(model, processor) from ``from_pretrained``; see ``load``."""
+        import torch
+        import transformers
+
+        common = {"local_files_only": _offline(), "trust_remote_code": self.trust_remote_code}
+        model_cls = getattr(transformers, self.model_class)
+        config = transformers.AutoConfig.from_pretrained(self.model, **common)
+        if self.model_types and config.model_type not in self.model_types:
+            raise ValueError(
+                f"{self.model} is a {config.model_type!r} checkpoint; the {self.family!r} adapter "
+                f"loads {list(self.model_types)}"
+            )
+        extra = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
+        network = model_cls.from_pretrained(self.model, dtype=getattr(torch, self.dtype), **common, **extra)
+        network = network.to(self.device).eval()
+        processor = transformers.AutoProcessor.from_pretrained(self.model, **common, **self.processor_kwargs)
+        if not getattr(processor, "chat_template", None):
+            raise ValueError(
+                f"the processor of {self.model} has no chat template; use an instruction-tuned checkpoint"
+            )
+        return network, processor
 
     # Asking ---------------------------------------------------------------------------------
     def ask(self, image: np.ndarray, question: str, seed: int = 0, max_new_tokens: int | None = None) -> str:

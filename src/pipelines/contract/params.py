@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
@@ -318,6 +319,31 @@ class EvaluateReport(_Section):
     title: str = "EditLens evaluation report"
 
 
+class PaperCell(_Section):
+    """One cell of a paper table: ``ours`` a ``/``-separated path into metrics.json (or null with
+    ``na`` saying why), ``paper`` the published number (null: the paper prints none)."""
+    ours: str | None = None
+    paper: float | None = None
+    na: str | None = None
+
+
+class PaperRow(_Section):
+    label: str
+    cells: list[PaperCell]
+
+
+class PaperTable(_Section):
+    """A seed paper's table in its layout (pipelines.evaluate.paper_tables)."""
+    id: str
+    title: str
+    source: str = ""
+    scale: PositiveFloat = 1.0     # ours x scale, e.g. 100 where the paper prints percentages
+    digits: NonNegativeInt = 3
+    columns: list[str]
+    rows: list[PaperRow]
+    notes: list[str] = []
+
+
 class EvaluateParams(_Section):
     split: str = "val"
     batch_size: PositiveInt = 8
@@ -332,6 +358,7 @@ class EvaluateParams(_Section):
     label_parent: dict[str, str] = {}
     protocols: EvaluateProtocols = EvaluateProtocols()
     report: EvaluateReport = EvaluateReport()
+    paper_tables: list[PaperTable] = []  # a recipe's tables beside the paper's numbers
 
 
 class ExportParams(_Section):

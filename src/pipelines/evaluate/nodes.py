@@ -36,7 +36,7 @@ from models.detectors import detector_from_state  # noqa: E402
 from models.detectors.inference import image_score_definition, predict  # noqa: E402
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
-from pipelines.evaluate import figures, report  # noqa: E402
+from pipelines.evaluate import figures, paper_tables, report  # noqa: E402
 from pipelines.evaluate.brgen import brgen_tables  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
@@ -57,10 +57,15 @@ CONVENTIONS = {
     "pixel": "dataset level: ONE confusion matrix accumulated over all images of the set "
              "(pytorch-fcn / DeepLabV3Plus-Pytorch, as DiffSeg30k); mIoU excludes background",
     "pixel_per_image": "IMDL-BenCo: pixel edited when 1 - p(untouched) > threshold (strict); F1 / IoU / "
-                       "accuracy per image, averaged over images; F1 = IoU = 0 on authentic images",
+                       "accuracy per image, averaged over images; F1 = IoU = 0 on authentic images; AUC per image "
+                       "ranks 1 - p(untouched) against the image's mask (IMDL-BenCo PixelAUC: 0 on authentic images)",
+    "pixel_auc_pooled": "pixel.auc_pooled: one ROC AUC over every pixel of the set, 1 - p(untouched) binned to 0.001",
     "boundary_f1": "boundary pixels (4-neighbour class change) of prediction and ground truth matched "
                    "within the tolerance (Euclidean, <=); F1 per class from counts summed over the set; "
                    "mean over edited classes, background excluded",
+    "boundary_f1_bfscore": "MATLAB bfscore (Csurka et al. 2013): per image and class, boundary pixels matched within "
+                           "0.75 % of the image diagonal (distance <); each image the mean of its edited classes, "
+                           "then the mean over images; background excluded",
     "image": "image score as in models.detectors.inference.predict (see image_score); fake when score > "
              "threshold (strict); AP step-wise as scikit-learn; R@50 = recall of fake / of real images at 0.5",
 }
@@ -392,10 +397,19 @@ def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[st
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
                  examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
-    """The self-contained HTML report of this evaluation run (both tasks, every protocol run)."""
+    """The self-contained HTML report of this evaluation run (both tasks, every protocol run, and
+    the recipe's paper tables first when it configures any)."""
+    s = params_of(EvaluateParams, params)
+    tables = paper_tables.build_tables(combine_metrics(binary, semantic), s.paper_tables)
     return report.render_report({"binary": binary, "semantic": semantic},
                                 {"binary": examples_binary, "semantic": examples_semantic},
-                                title=params_of(EvaluateParams, params).report.title)
+                                title=s.report.title, paper_tables=tables)
+
+
+def render_paper_tables(metrics: dict[str, Any], params: dict[str, Any]) -> str:
+    """``paper_tables.md``: the recipe's tables (``evaluate.paper_tables``) in the papers' layouts,
+    ours beside the published number, read from the combined metrics.json document."""
+    return paper_tables.markdown(paper_tables.build_tables(metrics, params_of(EvaluateParams, params).paper_tables))
 
 
 def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: dict[str, Any]) -> str:

@@ -4,7 +4,13 @@ matrices, overlays, qualitative grids, the HTML report and the comparison page."
 from kedro.pipeline import Node, Pipeline
 
 from pipelines.evaluate.learning_curve import learning_curve_figure
-from pipelines.evaluate.nodes import build_comparison, build_report, combine_metrics, evaluate_checkpoint
+from pipelines.evaluate.nodes import (
+    build_comparison,
+    build_report,
+    combine_metrics,
+    evaluate_checkpoint,
+    render_paper_tables,
+)
 
 _DATA = ["splits", "samples", "provenance", "edited_images", "label_maps", "base_images", "params:evaluate"]
 
@@ -22,6 +28,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(build_report, ["metrics_binary", "metrics_semantic", "qualitative_examples_binary",
                             "qualitative_examples_semantic", "params:evaluate"], "evaluation_report",
              name="build_evaluation_report", tags=["evaluate", "report"]),
+        Node(render_paper_tables, ["evaluation_metrics", "params:evaluate"], "paper_tables",
+             name="render_paper_tables", tags=["evaluate", "report"]),
         Node(build_comparison, ["metrics_binary", "metrics_semantic", "params:evaluate"], "evaluation_comparison",
              name="build_evaluation_comparison", tags=["evaluate", "report"]),
         Node(learning_curve_figure, ["detector_binary", "detector_semantic"], "learning_curve",

@@ -100,8 +100,12 @@ def _figure(image: Any, caption: str, alt: str) -> dict | None:
     return {"uri": figures.png_data_uri(image), "caption": caption, "alt": alt}
 
 
+BF1_HEADERS = ["bF1 (2 px pooled)", "bF1 (bfscore 0.75 %)"]  # both conventions, named wherever one is shown
+
+
 def _acc_miou_bf1(summary: dict | None) -> list[float | None]:
-    return [_value(summary, "pixel", "accuracy"), _value(summary, "pixel", "miou"), _value(summary, "pixel", "boundary_f1")]
+    return [_value(summary, "pixel", "accuracy"), _value(summary, "pixel", "miou"), _value(summary, "pixel", "boundary_f1"),
+            _value(summary, "pixel", "boundary_f1_bfscore")]
 
 
 def _image_cells(summary: dict | None) -> list[float | None]:
@@ -113,8 +117,8 @@ def _both_tasks_table(results: dict[str, dict], rows: list[tuple[str, dict[str, 
     """Rows of (label, {task: summary}) laid out as DiffSeg30k's tables: the binary task's Acc /
     mIoU / bF1, then the semantic task's, then the binary model's image AP and R@50."""
     tasks = [t for t in TASKS if t in results]
-    groups = [("", 2 if with_n else 1)] + [(f"{t} segmentation", 3) for t in tasks] + [("image level (binary model)", 2)]
-    headers = [first] + (["n edited"] if with_n else []) + ["Acc", "mIoU", "bF1"] * len(tasks) + ["AP", "R@50 fake"]
+    groups = [("", 2 if with_n else 1)] + [(f"{t} segmentation", 4) for t in tasks] + [("image level (binary model)", 2)]
+    headers = [first] + (["n edited"] if with_n else []) + ["Acc", "mIoU", *BF1_HEADERS] * len(tasks) + ["AP", "R@50 fake"]
     body = []
     for label, per_task in rows:
         any_summary = next((v for v in per_task.values() if v), None)
@@ -136,19 +140,21 @@ def _headline(results: dict[str, dict], in_domain: dict[str, dict | None], toler
     tables = [_both_tasks_table(results, [(f"{first.get('model')} ({first.get('split')})", in_domain)], "Model",
                                 "Localisation, DiffSeg30k Table 2 layout (dataset-level confusion matrix; mIoU and bF1 "
                                 "exclude background)"),
-              table([("", 1), ("pixel, dataset level", 3), ("", 1)],
-                    ["task", "mIoU incl. background", "mean class Acc", "pixel Acc", "bF1 tolerance (px)"],
+              table([("", 1), ("pixel, dataset level", 4), ("", 1)],
+                    ["task", "mIoU incl. background", "mean class Acc", "pixel Acc", "pixel AUC (pooled)",
+                     "bF1 tolerance (px)"],
                     [[t, _value(s, "pixel", "miou_with_background"), _value(s, "pixel", "mean_class_accuracy"),
-                      _value(s, "pixel", "accuracy"), tolerance] for t, s in in_domain.items()],
+                      _value(s, "pixel", "accuracy"), _value(s, "pixel", "auc_pooled"), tolerance]
+                     for t, s in in_domain.items()],
                     caption="Dataset-level pixel metrics, the other conventions (pytorch-fcn)")]
     rows = []
     for task, summary in in_domain.items():
         per_image = (summary or {}).get("pixel_per_image") or {}
         manipulated, everything = per_image.get("manipulated") or {}, per_image.get("all") or {}
-        rows.append([task, *[manipulated.get(k) for k in ("n_images", "f1", "iou", "accuracy")],
-                     *[everything.get(k) for k in ("n_images", "f1", "iou", "accuracy")]])
-    tables.append(table([("", 1), ("manipulated images only", 4), ("all images (F1 = IoU = 0 on authentic)", 4)],
-                        ["task", "n", "F1", "IoU", "Acc", "n", "F1", "IoU", "Acc"], rows,
+        rows.append([task, *[manipulated.get(k) for k in ("n_images", "f1", "iou", "auc", "accuracy")],
+                     *[everything.get(k) for k in ("n_images", "f1", "iou", "auc", "accuracy")]])
+    tables.append(table([("", 1), ("manipulated images only", 5), ("all images (F1 = IoU = AUC = 0 on authentic)", 5)],
+                        ["task", "n", "F1", "IoU", "AUC", "Acc", "n", "F1", "IoU", "AUC", "Acc"], rows,
                         caption=f"Per-image pixel metrics at threshold {_fmt(pixel_threshold, 2)} (strict >), "
                                 "IMDL-BenCo convention (averaged over images)"))
     tables.append(table([("", 1), ("image level (does the image contain an edit?)", 6)],
@@ -165,10 +171,13 @@ def _per_class(results: dict[str, dict], in_domain: dict[str, dict | None], tole
         if not summary or not summary.get("pixel"):
             continue
         pixel, names = summary["pixel"], metrics.get("class_names", [])
-        tables.append(table(None, ["class", "IoU", "class Acc (recall)", "bF1"],
+        bfscore = pixel.get("boundary_f1_bfscore_per_class") or {}
+        tables.append(table(None, ["class", "IoU", "class Acc (recall)", *BF1_HEADERS],
                             [[n, pixel["class_iou"].get(n), pixel["class_accuracy"].get(n),
-                              None if k == 0 else pixel["boundary_f1_per_class"].get(n)] for k, n in enumerate(names)],
-                            caption=f"{task} task, per class (bF1 at {tolerance} px; background has no bF1)"))
+                              None if k == 0 else pixel["boundary_f1_per_class"].get(n),
+                              None if k == 0 else bfscore.get(n)] for k, n in enumerate(names)],
+                            caption=f"{task} task, per class (bF1 pooled at {tolerance} px, and MATLAB bfscore per "
+                                    "image at 0.75 % of the diagonal; background has no bF1)"))
         if summary.get("confusion_matrix"):
             figs.append(_figure(figures.confusion_figure(np.asarray(summary["confusion_matrix"]), names, task),
                                 f"{task} task: confusion matrix over the whole split, rows normalised "
@@ -248,13 +257,13 @@ def _lora(results: dict[str, dict]) -> dict | None:
         rows = []
         for pair in lora.get("pairs", []):
             if pair.get("skipped"):
-                rows.append([f"{pair['variant']} as {pair['parent']}", None, None, None, None, None])
+                rows.append([f"{pair['variant']} as {pair['parent']}", None, None, None, None, None, None])
                 continue
             for label, summary in ((pair["parent"], pair.get("parent_edits")),
                                    (f"{pair['variant']} as {pair['parent']}", pair.get("variant_as_parent"))):
                 rows.append([label, None if summary is None else summary.get("n_fake"), *_acc_miou_bf1(summary),
                              _value(summary, "image", "recall_fake")])
-        tasks.append((task, None, table(None, ["edits by", "n edited", "Acc", "mIoU", "bF1", "R@50 fake"], rows,
+        tasks.append((task, None, table(None, ["edits by", "n edited", "Acc", "mIoU", *BF1_HEADERS, "R@50 fake"], rows,
                                         caption=f"{task} task: LoRA variant scored as its parent class "
                                                 "(DiffSeg30k Table 4)")))
     return {"tasks": tasks}
@@ -313,13 +322,36 @@ def _with_notes(section: dict, notes: list[str]) -> dict:
     return {**section, "notes": [*notes, *section.get("notes", [])]}
 
 
+def _paper_tables(built: list[dict] | None) -> dict | None:
+    """The ``paper_tables`` section: each cell's text, its paper number and footnoted n/a reasons."""
+    if not built:
+        return None
+    tables = []
+    for table in built:
+        reasons: list[str] = []
+        rows = []
+        for row in table["rows"]:
+            cells = []
+            for cell in row["cells"]:
+                if cell["na"]:
+                    reasons.append(f"{row['label']}: {cell['na']}")
+                cells.append({**cell, "note": len(reasons) if cell["na"] else 0,
+                              "text": _fmt(cell["ours"], table["digits"]),
+                              "paper_text": DASH if cell["paper"] is None else f"{cell['paper']:g}"})
+            rows.append({"label": row["label"], "cells": cells})
+        tables.append({**table, "rows": rows, "reasons": reasons})
+    return {"tables": tables}
+
+
 def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | None] | None = None,
-                  title: str = "EditLens evaluation report") -> str:
+                  title: str = "EditLens evaluation report", paper_tables: list[dict] | None = None) -> str:
     """The HTML page for one evaluation run.
 
     Args:
         results: {task: metrics dict of ``evaluate_checkpoint``}, tasks "binary" and/or "semantic".
         examples: {task: qualitative grid image (H, W, 3) uint8 or None} (optional; no section if None).
+        paper_tables: ``paper_tables.build_tables`` output: the recipe's paper tables, first on the
+            page (no section when None or empty).
     Returns:
         A complete HTML document (str) with every figure embedded.
     Raises:
@@ -335,6 +367,7 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
                             if m.get("pixel_per_image")), None)
     in_domain = {t: _protocol(m, "in_domain") for t, m in results.items()}
     sections = [
+        ("paper-tables", "The paper's tables: ours beside the published numbers", _paper_tables(paper_tables)),
         ("headline", "Headline results", _with_notes(_headline(results, in_domain, tolerance, pixel_threshold), unsupported)),
         ("per-class", "Per class and confusion matrices", _per_class(results, in_domain, tolerance)),
         ("breakdowns", "Breakdowns", _breakdowns(results)),
@@ -365,11 +398,11 @@ def render_comparison(runs: dict[str, dict], title: str = "EditLens comparison")
     Raises ValueError for no run."""
     if not runs:
         raise ValueError("render_comparison needs at least one run")
-    headers = ["run", "n", "Acc", "mIoU", "mIoU+bg", "bF1", "F1", "IoU", "F1", "IoU",
+    headers = ["run", "n", "Acc", "mIoU", "mIoU+bg", *BF1_HEADERS, "F1", "IoU", "F1", "IoU",
                "Acc", "AP", "AUC", "F1", "R@50 fake", "R@50 real"]
-    groups = [("", 2), ("pixel, dataset level", 4), ("per image, manip.", 2), ("per image, all", 2), ("image level", 6)]
+    groups = [("", 2), ("pixel, dataset level", 5), ("per image, manip.", 2), ("per image, all", 2), ("image level", 6)]
     rows = [[name, s.get("n_images"), *[_value(s, "pixel", k) for k in ("accuracy", "miou", "miou_with_background",
-                                                                         "boundary_f1")],
+                                                                         "boundary_f1", "boundary_f1_bfscore")],
              *[_value(s, "pixel_per_image", group, k) for group in ("manipulated", "all") for k in ("f1", "iou")],
              *_image_cells(s)] for name, s in runs.items()]
     return _render("comparison.html.j2", title=title, date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
