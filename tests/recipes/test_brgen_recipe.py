@@ -6,17 +6,18 @@ BrushNet / PowerPaint / CLIP / NFA-ViT models built offline (models.tiny_brgen).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
+import yaml
 
 from models.tiny_brgen import build_brgen
+from pipelines.contract.params import PaperTable
+from pipelines.evaluate.paper_tables import build_tables
 
 FIVE = ["lama", "mat", "sdxl", "brushnet", "powerpaint"]
 
@@ -86,3 +87,20 @@ def test_brgen_recipe_runs_end_to_end_at_tiny_scale(project_copy, brgen_tiny_mod
                for entry in brgen["cross_type"].values())
     report = json.loads((data / "08_reporting" / "filter_report.json").read_text())
     assert set(report["regeneration"]["per_generator"]) == set(FIVE)
+    # Tables 2-4 and 7 come out whole: every cell a number or n/a with its reason
+    tables = {t["id"]: t for t in build_tables(metrics, _paper_tables(project_copy))}
+    assert set(tables) == {"brgen-table2", "brgen-table3", "brgen-table4", "brgen-table7"}
+    for table in tables.values():
+        for cell in (c for row in table["rows"] for c in row["cells"]):
+            assert (cell["ours"] is not None) != bool(cell["na"]), cell
+    table3 = tables["brgen-table3"]["rows"][0]["cells"]
+    assert [c["paper"] for c in table3] == [0.992, 0.972, 0.979, 0.953, 0.907, 0.972, 0.941, 0.961, 0.948]
+    assert table3[1]["ours"] is not None and table3[3]["ours"] is not None  # F1, R@50 computed
+    assert all("train.dataset.protocol" in c["na"] for c in tables["brgen-table4"]["rows"][0]["cells"])
+    markdown = (data / "08_reporting" / "paper_tables.md").read_text()
+    assert "Table 3: BR-Gen in-domain test" in markdown and "0.953" in markdown
+
+
+def _paper_tables(project: Path) -> list[PaperTable]:
+    params = yaml.safe_load((project / "conf" / "brgen" / "parameters_evaluate.yml").read_text())
+    return [PaperTable.model_validate(t) for t in params["evaluate"]["paper_tables"]]

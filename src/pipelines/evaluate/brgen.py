@@ -36,6 +36,25 @@ def item_types(items: pd.DataFrame, families: dict[str, str]) -> tuple[np.ndarra
     return family, kind
 
 
+# Why a table cell is undefined (NaN), as the paper-table renderer shows it ("n/a (<why>)").
+_UNDEFINED = {
+    "r50_real": "no real image in the evaluation split", "f1": "F1 undefined on this split",
+    "auc": "AUC needs real and forged images", "r50_fake": "no forged image in the evaluation split",
+    "iou": "no pixel mask from this detector (image-level)",
+    "r50_gan": "no forged evaluation image from a GAN inpainter (evaluate.protocols.brgen.families)",
+    "r50_diffusion": "no forged evaluation image from a diffusion inpainter (evaluate.protocols.brgen.families)",
+    "r50_background": "no forged evaluation image of a background region",
+    "r50_stuff": "no forged evaluation image of a stuff region",
+}
+
+
+def explained(values: dict[str, float], reasons: dict[str, str]) -> dict[str, Any]:
+    """``values`` with each NaN replaced by ``{"skipped": reason}`` (the renderer's n/a text); a
+    key without a reason says that no forged image falls in it (Table 7's empty area columns)."""
+    return {key: {"skipped": reasons.get(key, f"no forged evaluation image in {key}")} if isinstance(value, float) and np.isnan(value)
+            else value for key, value in values.items()}
+
+
 def _cross_type(name: str, rule: dict[str, str], trained_on: str | None, values: dict[str, np.ndarray],
                 types: dict[str, np.ndarray], threshold: float) -> dict[str, Any]:
     by, target = rule.get("by"), rule.get("target")
@@ -74,9 +93,9 @@ def brgen_tables(clean: DetectionMetrics, items: pd.DataFrame, cfg: BrgenTables,
     types = {"generator_family": family, "region_kind": kind}
     return {
         "families": dict(cfg.families),
-        "table": brgen_table_row(values["score"], fake, values["iou"], family, kind, threshold),
-        "area_r50": recall_at_50_by_area(values["score"], fake, area, tuple(cfg.area_edges), cfg.cumulative_area,
-                                         threshold),
+        "table": explained(brgen_table_row(values["score"], fake, values["iou"], family, kind, threshold), _UNDEFINED),
+        "area_r50": explained(recall_at_50_by_area(values["score"], fake, area, tuple(cfg.area_edges),
+                                                   cfg.cumulative_area, threshold), {}),
         "cumulative_area": cfg.cumulative_area,
         "trained_on": trained_on,
         "cross_type": {name: _cross_type(name, rule, trained_on, values, types, threshold)

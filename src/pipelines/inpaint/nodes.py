@@ -207,8 +207,9 @@ def _edit_sessions(block, base_images, generators, label_index, candidates, scor
 class _Regeneration:
     """BR-Gen section 3.2.3: an edited sample failing a quality check (``regenerate.checks``, the
     filter's entries) is made again with new seeds, at most ``regenerate.max_attempts`` tries in
-    all. The kept try's last provenance record notes ``attempts`` and the failures before it in
-    ``details``; the filter stage scores the final image again and reports the shortfall."""
+    all; a sample whose generators ignore the seed (LaMa) is not retried. The kept try's last
+    provenance record notes ``attempts``, ``passed`` and the failures before it in ``details``;
+    the filter stage scores the final image again and reports the shortfall."""
 
     def __init__(self, params: InpaintParams, generators: dict[str, Any], label_index: dict[str, int],
                  candidates: int, scorer: Callable | None):
@@ -232,7 +233,9 @@ class _Regeneration:
             return image, label_map, provenance
         attempt, failed = 1, []
         failures = self._failures(image, base, edits)
-        while failures and attempt < self.max_attempts:
+        # a deterministic inpainter (LaMa, OpenCV) gives the same picture for every seed
+        seeded = any(getattr(self.session_args[0][e.generator], "uses_seed", True) for e in edits)
+        while failures and seeded and attempt < self.max_attempts:
             failed.append(failures)
             attempt += 1
             rng = sample_rng(self.seed, f"inpaint:{sample_id}:attempt{attempt}")
