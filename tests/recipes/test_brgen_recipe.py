@@ -100,6 +100,17 @@ def test_brgen_recipe_runs_end_to_end_at_tiny_scale(project_copy, brgen_tiny_mod
     markdown = (data / "08_reporting" / "paper_tables.md").read_text()
     assert "Table 3: BR-Gen in-domain test" in markdown and "0.953" in markdown
 
+    # Table 4: a second training run on the GAN -> diffusion transfer fills its two columns
+    with KedroSession.create(project_path=project_copy, env="brgen+brgen-tiny",
+                             runtime_params={"train": {"dataset": {"protocol": "gan-to-diffusion"}}}) as session:
+        session.run(pipeline_names=["train", "evaluate"])
+    metrics = json.loads((data / "08_reporting" / "metrics.json").read_text())
+    transfer = metrics["binary"]["protocols"]["brgen"]["cross_type"]
+    assert 0.0 <= transfer["gan-to-diffusion"]["gen_r50"] <= 1.0 and transfer["gan-to-diffusion"]["target"] == "diffusion"
+    assert "train.dataset.protocol=stuff-to-background" in transfer["stuff-to-background"]["skipped"]
+    cells = {t["id"]: t for t in build_tables(metrics, _paper_tables(project_copy))}["brgen-table4"]["rows"][0]["cells"]
+    assert cells[0]["ours"] is not None and cells[1]["ours"] is not None and cells[2]["na"]
+
 
 def _paper_tables(project: Path) -> list[PaperTable]:
     params = yaml.safe_load((project / "conf" / "brgen" / "parameters_evaluate.yml").read_text())
