@@ -163,6 +163,9 @@ def test_filter_scores_only_listed_generators_and_reports_the_shortfall():
     assert regen["lama"] == {"samples": 3, "kept": 3, "regenerated": 0, "mean_attempts": 1.0, "target": 3, "shortfall": 0}
     assert regen["sdxl"]["shortfall"] == 3 and regen["sdxl"]["regenerated"] == 1
     assert regen["sdxl"]["mean_attempts"] == pytest.approx(4 / 3)
+    # no target and nothing regenerated (the default run): the report has no such section
+    plain = provenance.assign(details="{}")
+    assert "regeneration" not in assemble_filter(scored, scores, checks, plain, {**params, "target_per_generator": None})[1]
 
 
 def _cache():

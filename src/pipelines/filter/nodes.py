@@ -244,13 +244,16 @@ def assemble_filter(samples: pd.DataFrame, scores: dict[str, dict[str, Any]], ch
                     provenance: pd.DataFrame | None = None,
                     params: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The filter stage's last node: (filtered_samples: ``apply_thresholds``, filter_report:
-    ``summarise_filter`` plus ``regeneration``: ``regeneration_summary``), logged. A generator
-    whose kept count falls short of ``filter.target_per_generator`` is logged as a warning."""
+    ``summarise_filter`` plus, when ``target_per_generator`` is set or a sample was regenerated,
+    ``regeneration``: ``regeneration_summary``), logged. A generator whose kept count falls short
+    of ``filter.target_per_generator`` is logged as a warning."""
     table = apply_thresholds(samples, scores, checks)
     report = summarise_filter(table, checks)
     target = params_of(FilterParams, params).target_per_generator
-    report["regeneration"] = regeneration_summary(table, provenance, target)
-    short = {name: e["shortfall"] for name, e in report["regeneration"]["per_generator"].items() if e.get("shortfall")}
+    regeneration = regeneration_summary(table, provenance, target)
+    if target is not None or any(e["regenerated"] for e in regeneration["per_generator"].values()):
+        report["regeneration"] = regeneration  # only where a recipe asks for it: the default report is unchanged
+    short = {name: e["shortfall"] for name, e in regeneration["per_generator"].items() if e.get("shortfall")}
     if short:
         logger.warning("filter: kept samples short of target_per_generator=%s: %s", target, short)
     logger.info("filter report: removal rate %.2f; per reason %s", report["removal_rate"], report["per_reason"])
