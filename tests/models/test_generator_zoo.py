@@ -75,12 +75,16 @@ def zoo(tmp_path_factory):
                 # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
                 "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
                 "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
+                "qwen-image-edit": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image-edit", edit=True),
                 "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
                 "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
+                "flux2-klein": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein"),
+                "flux2-klein-base": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein-base", distilled=False),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
                 "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
                 "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
                 "if": lambda: tiny_zoo.build_tiny_deepfloyd_if(root / "if"),
+                "glide": lambda: tiny_zoo.build_tiny_glide(root / "glide"),
                 "lama": lambda: _script_tiny_inpainter(root / "tiny-lama.pt", with_noise=False),
                 "mat": lambda: _script_tiny_inpainter(root / "tiny-mat.pt", with_noise=True),
                 "lora": lambda: _tiny_lora(get("sdxl-inpaint"), root / "tiny-lora.safetensors"),
@@ -130,8 +134,11 @@ ENTRIES = {
     "flux-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "flux-kontext-inpaint": lambda z: {"model": str(z("flux-guided")), **TINY},
     "qwen-image-inpaint": lambda z: {"model": str(z("qwen-image")), **TINY},
+    "qwen-image-edit-inpaint": lambda z: {"model": str(z("qwen-image-edit")), "steps": 2},  # runs at 1 MP, always
     "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
     "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
+    # 64 Qwen3 tokens hold the chat-templated prompt; the default 512 only pads (and costs seconds on CPU).
+    "flux2-klein-inpaint": lambda z: {"model": str(z("flux2-klein")), "max_sequence_length": 64, **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
                                       "prior_steps": 2, **TINY},
     "hunyuandit-blend": lambda z: {"model": str(z("hunyuandit")), **TINY},
@@ -140,6 +147,7 @@ ENTRIES = {
     "lama": lambda z: {"model": str(z("lama"))},
     "mat": lambda z: {"model": str(z("mat")), "resolution": 32},
     "glide": GeneratorNotSupportedError,
+    "glide-inpaint": lambda z: {**z("glide"), "size": 64, "base_respacing": "2", "upsample_respacing": "2"},
     "brushnet": lambda z: {"model": str(z("brushnet")[0]), "brushnet": str(z("brushnet")[1]), **TINY},
     "powerpaint": lambda z: {"model": str(z("powerpaint")[0]), "powerpaint": str(z("powerpaint")[1]), **TINY},
     "brushnet-sdxl": lambda z: {"model": str(z("brushnet-sdxl")[0]), "brushnet": str(z("brushnet-sdxl")[1]), **TINY},
@@ -153,7 +161,11 @@ def test_every_registered_generator_is_covered_here():
         assert (rows[name]["supported"] is False) == (how is GeneratorNotSupportedError), name
 
 
-@pytest.mark.parametrize("name", sorted(ENTRIES))
+# Entries whose pipeline runs at a fixed megapixel whatever the input size: tens of seconds on CPU.
+SLOW = {"qwen-image-edit-inpaint"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(ENTRIES)])
 def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
     how = ENTRIES[name]
     if how is GeneratorNotSupportedError:
@@ -189,7 +201,7 @@ def test_every_entry_on_its_tiny_model(name, zoo, image, mask):
 
 
 @pytest.mark.parametrize("name", ["sdxl-inpaint", "sd3-inpaint", "flux-fill", "hunyuandit-blend", "qwen-image-inpaint",
-                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint"])
+                                  "flux-kontext-inpaint", "z-image-inpaint", "chroma-inpaint", "flux2-klein-inpaint"])
 def test_diffusion_entries_batch_several_seeds_in_one_call(name, zoo, image, mask):
     generator = create_generator(name, **ENTRIES[name](zoo))
     first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])
@@ -235,6 +247,22 @@ def test_chroma_pipeline_gets_the_config_field_diffusers_reads(zoo):
     assert pipe.transformer.config.guidance_embeds is False
 
 
+@pytest.mark.slow
+def test_qwen_image_edit_runs_at_the_pipelines_megapixel_batched_and_seeded(zoo, image, mask):
+    generator = create_generator("qwen-image-edit-inpaint", **ENTRIES["qwen-image-edit-inpaint"](zoo))
+    assert generator.negative_prompt == " " and generator.guidance_kwargs() == {"true_cfg_scale": 4.0}
+    # The pipeline's own size (calculate_dimensions(1024 * 1024, ratio), sides rounded to 32), whatever the input's.
+    assert generator.run_size(SIZE, SIZE) == (1024, 1024) and generator.run_size(48, 80) == (800, 1312)
+    first, second = generator.inpaint_candidates(image, mask, "make it red", [1, 2])
+    assert first.shape == image.shape and first.dtype == np.uint8 and not np.array_equal(first, second)
+    assert np.array_equal(first[~mask], image[~mask]) and np.array_equal(second[~mask], image[~mask])
+    assert np.array_equal(generator.inpaint(image, mask, "make it red", 1), first)  # seeded, batch-independent
+    with pytest.raises(TypeError, match="resolution"):
+        create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), resolution=512)
+    with pytest.raises(ValueError, match="1024"):
+        create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), max_sequence_length=2048)
+
+
 def test_z_image_refuses_float16(zoo):
     with pytest.raises(ValueError, match="float16"):
         create_generator("z-image-inpaint", model=str(zoo("z-image")), dtype="float16")
@@ -246,6 +274,23 @@ def test_flux_kontext_and_dev_take_no_negative_prompt(zoo):
             create_generator(name, model=str(zoo("flux-guided")), negative_prompt="blurry")
     kontext = create_generator("flux-kontext-inpaint", model=str(zoo("flux-guided")))
     assert kontext.describe()["auto_resize"] is False and kontext.extra_call_kwargs()["_auto_resize"] is False
+
+
+def test_flux2_klein_guidance_is_cfg_on_the_base_model_only(zoo, image, mask):
+    # FLUX.2 [klein] 4B is distilled: guidance > 1 would be ignored by the pipeline, so it is refused;
+    # the undistilled base runs CFG against the empty prompt (the pipeline's own negative).
+    kwargs = dict(max_sequence_length=64, **TINY)
+    with pytest.raises(ValueError, match="distilled"):
+        create_generator("flux2-klein-inpaint", model=str(zoo("flux2-klein")), guidance_scale=4.0, **kwargs).load()
+    base = str(zoo("flux2-klein-base"))
+    guided = create_generator("flux2-klein-inpaint", model=base, guidance_scale=4.0, **kwargs)
+    unguided = create_generator("flux2-klein-inpaint", model=base, **kwargs)
+    assert guided.load().config.is_distilled is False and unguided.guidance_scale == 1.0
+    first = guided.inpaint(image, mask, "a cat", 0)
+    assert np.array_equal(first[~mask], image[~mask])
+    assert not np.array_equal(first, unguided.inpaint(image, mask, "a cat", 0))
+    with pytest.raises(TypeError, match="negative_prompt"):
+        create_generator("flux2-klein-inpaint", model=base, negative_prompt="blurry")
 
 
 # --------------------------------------------------------------------------- LoRA variant

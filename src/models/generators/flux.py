@@ -30,7 +30,8 @@ class FluxFillGenerator(DiffusersInpaintGenerator):
     def __init__(self, model: str, max_sequence_length: int = 512, **kwargs: Any):
         super().__init__(model, **kwargs)
         if self.negative_prompt is not None:
-            raise ValueError(f"{self.name}: FLUX.1 models take no negative prompt (guidance is distilled into the model)")
+            raise ValueError(f"{self.name}: FLUX models take no negative prompt (guidance is distilled, or for "
+                             "FLUX.2 [klein] base runs against the empty prompt)")
         self.max_sequence_length = int(max_sequence_length)
 
     def run_multiple(self, pipe: Any) -> int:

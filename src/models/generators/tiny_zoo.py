@@ -451,16 +451,20 @@ def build_tiny_brushnet_sdxl(folder: str | Path, seed: int = 0) -> tuple[Path, P
     folder = Path(folder)
     base = build_tiny_sdxl(folder / "base", inpainting=False, seed=seed)
     return base, _save_tiny_brushnet(base, folder / "brushnet", seed)
-def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
+def build_tiny_qwen_image(folder: str | Path, edit: bool = False, seed: int = 0) -> Path:
     """A tiny Qwen-Image pipeline (MMDiT ``QwenImageTransformer2DModel``, a Qwen2.5-VL text
     encoder, the Wan-style ``AutoencoderKLQwenImage`` with the real model's 1/8 spatial
     downsampling), saved in the ``QwenImagePipeline`` layout of ``Qwen/Qwen-Image`` that
-    ``QwenImageInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of
-    ``perception.tiny`` (Qwen-Image drops the first 34 tokens of its prompt template: bytes here)."""
+    ``QwenImageInpaintPipeline`` loads, or with ``edit`` in the ``QwenImageEditPipeline`` layout of
+    ``Qwen/Qwen-Image-Edit`` (the same components plus a ``Qwen2VLProcessor``: the text encoder
+    also sees the input image, here at 4..16 merged 28 px patches) that
+    ``QwenImageEditInpaintPipeline`` loads. The tokenizer is the byte-level Qwen one of
+    ``perception.tiny`` (Qwen-Image drops the first 34 tokens of its prompt template, -Edit the
+    first 64: bytes here)."""
     import torch
     import transformers
-    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
-                           QwenImageTransformer2DModel)
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline,
+                           QwenImagePipeline, QwenImageTransformer2DModel)
 
     from ..perception.tiny import build_offline_qwen_tokenizer
 
@@ -484,9 +488,14 @@ def build_tiny_qwen_image(folder: str | Path, seed: int = 0) -> Path:
             vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
             vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
         ))
-    pipe = QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                             tokenizer=tokenizer, transformer=transformer)
-    return _save(pipe, folder)
+    components = dict(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                      tokenizer=tokenizer, transformer=transformer)
+    if not edit:
+        return _save(QwenImagePipeline(**components), folder)
+    processor = transformers.Qwen2VLProcessor(
+        image_processor=transformers.Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28),
+        tokenizer=tokenizer, video_processor=transformers.Qwen2VLVideoProcessor())
+    return _save(QwenImageEditPipeline(**components, processor=processor), folder)
 
 
 # Qwen3's chat template, reduced to what Z-Image renders: one user turn, then the assistant's turn
@@ -553,3 +562,108 @@ def build_tiny_chroma(folder: str | Path, seed: int = 0) -> Path:
     pipe = ChromaPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                           tokenizer=t5_tokenizer, transformer=transformer)
     return _save(pipe, folder)
+
+
+# Qwen3's template with ``enable_thinking=False`` (what FLUX.2 [klein] renders): the assistant turn
+# opens with an empty thinking block.
+_QWEN3_NO_THINKING_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}"
+    "{% endif %}"
+)
+
+
+def build_tiny_flux2_klein(folder: str | Path, distilled: bool = True, seed: int = 0) -> Path:
+    """A tiny FLUX.2 [klein] pipeline (``Flux2Transformer2DModel`` without a guidance input, a
+    ``Qwen3ForCausalLM`` text encoder with 28 layers so that the pipeline's default read-out layers
+    9, 18 and 27 exist, an ``AutoencoderKLFlux2`` with the real 1/8 downsampling and 4 latent
+    channels), saved in the ``Flux2KleinPipeline`` layout of ``black-forest-labs/FLUX.2-klein-4B``
+    (``is_distilled: true``; ``distilled=False`` gives the undistilled [klein] base layout) that
+    ``Flux2KleinInpaintPipeline`` loads."""
+    import torch
+    import transformers
+    from diffusers import (AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline,
+                           Flux2Transformer2DModel)
+
+    from ..perception.tiny import build_offline_qwen_tokenizer
+
+    tokenizer = build_offline_qwen_tokenizer()
+    tokenizer.chat_template = _QWEN3_NO_THINKING_TEMPLATE
+    latent_channels, text_dim = 4, 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = Flux2Transformer2DModel(
+            patch_size=1, in_channels=latent_channels * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=3 * text_dim,  # three hidden layers, concatenated
+            timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
+        vae = AutoencoderKLFlux2(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                                 up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 32, 32),
+                                 norm_num_groups=8, layers_per_block=1, latent_channels=latent_channels, sample_size=64,
+                                 use_quant_conv=False, use_post_quant_conv=False)
+        text_encoder = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(
+            vocab_size=len(tokenizer), hidden_size=text_dim, intermediate_size=16, num_hidden_layers=28,
+            num_attention_heads=2, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
+            tie_word_embeddings=True))
+    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer, transformer=transformer, is_distilled=distilled)
+    return _save(pipe, folder)
+
+
+# Tiny GLIDE: the published configs shrunk (widths, depth, text context, vocabulary); keys keep the
+# published layout, so the generator loads them through the same strict path as the real files.
+TINY_GLIDE_BASE = {"image_size": 16, "model_channels": 16, "num_res_blocks": 1, "channel_mult": [1, 2],
+                   "attention_resolutions": [8], "num_head_channels": 16, "text_ctx": 16, "xf_width": 16,
+                   "xf_layers": 1, "xf_heads": 2, "norm_groups": 8}
+# The upsampler keeps attention at 1/8 of the run size (the published one: 32 px of 256), so that a
+# 256 px run stays cheap.
+TINY_GLIDE_UPSAMPLE = {**TINY_GLIDE_BASE, "image_size": 64, "channel_mult": [1, 1, 1, 2], "attention_resolutions": [8],
+                       "super_res": True}
+
+
+def build_tiny_glide_tokenizer(folder: str | Path) -> Path:
+    """GPT-2-format BPE files (``encoder.json.gz``, ``vocab.bpe.gz``) for a tiny vocabulary: the
+    256 byte symbols, a few merges ("Ġa", "ca", "cat", "Ġcat", ...), then ``<|endoftext|>`` last
+    (GLIDE's padding token is the last id)."""
+    import gzip
+    import json
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = sorted(ByteLevel.alphabet())
+    merges = [("Ġ", "a"), ("c", "a"), ("ca", "t"), ("Ġ", "cat"), ("Ġ", "r"), ("e", "d"), ("Ġr", "ed")]
+    vocab = {s: i for i, s in enumerate(symbols + ["".join(m) for m in merges] + ["<|endoftext|>"])}
+    with gzip.open(folder / "encoder.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump(vocab, handle)
+    with gzip.open(folder / "vocab.bpe.gz", "wt", encoding="utf-8") as handle:
+        handle.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return folder
+
+
+def build_tiny_glide(folder: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Tiny random GLIDE base-inpaint and upsample-inpaint state dicts (``torch.save``, OpenAI's
+    format) plus tokenizer files under ``folder``. Returns the ``glide-inpaint`` kwargs that load
+    them (paths and the two config overrides)."""
+    import torch
+
+    from .glide_model import GlideUNet, base_inpaint_config, upsample_inpaint_config
+
+    folder = Path(folder)
+    tokenizer = build_tiny_glide_tokenizer(folder / "tokenizer")
+    from .glide import GlideTokenizer
+
+    n_vocab = GlideTokenizer(tokenizer).n_vocab
+    kwargs: dict[str, Any] = {"tokenizer": str(tokenizer)}
+    for key, config, overrides in (("base", base_inpaint_config(), TINY_GLIDE_BASE),
+                                   ("upsample", upsample_inpaint_config(), TINY_GLIDE_UPSAMPLE)):
+        overrides = {**overrides, "n_vocab": n_vocab}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GlideUNet(config.with_overrides(overrides))
+        path = folder / f"{key}_inpaint.pt"
+        torch.save(model.state_dict(), path)
+        kwargs[f"{key}_model"] = str(path)
+        kwargs[f"{key}_config"] = overrides
+    return kwargs
