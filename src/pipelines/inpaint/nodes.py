@@ -216,6 +216,7 @@ class _Regeneration:
         self.seed, self.max_attempts = params.seed, params.regenerate.max_attempts
         checks = params.regenerate.checks
         self.gate = QualityGate(checks) if self.max_attempts > 1 and checks else None
+        self.generators = generators
         self.session_args = (generators, label_index, candidates, scorer)
 
     def _failures(self, image, base, edits: list[EditSpec]) -> list[str]:
@@ -234,7 +235,7 @@ class _Regeneration:
         attempt, failed = 1, []
         failures = self._failures(image, base, edits)
         # a deterministic inpainter (LaMa, OpenCV) gives the same picture for every seed
-        seeded = any(getattr(self.session_args[0][e.generator], "uses_seed", True) for e in edits)
+        seeded = any(getattr(self.generators[e.generator], "uses_seed", True) for e in edits)
         while failures and seeded and attempt < self.max_attempts:
             failed.append(failures)
             attempt += 1
