@@ -156,6 +156,8 @@ def test_prefect_yaml_deployments_on_the_gpu_pool(prefect_project):
     for deployment in deployments:
         assert deployment["work_pool"]["name"] == "gpu", deployment["name"]
         assert deployment["entrypoint"].startswith("flows/kedro_flow.py:")
+    recipes = {d["name"]: d["parameters"]["env"] for d in deployments if "recipe" in d.get("tags", [])}
+    assert recipes == {"diffseg30k": "diffseg30k+s3", "opensdi": "opensdi+s3", "brgen": "brgen+s3"}
     (nightly,) = [d for d in deployments if d["name"] == "nightly"]
     assert nightly["entrypoint"].endswith(":generate_flow")
     (schedule,) = nightly["schedules"]
@@ -165,7 +167,7 @@ def test_prefect_yaml_deployments_on_the_gpu_pool(prefect_project):
     assert prefect_project["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $EDITLENS_HOME }}"
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(7))
 def test_prefect_yaml_entrypoints_load_and_take_their_parameters(prefect_project, index):
     from prefect.flows import load_flow_from_entrypoint
 
@@ -174,7 +176,9 @@ def test_prefect_yaml_entrypoints_load_and_take_their_parameters(prefect_project
     parameters = deployment["parameters"]
     assert set(parameters) == set(flow.parameters.properties), deployment["entrypoint"]
     validated = flow.validate_parameters(parameters)  # pydantic: Orchestration etc.
-    assert validated["env"] == "s3" and validated["orchestration"].retries >= 1
+    assert validated["env"].split("+")[-1] == "s3" and validated["orchestration"].retries >= 1
+    for layer in validated["env"].split("+"):  # every layer of a recipe deployment exists
+        assert (REPO_ROOT / "conf" / layer).is_dir(), f"{deployment['name']}: no conf/{layer}"
     assert validated["orchestration"].timeouts_s["default"] > 0
 
 

@@ -78,6 +78,7 @@ def zoo(tmp_path_factory):
                 "qwen-image-edit": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image-edit", edit=True),
                 "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
                 "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
+                "amused": lambda: tiny_zoo.build_tiny_amused(root / "amused"),
                 "flux2-klein": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein"),
                 "flux2-klein-base": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein-base", distilled=False),
                 "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
@@ -137,6 +138,7 @@ ENTRIES = {
     "qwen-image-edit-inpaint": lambda z: {"model": str(z("qwen-image-edit")), "steps": 2},  # runs at 1 MP, always
     "z-image-inpaint": lambda z: {"model": str(z("z-image")), **TINY},
     "chroma-inpaint": lambda z: {"model": str(z("chroma")), **TINY},
+    "amused-inpaint": lambda z: {"model": str(z("amused")), **TINY},  # runs at 256 px (sides multiples of 16**2)
     # 64 Qwen3 tokens hold the chat-templated prompt; the default 512 only pads (and costs seconds on CPU).
     "flux2-klein-inpaint": lambda z: {"model": str(z("flux2-klein")), "max_sequence_length": 64, **TINY},
     "kandinsky22-inpaint": lambda z: {"model": str(z("kandinsky")[0]), "prior_model": str(z("kandinsky")[1]),
@@ -256,11 +258,30 @@ def test_qwen_image_edit_runs_at_the_pipelines_megapixel_batched_and_seeded(zoo,
     first, second = generator.inpaint_candidates(image, mask, "make it red", [1, 2])
     assert first.shape == image.shape and first.dtype == np.uint8 and not np.array_equal(first, second)
     assert np.array_equal(first[~mask], image[~mask]) and np.array_equal(second[~mask], image[~mask])
-    assert np.array_equal(generator.inpaint(image, mask, "make it red", 1), first)  # seeded, batch-independent
+    again = generator.inpaint_candidates(image, mask, "make it red", [1, 2])  # same batch shape: float-exact
+    assert np.array_equal(first, again[0]) and np.array_equal(second, again[1])  # deterministic per seed
     with pytest.raises(TypeError, match="resolution"):
         create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), resolution=512)
     with pytest.raises(ValueError, match="1024"):
         create_generator("qwen-image-edit-inpaint", model=str(zoo("qwen-image-edit")), max_sequence_length=2048)
+
+
+def test_amused_masks_every_token_the_region_touches_at_a_size_the_pipeline_keeps(zoo, image, mask):
+    from models.generators.amused import token_mask
+
+    region = np.zeros((256, 256), bool)
+    region[5, 5] = region[40:48, 20:40] = True  # one pixel of patch (0, 0); parts of patches (2, 1) and (2, 2)
+    assert set(zip(*np.nonzero(token_mask(region, 16)))) == {(0, 0), (2, 1), (2, 2)}
+    with pytest.raises(ValueError, match="multiples"):
+        token_mask(region[:250], 16)
+    generator = create_generator("amused-inpaint", **ENTRIES["amused-inpaint"](zoo))
+    pipe = generator.load()
+    # The pipeline floors the token grid's sides to multiples of 16: sides must be multiples of 16 * 16.
+    assert pipe.vae_scale_factor == 16 and generator.run_multiple(pipe) == 256
+    assert generator._run_size(48, 80, 256) == (256, 256) and generator._run_size(300, 500, 256) == (256, 512)
+    first, second = generator.inpaint_candidates(image, mask, "a cat", [1, 2])  # one pipeline call per seed
+    assert not np.array_equal(first, second) and np.array_equal(first[~mask], image[~mask])
+    assert np.array_equal(generator.inpaint(image, mask, "a cat", 1), first)
 
 
 def test_z_image_refuses_float16(zoo):

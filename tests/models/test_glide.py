@@ -86,7 +86,8 @@ def test_full_size_models_have_the_published_parameter_count_and_names():
         "out.0.weight": (192,), "out.2.weight": (6, 192, 3, 3),
         "token_embedding.weight": (50257, 512), "positional_embedding": (128, 512),
         "padding_embedding": (128, 512), "transformer_proj.weight": (768, 512), "final_ln.weight": (512,),
-        "transformer.resblocks.15.attn.c_qkv.weight": (1536, 512), "transformer.resblocks.0.mlp.c_fc.weight": (2048, 512),
+        "transformer.resblocks.15.attn.c_qkv.weight": (1536, 512),
+        "transformer.resblocks.0.mlp.c_fc.weight": (2048, 512),
         "transformer.resblocks.0.ln_1.weight": (512,),
     }
     assert {k: base[k] for k in expected_base} == expected_base

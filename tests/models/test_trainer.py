@@ -169,3 +169,57 @@ def test_no_function_of_the_trainer_is_longer_than_80_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
                 long.append(f"{path.name}:{node.lineno} {node.name}")
     assert not long, long
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_reference_optimisers_and_a_slower_encoder(optimizer):
+    """DeepLabV3Plus-Pytorch / pytorch-fcn train with SGD + momentum and the ImageNet encoder at a
+    tenth of the lr: the optimiser is the one asked for, the encoder's group follows the schedule at
+    its ratio, and the encoder's weights move less than at ratio 1."""
+    import torch
+
+    from models.detectors import create_detector
+    from models.detectors.training import TrainConfig, build_optimizer, lr_factor
+
+    torch.manual_seed(0)
+    model = create_detector("deeplabv3plus", num_classes=2, encoder_name="resnet18")
+    cfg = TrainConfig(task="binary", steps=10, optimizer=optimizer, lr=0.01, encoder_lr_ratio=0.1, warmup_steps=0)
+    opt = build_optimizer(model, cfg)
+    assert type(opt).__name__ == {"sgd": "SGD", "adam": "Adam"}[optimizer]
+    encoder, rest = opt.param_groups
+    assert encoder["lr_scale"] == 0.1 and rest["lr_scale"] == 1.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].startswith("network.encoder.") for p in encoder["params"])
+    assert not any(names[id(p)].startswith("network.encoder.") for p in rest["params"])
+    assert len(encoder["params"]) + len(rest["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
+    if optimizer == "sgd":
+        assert encoder["momentum"] == 0.9
+    assert lr_factor(5, cfg) < 1.0
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        from models.detectors.training.config import check_config
+        check_config(model, TrainConfig(task="binary", steps=1, optimizer="lion"))
+
+
+
+def test_sgd_with_a_slower_encoder_trains_through_the_trainer():
+    """Two SGD steps: the schedule gives the encoder a tenth of the decoder's lr; with ratio 1
+    (the default: one parameter group) the encoder moves more from the same start."""
+    from models.detectors.training import build_optimizer
+
+    samples = binary_squares(8, 32)
+    moved = {}
+    for ratio in (0.1, 1.0):
+        torch.manual_seed(0)
+        model = create_detector("deeplabv3plus", num_classes=2, encoder_name="resnet18")
+        start = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("network.encoder.")}
+        cfg = TrainConfig(task="binary", steps=2, batch_size=4, optimizer="sgd", lr=0.05, encoder_lr_ratio=ratio,
+                          warmup_steps=0, log_every=0, restore_best=False, augment={"hflip": 0.0})
+        trainer = Trainer(model, cfg, progress=False)
+        trainer.fit(samples)
+        if ratio == 0.1:
+            encoder, rest = trainer.optimizer.param_groups
+            assert encoder["lr"] == pytest.approx(0.1 * rest["lr"]) and type(trainer.optimizer).__name__ == "SGD"
+        moved[ratio] = sum(float((p.detach() - start[n]).abs().sum()) for n, p in model.named_parameters() if n in start)
+    assert 0 < moved[0.1] < moved[1.0]
+    assert len(build_optimizer(create_detector("deeplabv3plus", num_classes=2, encoder_name="resnet18"),
+                               TrainConfig(task="binary", steps=1)).param_groups) == 1

@@ -7,7 +7,7 @@
 The inpainting zoo (``list_generators()``; ``generator_table()`` says which are supported):
 OpenCV (telea, navier_stokes), diffusers families (sd-inpaint, sdxl-inpaint, sdxl-inpaint-lora,
 sd3-inpaint, flux-fill, flux-inpaint, flux-kontext-inpaint, flux2-klein-inpaint, qwen-image-inpaint,
-qwen-image-edit-inpaint, z-image-inpaint, chroma-inpaint, kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
+qwen-image-edit-inpaint, z-image-inpaint, chroma-inpaint, amused-inpaint (masked VQ tokens), kandinsky22-inpaint, if-inpaint, hunyuandit-blend, kolors-blend, tiny-sd),
 TorchScript GANs (lama, mat), BR-Gen's BrushNet and PowerPaint v2 (brushnet, brushnet-sdxl,
 powerpaint; our own BrushNet branch on diffusers' SD 1.5 / SDXL UNet), GLIDE from OpenAI's checkpoints
 (glide-inpaint; our own torch code), classic forgeries (copy_move, splicing), and the registered but
@@ -23,7 +23,7 @@ from typing import Any
 
 # Importing the modules registers their entries.
 from . import blended, brushnet, classic, deepfloyd, diffusion, flux, kandinsky, opencv, sd3, sdxl, tiny, torchscript  # noqa: F401
-from . import chroma, flux2_klein, flux_kontext, qwen_image, qwen_image_edit, z_image  # noqa: F401  (the newest mask-based editors, issue #15 item 8)
+from . import amused, chroma, flux2_klein, flux_kontext, qwen_image, qwen_image_edit, z_image  # noqa: F401  (issue #15 item 8)
 from . import glide  # noqa: F401  (GLIDE from OpenAI's checkpoints, issue #15 item 5)
 from .base import (
     GENERATORS,

@@ -104,14 +104,13 @@ build_if_inpaint = register_diffusers_entry(
 
 
 GLIDE_NOT_SUPPORTED = (
-    "glide: GLIDE (OpenAI, 2021) has no diffusers pipeline and no diffusers-format weights (OpenAI's glide-text2im "
-    "repository ships its own model code), so it cannot be loaded here. The closest supported model is DeepFloyd IF "
-    "inpainting at 256 px (pixel-space cascaded diffusion 64 -> 256, like GLIDE): use `generator: if-inpaint` under "
-    "the class name glide (conf/gpu/globals.yml does)."
+    "glide: `glide` is a class name, not a registry entry. GLIDE itself runs as `generator: glide-inpaint` "
+    "(OpenAI's base_inpaint.pt + upsample_inpaint.pt, our own code, local files); without those files the "
+    "closest diffusers model is DeepFloyd IF inpainting at 256 px: `generator: if-inpaint` (conf/gpu uses it)."
 )
 
 
-@GENERATORS.register("glide", description="GLIDE: not supported (no diffusers pipeline); use if-inpaint",
+@GENERATORS.register("glide", description="a class name, not an entry: use glide-inpaint (or if-inpaint)",
                      pipeline="", supported=False, reason=GLIDE_NOT_SUPPORTED)
 def build_glide(**_: Any) -> DeepFloydIFInpaintGenerator:
     """Always raises ``GeneratorNotSupportedError`` (see ``GLIDE_NOT_SUPPORTED``)."""

@@ -291,7 +291,8 @@ class GlideInpaintGenerator(InpaintGenerator):
         self.tokenizer = GlideTokenizer(tokenizer)
         for cfg in (self.base_config, self.upsample_config):
             if cfg.n_vocab != self.tokenizer.n_vocab:
-                raise ValueError(f"tokenizer in {tokenizer} has {self.tokenizer.n_vocab} tokens, the model {cfg.n_vocab}")
+                raise ValueError(f"tokenizer in {tokenizer} has {self.tokenizer.n_vocab} tokens, "
+                                 f"the model {cfg.n_vocab}")
         factor = 2 ** (len(self.base_config.channel_mult) - 1)
         if (int(size) // 4) % factor or int(size) % 2 ** (len(self.upsample_config.channel_mult) - 1):
             raise ValueError(f"size {size}: size // 4 must be divisible by {factor} and size by "

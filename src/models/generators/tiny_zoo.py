@@ -667,3 +667,32 @@ def build_tiny_glide(folder: str | Path, seed: int = 0) -> dict[str, Any]:
         kwargs[f"{key}_model"] = str(path)
         kwargs[f"{key}_config"] = overrides
     return kwargs
+
+
+def build_tiny_amused(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny aMUSEd pipeline (masked-token ``UVit2DModel`` with the 512 model's 2x token
+    down/upsampling, a VQ-GAN ``VQModel`` with the real five levels (1/16 of the image) and a
+    32-entry codebook, a CLIP text encoder with projection), saved in the ``AmusedPipeline`` layout
+    of ``amused/amused-512`` that ``AmusedInpaintPipeline`` loads."""
+    import torch
+    from diffusers import AmusedPipeline, AmusedScheduler, UVit2DModel, VQModel
+    from transformers import CLIPTextModelWithProjection
+
+    tokenizer = build_offline_clip_tokenizer()
+    codebook, embed = 32, 8
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = UVit2DModel(
+            hidden_size=32, cond_embed_dim=32, micro_cond_encode_dim=2, micro_cond_embed_dim=10,
+            encoder_hidden_size=32, vocab_size=codebook + 1, codebook_size=codebook, in_channels=embed,
+            block_out_channels=embed, num_res_blocks=1, downsample=True, upsample=True, block_num_heads=1,
+            num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, sample_size=2)
+        vqvae = VQModel(act_fn="silu", block_out_channels=[8, 16, 16, 32, 32],
+                        down_block_types=["DownEncoderBlock2D"] * 5, up_block_types=["UpDecoderBlock2D"] * 5,
+                        in_channels=3, out_channels=3, latent_channels=embed, layers_per_block=1, norm_num_groups=8,
+                        num_vq_embeddings=codebook, sample_size=32, mid_block_add_attention=False,
+                        lookup_from_codebook=True)
+        text_encoder = CLIPTextModelWithProjection(_clip_text_config(tokenizer))
+    pipe = AmusedPipeline(vqvae=vqvae, tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer,
+                          scheduler=AmusedScheduler(mask_token_id=codebook))
+    return _save(pipe, folder)

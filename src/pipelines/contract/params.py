@@ -164,9 +164,11 @@ class PerceiveParams(_Resumable):
     perturbation: Perturbation = Perturbation()
     vlms: list[dict[str, Any]] = []
     object_names_from_vlm: bool = False
-    # BR-Gen: only these region kinds are edited (null = every kind); per-kind area caps over
-    # max_area_ratio (BR-Gen's background masks cover up to the whole image: {background: 1.0}).
+    # region kinds a sample may edit (thing / stuff / background); None = every kind proposed.
+    # DiffSeg30k edits the objects a VLM lists, not BR-Gen's inverse-of-things background;
+    # BR-Gen forges stuff and background only.
     region_kinds: list[Literal["thing", "stuff", "background"]] | None = None
+    # per-kind area caps over max_area_ratio (BR-Gen's background masks cover up to the whole image)
     max_area_ratio_by_kind: dict[str, Ratio] = {}
     # variant v of a base edits a region of kind kind_per_variant[v % len] (BR-Gen Fig. 3: each
     # real image has a stuff mask and a background mask); null = any allowed kind
@@ -198,6 +200,15 @@ class InpaintParams(_Sharded):
     max_pipelines_on_device: PositiveInt | None = None
     max_pipelines_loaded: PositiveInt | None = None
     full_synthesis: FullSynthesis = FullSynthesis()
+    # DiffSeg30k Table 4: entries never drawn for a sample's turns (e.g. the SDXL LoRA variant) ...
+    study_only: list[str] = []
+    # ... used only to re-edit: {variant: parent} adds, for every sample a parent edited, a twin
+    # sample <sample_id>+<variant> whose parent turns are redone by the variant (same seeds).
+    reedit: dict[str, str] = {}
+    # DiffSeg30k sec. 3.1: turn k's prompt is rewritten by the VLM that wrote it (perceive's
+    # prompt_source vlm:<name>), looking at the image as edited by turns < k. Entries as
+    # perceive.vlms; empty = every prompt stays as perceive wrote it (from the base image).
+    prompt_vlms: list[dict[str, Any]] = []
     # BR-Gen: every perceived region inpainted by EVERY inpainting entry (one sample per model,
     # ids <sample>-<generator>), instead of one random generator per turn.
     every_generator: bool = False
@@ -294,6 +305,9 @@ class CrossGenerator(_Section):
 
 class LoraAsParent(_Section):
     membership: Literal["last", "any", "all"] = "last"
+    # DiffSeg30k Table 4 (inpaint.reedit twins): the variants' items are scored apart, beside the
+    # items their parent edited, and every other protocol leaves them out
+    study_apart: bool = False
 
 
 class BrgenTables(_Section):
@@ -309,7 +323,8 @@ class BrgenTables(_Section):
 class EvaluateProtocols(_Section):
     breakdowns: Breakdowns = Breakdowns()
     brgen: BrgenTables = BrgenTables()
-    # perturbation name -> levels (models.perturbations), applied in the order written
+    # perturbation name -> levels (models.perturbations), applied in the order written; ``resize_to``
+    # (DiffSeg30k Table 3) feeds the image at an absolute side S x S, the prediction resized back
     robustness: dict[str, list[float]] = {"jpeg": [60, 80], "resize": [0.5, 2.0], "blur": [1.0, 2.0]}
     cross_generator: CrossGenerator = CrossGenerator()
     lora_as_parent: LoraAsParent = LoraAsParent()
@@ -353,6 +368,9 @@ class EvaluateParams(_Section):
     image_threshold: Ratio = 0.5
     pixel_threshold: Ratio = 0.5
     n_overlays: NonNegativeInt = 6
+    # side the detector sees every evaluation image at (resized, predictions resized back to the
+    # label map); None = as stored. DiffSeg30k: 512, the training resolution (sec. 4.1).
+    input_size: PositiveInt | None = None
     run: list[str] | str | None = "all"  # see pipelines.evaluate.protocols.selected_protocols
     groups_include_authentic: bool = True
     label_parent: dict[str, str] = {}

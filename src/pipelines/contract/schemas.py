@@ -84,7 +84,8 @@ SAMPLES = _schema("samples", "sample_id:str base_id:str group_id:str base_kind:s
                   "last_generator:str edited_area_ratio:float edit_types:list[str] region_kinds:list[str]")
 PROVENANCE = _schema("provenance", "sample_id:str turn:int generator:str label:int region_id:str kind:str "
                      "edit_type:str prompt:str seed:int mask_area_ratio:float changed_pixel_ratio:float registry:str "
-                     "model:str candidate_seeds:list[int] candidate_scores:list[float] details:str")
+                     "model:str candidate_seeds:list[int] candidate_scores:list[float] details:str "
+                     "prompt_source:str prompt_image:str")  # who wrote the prompt, from which image
 FILTERED_SAMPLES = TableSchema("filtered_samples", {**SAMPLES.columns, "drop_reason": "str", "kept": "bool"})
 SPLITS = _schema("splits", "item_id:str split:str kind:str image_dataset:str image_key:str label_key:str base_id:str "
                  "group_id:str last_generator:str generators:list[str] protocol:str")

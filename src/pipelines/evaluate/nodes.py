@@ -27,6 +27,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import cv2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -102,13 +103,22 @@ class _Evaluation:
     def run(self, perturbation: tuple[str, float] | None = None,
             on_chunk: Callable[[np.ndarray, list, np.ndarray, np.ndarray, np.ndarray], None] | None = None):
         """Predict the split (perturbed if asked) and return its DetectionMetrics; ``on_chunk``
-        sees (positions, images, targets, probabilities, scores) of each chunk."""
+        sees (positions, images, targets, probabilities, scores) of each chunk. The detector sees
+        each image at ``input_size`` (or at the absolute side of a ``resize_to`` condition) and
+        its probabilities are resized back (bilinear) to the label map's size."""
         metrics = self.new_metrics()
+        feed = self.settings.input_size
+        if perturbation is not None and perturbation[0] == RESIZE_TO:
+            feed, perturbation = int(perturbation[1]), None
         for positions in _chunks(len(self.rows), self.settings.chunk_size):
             images, targets = self.load(positions)
             if perturbation is not None:
                 images = [perturb(image, *perturbation) for image in images]
-            probabilities, scores = predict(self.model, images, batch_size=self.settings.batch_size)
+            probabilities, scores = predict(self.model, [_fed(image, feed) for image in images],
+                                            batch_size=self.settings.batch_size)
+            if probabilities.shape[-2:] != targets.shape[-2:]:
+                probabilities = torch.nn.functional.interpolate(
+                    torch.from_numpy(probabilities), size=targets.shape[-2:], mode="bilinear", align_corners=False).numpy()
             self.update(metrics, positions, targets, probabilities, scores)
             if on_chunk is not None:
                 on_chunk(positions, images, targets, probabilities, scores)
@@ -120,6 +130,17 @@ class _Evaluation:
                            1.0 - probabilities[:, 0])
         else:
             metrics.update(scores, self.is_fake[positions])
+
+
+RESIZE_TO = "resize_to"  # DiffSeg30k Table 3: the image fed at an absolute side (evaluate's own, not models.perturbations)
+
+
+def _fed(image: np.ndarray, side: int | None) -> np.ndarray:
+    """``image`` resized to ``side`` x ``side`` (area when shrinking, bilinear when growing); as is for None."""
+    if not side or image.shape[:2] == (side, side):
+        return image
+    shrink = side * side < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def evaluate_checkpoint(checkpoint, splits, samples, provenance, edited_images, label_maps, base_images, params):
@@ -150,9 +171,8 @@ def evaluate_trained(
     protocols = selected_protocols(s.run)
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
-    rows = splits[splits["split"] == s.split].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"split {s.split!r} has no items (splits present: {sorted(splits['split'].unique())})")
+    apart = s.label_parent if s.protocols.lora_as_parent.study_apart else {}
+    rows, study_rows = study_apart(_split_rows(splits, s.split), samples, provenance, apart)
     ev = _Evaluation(checkpoint, rows, edited_images, label_maps, base_images, s)
     config = checkpoint["config"]
     items = item_table(rows, samples, provenance)
@@ -167,7 +187,8 @@ def evaluate_trained(
     # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).
     example_positions = _overlay_indices(rows, s.n_overlays)
     examples: dict[int, tuple] = {}
-    lora = _LoraRemap(ev, items, s) if "lora_as_parent" in protocols else None
+    lora = _LoraRemap(ev, items, s) if "lora_as_parent" in protocols and study_rows is None else None
+
     def on_chunk(positions, images, targets, probabilities, scores):
         for k, position in enumerate(positions):
             if position in example_positions:
@@ -181,18 +202,18 @@ def evaluate_trained(
     in_domain = clean.summary()
     results: dict[str, Any] = {"in_domain": in_domain}
 
-    if "breakdowns" in protocols:
-        started = time.perf_counter()
-        results["breakdowns"] = _breakdowns(clean, items, s)
-        timing["breakdowns"] = time.perf_counter() - started
-    if "robustness" in protocols:
-        started = time.perf_counter()
-        results["robustness"] = _robustness(ev, s)
-        timing["robustness"] = time.perf_counter() - started
+    for name, protocol in (("breakdowns", lambda: _breakdowns(clean, items, s)), ("robustness", lambda: _robustness(ev, s))):
+        if name in protocols:
+            started = time.perf_counter()
+            results[name] = protocol()
+            timing[name] = time.perf_counter() - started
     if "cross_generator" in protocols:
         results["cross_generator"] = _cross_generator(clean, items, s, config)
     if lora is not None:
         results["lora_as_parent"] = lora.summary(clean)
+    elif "lora_as_parent" in protocols:  # re-edit twins: evaluated apart (study_apart)
+        results["lora_as_parent"] = _reedit_study(checkpoint, study_rows, samples, provenance,
+                                                  (edited_images, label_maps, base_images), s)
     if "brgen" in protocols:  # BR-Gen Tables 2-4 and 7 (pipelines.evaluate.brgen)
         results["brgen"] = brgen_tables(clean, items, s.protocols.brgen, float(s.image_threshold), config)
 
@@ -280,6 +301,39 @@ class _LoraRemap:
         return out
 
 
+def _split_rows(splits: pd.DataFrame, split: str) -> pd.DataFrame:
+    rows = splits[splits["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"split {split!r} has no items (splits present: {sorted(splits['split'].unique())})")
+    return rows
+
+
+def study_apart(rows: pd.DataFrame, samples: pd.DataFrame, provenance: pd.DataFrame,
+                label_parent: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(rows without the re-edit study's items, the study's rows or None). DiffSeg30k Table 4: the
+    items a ``label_parent`` variant edited (inpaint.reedit's twins) are a study of their own: every
+    other protocol leaves them out; the study scores them beside the items their parent edited."""
+    variants, parents = set(label_parent), set(label_parent.values())
+    if not variants:
+        return rows, None
+    generators = item_table(rows, samples, provenance)["generators"].map(set)
+    study = generators.map(lambda g: bool(g & variants)).to_numpy()
+    if not study.any():
+        return rows, None
+    parent = generators.map(lambda g: bool(g & parents)).to_numpy() & ~study
+    return rows[~study].reset_index(drop=True), rows[study | parent].reset_index(drop=True)
+
+
+def _reedit_study(checkpoint, study_rows, samples, provenance, loaders, s: EvaluateParams) -> dict[str, Any]:
+    """``lora_as_parent`` on the re-edit study's rows (``study_apart``): one prediction pass."""
+    ev = _Evaluation(checkpoint, study_rows, *loaders, s)
+    lora = _LoraRemap(ev, item_table(study_rows, samples, provenance), s)
+    clean = ev.run(on_chunk=lambda positions, _, targets, probabilities, scores:
+                   lora.update(positions, targets, probabilities, scores))
+    return {**lora.summary(clean), "items": "re-edit twins (inpaint.reedit) and the items their parent edited; "
+                                            "every other protocol leaves the twins out"}
+
+
 def _breakdowns(clean: DetectionMetrics, items: pd.DataFrame, s: EvaluateParams) -> dict[str, Any]:
     cfg = s.protocols.breakdowns
     out: dict[str, Any] = {"membership": cfg.membership, "include_authentic": s.groups_include_authentic}
@@ -295,8 +349,9 @@ def robustness_conditions(cfg: dict[str, Any]) -> list[tuple[str, float]]:
     blur: [0.5, 1, 2]}), in the order written. Raises KeyError for an unknown perturbation."""
     conditions = []
     for name, levels in (cfg or {}).items():
-        if name not in list_perturbations():
-            raise KeyError(f"unknown perturbation {name!r} in evaluate.protocols.robustness; known: {list_perturbations()}")
+        if name not in [*list_perturbations(), RESIZE_TO]:
+            raise KeyError(f"unknown perturbation {name!r} in evaluate.protocols.robustness; known: "
+                           f"{[*list_perturbations(), RESIZE_TO]}")
         conditions += [(name, float(level)) for level in (levels or [])]
     return conditions
 
@@ -318,7 +373,8 @@ def _robustness(ev: _Evaluation, s: EvaluateParams) -> dict[str, Any]:
 def condition_name(perturbation: str, level: float) -> str:
     """Display name of a robustness condition: "JPEG 60", "resize x0.5", "blur sigma 1"."""
     level_text = f"{level:g}"
-    return {"jpeg": f"JPEG {level_text}", "resize": f"resize x{level_text}", "blur": f"blur sigma {level_text}"}.get(
+    return {"jpeg": f"JPEG {level_text}", "resize": f"resize x{level_text}", "blur": f"blur sigma {level_text}",
+            RESIZE_TO: f"resize {level_text}"}.get(
         perturbation, f"{perturbation} {level_text}")
 
 

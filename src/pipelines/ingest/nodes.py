@@ -414,7 +414,8 @@ def _published_rows(source: str, item: PublishedItem, areas: dict[int, float], l
                            "label": label, "region_id": f"{sample_id}-t{turn}", "kind": item.region_kind,
                            "edit_type": "", "prompt": "", "seed": -1, "mask_area_ratio": areas[label],
                            "changed_pixel_ratio": float("nan"), "registry": "", "model": "", "details": "",
-                           "candidate_seeds": [], "candidate_scores": []})  # every PROVENANCE column, typed
+                           "candidate_seeds": [], "candidate_scores": [], "prompt_source": "published",
+                           "prompt_image": ""})  # every PROVENANCE column, typed
         regions.append({"region_id": f"{sample_id}-t{turn}", "sample_id": sample_id, "base_id": base_id, "turn": turn,
                         "edit_group": f"{sample_id}-g{turn}", "label": "", "kind": item.region_kind,
                         "score": float("nan"), "area_ratio": areas[label], "edit_type": "", "prompt": "",

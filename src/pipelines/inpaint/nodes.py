@@ -11,10 +11,10 @@ order of first appearance: label k in a label map is ``generator_names(...)[k - 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ from models.generators import (
     set_max_loaded,
     set_max_resident,
 )
+from models.cache import ModelCache
+from models.perception import Region, VLMParseError, create_vlm, make_edit_prompt
 from models.quality.checks import QualityGate
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.labels import generator_entries, generator_labels
@@ -44,8 +46,9 @@ logger = logging.getLogger(__name__)
 
 FULL_SYNTHESIS = "full_synthesis"
 # Part of every stored result's fingerprint: results saved when list columns were comma-joined
-# strings are recomputed instead of resumed into a table whose schema they no longer fit.
-ROW_FORMAT = "rows: list columns"
+# strings, or before provenance had prompt_source / prompt_image, are recomputed instead of resumed
+# into a table whose schema they no longer fit.
+ROW_FORMAT = "rows: list columns, prompt provenance"
 
 
 def build_generators(generators: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
@@ -78,8 +81,9 @@ def _candidate_scorer(params: InpaintParams) -> tuple[int, Callable | None]:
     return candidates, scorer
 
 
-def _provenance_row(sample_id: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+def _provenance_row(sample_id: str, kind: str, record: dict[str, Any], prompted: tuple[str, str] = ("", "")) -> dict[str, Any]:
     row = {"sample_id": sample_id, "kind": kind, **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}}
+    row["prompt_source"], row["prompt_image"] = prompted
     row["candidate_seeds"] = [int(s) for s in record.get("candidate_seeds") or []]
     # rounded as the table always recorded them (a score, not an exact value to reproduce)
     row["candidate_scores"] = [round(float(s), 4) for s in record.get("candidate_scores") or []]
@@ -110,9 +114,10 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
     params = params_of(InpaintParams, params)
     seed = params.seed
     entries = generator_entries(params.generators)
-    inpainters = [e["name"] for e in entries if e["task"] == "inpaint"]
+    inpainters = [e["name"] for e in entries if e["task"] == "inpaint" and e["name"] not in params.study_only]
+    _check_study(params, entries)
     if len(regions) and not inpainters:
-        raise ValueError("no inpainting generator configured (every entry has task: text-to-image)")
+        raise ValueError("no inpainting generator configured (every entry has task: text-to-image or is study_only)")
     shard = parse_shard(params.shard)
     distinct = params.distinct_generators_per_sample
     plan = []
@@ -127,6 +132,7 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in chosen]
         plan.append({"sample_id": sample_id, "base_id": turns[0]["base_id"], "turns": turns,
                      "generators": chosen, "seeds": seeds})
+        plan += reedit_twins(plan[-1], params.reedit)
     return plan
 
 
@@ -142,6 +148,32 @@ def plan_every_generator(seed: int, sample_id: str, turns: list[dict[str, Any]],
         plan.append({"sample_id": sid, "base_id": turns[0]["base_id"], "turns": turns, "generators": [name] * len(turns),
                      "seeds": [int(rng.integers(0, 2**31 - 1)) for _ in turns]})
     return plan
+
+
+def _check_study(params: InpaintParams, entries: list[dict[str, Any]]) -> None:
+    """``study_only`` and ``reedit`` name inpainting entries; a re-edit variant is study_only."""
+    known = {e["name"] for e in entries if e["task"] == "inpaint"}
+    named = [*params.study_only, *params.reedit, *params.reedit.values()]
+    unknown = sorted({n for n in named if n not in known})
+    if unknown:
+        raise ValueError(f"inpaint.study_only / inpaint.reedit name {unknown}, not inpainting entries of the "
+                         f"generator list {sorted(known)}")
+    drawn = sorted(set(params.reedit) - set(params.study_only))
+    if drawn:
+        raise ValueError(f"inpaint.reedit variants {drawn} must also be in inpaint.study_only (never drawn for samples)")
+
+
+def reedit_twins(sample: dict[str, Any], reedit: dict[str, str]) -> list[dict[str, Any]]:
+    """DiffSeg30k Table 4: for each {variant: parent} with a parent turn in ``sample``, a twin
+    ``<sample_id>+<variant>`` with the same regions, prompts, seeds and other generators, whose
+    parent turns are redone by the variant (the twin's label maps count them as the variant's
+    ``label``, the parent's class). Twins share the base, so they land in the original's split."""
+    twins = []
+    for variant, parent in reedit.items():
+        if parent in sample["generators"]:
+            twins.append({**sample, "sample_id": f"{sample['sample_id']}+{variant}", "reedit_of": sample["sample_id"],
+                          "generators": [variant if g == parent else g for g in sample["generators"]]})
+    return twins
 
 
 def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,26 +214,73 @@ def _sample_row(plan: dict[str, Any], manifest: pd.DataFrame, **values: Any) -> 
                       "base_kind": manifest.at[base_id, "kind"], **values})
 
 
-def _edit_sessions(block, base_images, generators, label_index, candidates, scorer, progress):
+class PromptWriter:
+    """DiffSeg30k sec. 3.1, stage 2: "the edited image can form a new pair with the remaining object
+    masks, repeating the prompt generation": turn k >= 2 of a sample gets its prompt from the VLM
+    that wrote the region's prompt in perceive (``prompt_source`` ``vlm:<name>``, looked up in
+    ``inpaint.prompt_vlms``), shown the image as edited by turns < k. Turn 1, template prompts and
+    VLMs not configured here keep perceive's prompt (written from the base image).
+
+    ``prompt(...)`` returns (the edit with its prompt, prompt_source, prompt_image): the image the
+    VLM was shown ("base image" or "turn <k-1> output"; "" for a template prompt). An unreadable
+    answer falls back to the template prompt, as perceive does (``...:parse_failed->template``).
+    Every draw depends on (seed, region_id) only, so chunks, shards and resumes change nothing.
+    """
+
+    def __init__(self, entries: list[dict[str, Any]], models: ModelCache | None, seed: int):
+        models = models if models is not None else ModelCache()
+        self.seed = seed
+        # the same cache key as perceive's adapters, so a process loads each VLM once
+        self.vlms = {e["name"]: models.get(ModelCache.key("vlm", e.get("vlm", e["name"]), e.get("kwargs")),
+                                           lambda e=e: create_vlm(e.get("vlm", e["name"]), **(e.get("kwargs") or {})))
+                     for e in entries}
+
+    def prompt(self, turn_index: int, image: np.ndarray, row: dict[str, Any], edit: EditSpec) -> tuple[EditSpec, str, str]:
+        source = str(row.get("prompt_source") or "")
+        name = source.split(":")[1] if source.startswith("vlm:") else None
+        if turn_index == 0 or name not in self.vlms:
+            return edit, source, "base image" if name else ""
+        region = Region(mask=edit.mask, label=str(row["label"]), kind=str(row["kind"]), score=float(row["score"]),
+                        source=str(row.get("perceiver") or ""))
+        rng = sample_rng(self.seed, f"reprompt:{edit.region_id}")
+        shown = f"turn {turn_index} output"
+        try:
+            text = self.vlms[name].edit_prompt(image, region, edit.edit_type, seed=int(rng.integers(0, 2**31 - 1)))
+            return dataclasses.replace(edit, prompt=text), f"vlm:{name}", shown
+        except VLMParseError as error:
+            logger.info("%s: %s; template prompt", edit.region_id, error)
+            prompt = make_edit_prompt(region, edit.edit_type, rng)
+            return dataclasses.replace(edit, prompt=prompt), f"vlm:{name}:parse_failed->template", shown
+
+
+def _edit_sessions(block, base_images, generators, label_index, candidates, scorer, progress, writer=None):
     """Run one block of samples (a chunk): turn t of every sample grouped by generator, so a model
-    is used for all its edits in a row (one load / device move per chunk, not per sample).
-    Yields (plan, image, label_map, provenance records) per sample."""
+    is used for all its edits in a row (one load / device move per chunk, not per sample); with a
+    ``writer`` (``PromptWriter``) turn t's prompt is written from the sample's image after t - 1.
+    Yields (plan, image, label_map, provenance records, [(prompt_source, prompt_image)] per turn)."""
     sessions = {plan["sample_id"]: EditSession(base_images[plan["base_id"]](), generators, label_index,
                                                candidates=candidates, score_candidate=scorer)
                 for plan, _ in block}
     donor_users = [g for g in generators.values() if hasattr(g, "use_donors")]
     inpainters = list(dict.fromkeys(name for _, edits in block for name in (e.generator for e in edits)))
     order = [name for name in generators if name in inpainters]
+    prompted: dict[str, list[tuple[str, str]]] = {plan["sample_id"]: [] for plan, _ in block}
     for turn in range(max(len(edits) for _, edits in block)):
         for name in order:
             for plan, edits in block:
                 if turn < len(edits) and edits[turn].generator == name:
                     for generator in donor_users:  # splicing: any other base image may be the donor
                         generator.use_donors(base_images, exclude=plan["base_id"])
-                    sessions[plan["sample_id"]].apply(edits[turn])
+                    session, edit, row = sessions[plan["sample_id"]], edits[turn], plan["turns"][turn]
+                    written = str(row.get("prompt_source") or "")
+                    source = (written, "base image" if written.startswith("vlm:") else "")
+                    if writer is not None:
+                        edit, *source = writer.prompt(turn, session.image, row, edit)
+                    prompted[plan["sample_id"]].append(tuple(source))
+                    session.apply(edit)
                     progress.update()
     for plan, edits in block:
-        yield (plan, *sessions.pop(plan["sample_id"]).finish())
+        yield (plan, *sessions.pop(plan["sample_id"]).finish(), prompted.pop(plan["sample_id"]))
 
 
 class _Regeneration:
@@ -232,6 +311,8 @@ class _Regeneration:
         """(image, label_map, provenance) of the first try that passes, else of the last try."""
         if self.gate is None:
             return image, label_map, provenance
+        # the prompts the turns were run with (a prompt writer may have rewritten perceive's)
+        edits = [dataclasses.replace(edit, prompt=record["prompt"]) for edit, record in zip(edits, provenance)]
         attempt, failed = 1, []
         failures = self._failures(image, base, edits)
         # a deterministic inpainter (LaMa, OpenCV) gives the same picture for every seed
@@ -242,7 +323,7 @@ class _Regeneration:
             rng = sample_rng(self.seed, f"inpaint:{sample_id}:attempt{attempt}")
             session = EditSession(base, *self.session_args)
             for edit in edits:
-                session.apply(replace(edit, seed=int(rng.integers(0, 2**31 - 1))))
+                session.apply(dataclasses.replace(edit, seed=int(rng.integers(0, 2**31 - 1))))
             image, label_map, provenance = session.finish()
             failures = self._failures(image, base, edits)
         provenance[-1]["details"] = {**(provenance[-1].get("details") or {}), "attempts": attempt,
@@ -256,9 +337,13 @@ def run_edits(
     base_manifest: pd.DataFrame,
     region_masks: dict[str, Callable[[], np.ndarray]],
     params: dict[str, Any],
+    model_cache: ModelCache | None = None,
 ) -> dict[str, ItemResult]:
     """Apply every planned sample's edits (``EditSession``), ``chunk_size`` samples at a time;
-    samples already complete in the work store (``work_dir``) are loaded, not redone.
+    samples already complete in the work store (``work_dir``) are loaded, not redone. With
+    ``prompt_vlms`` later turns are re-prompted on the edited image (``PromptWriter``; its VLMs
+    from ``model_cache``); provenance's ``prompt_source`` / ``prompt_image`` say who wrote each
+    prompt from which image.
 
     Returns sample_id -> ItemResult(arrays {image (H,W,3) uint8, label_map (H,W) uint8: 0 =
     untouched, k = the class label of the LAST generator that edited the pixel}, data {sample
@@ -272,6 +357,7 @@ def run_edits(
     label_index = generator_labels(entries)
     candidates, scorer = _candidate_scorer(typed)
     regeneration = _Regeneration(typed, generators, label_index, candidates, scorer)
+    writer = PromptWriter(typed.prompt_vlms, model_cache, typed.seed) if typed.prompt_vlms else None
     manifest = base_manifest.set_index("base_id")
     store = WorkStore(typed.work_dir, typed.work_storage_options)
     settings = result_params(params)
@@ -289,8 +375,8 @@ def run_edits(
     def compute(block):
         payloads = [payload for _, payload in block]
         edits_of = {sample["sample_id"]: edits for sample, edits in payloads}
-        for sample, image, label_map, provenance in _edit_sessions(
-                payloads, base_images, generators, label_index, candidates, scorer, progress):
+        for sample, image, label_map, provenance, prompted in _edit_sessions(
+                payloads, base_images, generators, label_index, candidates, scorer, progress, writer):
             if regeneration.gate is not None:
                 image, label_map, provenance = regeneration.run(
                     sample["sample_id"], edits_of[sample["sample_id"]], base_images[sample["base_id"]](), image,
@@ -301,7 +387,8 @@ def run_edits(
                               last_generator=sample["generators"][-1], edited_area_ratio=float((label_map > 0).mean()),
                               edit_types=[r["edit_type"] for r in turns],
                               region_kinds=[r["kind"] for r in turns])
-            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r) for r in provenance])
+            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r, p)
+                              for r, p in zip(provenance, prompted)])
             yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 
     results = resumable_map(store, items(), compute, batch=typed.chunk_size)
@@ -344,7 +431,7 @@ def run_full_synthesis(
                 "prompt": p["prompt"], "seed": p["seed"], "mask_area_ratio": 1.0, "changed_pixel_ratio": 1.0,
                 "registry": described.get("registry", ""), "model": described.get("model", ""),
                 "candidate_seeds": [p["seed"]], "candidate_scores": [], "details": {},
-            })])
+            }, ("caption", ""))])
             row = _sample_row(p, manifest, n_turns=1, generators=[name], last_generator=name, edited_area_ratio=1.0,
                               edit_types=[FULL_SYNTHESIS], region_kinds=["whole"])
             yield p["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}

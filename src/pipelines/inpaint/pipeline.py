@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(plan_edits, ["regions", "params:inpaint"], "inpaint_plan", name="plan_edits", tags=["inpaint"]),
         Node(plan_full_synthesis, ["base_manifest", "params:inpaint"], "full_synthesis_plan",
              name="plan_full_synthesis", tags=["inpaint"]),
-        Node(run_edits, ["inpaint_plan", "base_images", "base_manifest", "region_masks", "params:inpaint"],
+        Node(run_edits, ["inpaint_plan", "base_images", "base_manifest", "region_masks", "params:inpaint", "model_cache"],
              "edit_results", name="run_edits", tags=["inpaint"]),
         Node(run_full_synthesis, ["full_synthesis_plan", "base_images", "base_manifest", "params:inpaint"],
              "full_synthesis_results", name="run_full_synthesis", tags=["inpaint"]),

@@ -157,9 +157,8 @@ def _variant(ctx: _Perception, base_id: str, variant: int, image: np.ndarray, ca
     sid = sample_id(base_id, variant)
     rng = sample_rng(ctx.seed, sid)
     turn_budget = choose_region_count(rng, params.turn_count_weights)
-    kinds = params.region_kinds
-    if params.kind_per_variant:
-        kinds = [params.kind_per_variant[variant % len(params.kind_per_variant)]]
+    # the candidates are already of perceive.region_kinds (_perceive_base); BR-Gen: one kind per variant
+    kinds = [params.kind_per_variant[variant % len(params.kind_per_variant)]] if params.kind_per_variant else None
     eligible, max_area = eligible_regions(candidates, kinds, params.max_area_ratio, params.max_area_ratio_by_kind)
     chosen = select_regions(ctx.balancer.order(eligible, rng), turn_budget, iou_threshold=params.iou_threshold,
                             min_area_ratio=params.min_area_ratio, max_area_ratio=max_area)
@@ -199,7 +198,12 @@ def _perceive_base(ctx: _Perception, base_id: str, image: np.ndarray, annotation
         object_names, names_source = ctx.object_names(base_id, image, name)
         extra["object_names"] = object_names
     listed = set(merge_names(object_names or ()))  # as the perceiver normalised them
+    if perceiver.accepts_object_names and not object_names and not getattr(perceiver, "vocabulary", True):
+        logger.warning("%s: nothing to ground (no readable VLM object list, empty vocabulary): no sample", base_id)
+        return {}, []
     candidates = perceiver.propose(image, annotations or None, **extra)
+    if ctx.params.region_kinds is not None:
+        candidates = [c for c in candidates if c.kind in ctx.params.region_kinds]
     masks: dict[str, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
     for variant in range(ctx.params.variants_per_base):

@@ -38,7 +38,7 @@ replace here (autocast / GradScaler / DDP wrapping / torchrun join) is about 50 
 from ..base import IGNORE_INDEX
 from ..inference import image_score_definition, predict
 from .callbacks import Callback, Checkpointer, EarlyStopping, ProgressBar, TimeBudget, Validation
-from .config import MONITORS, TASKS, TrainConfig, lr_factor
+from .config import MONITORS, OPTIMIZERS, TASKS, TrainConfig, build_optimizer, lr_factor
 from .data import StepBatchSampler, TrainingStream, _collate, _worker_init, dominant_class, targets_for_task
 from .distributed import Objective as _Objective
 from .state import TrainState, checkpoint_path
@@ -67,6 +67,8 @@ __all__ = [
     "dominant_class",
     "image_score_definition",
     "lr_factor",
+    "build_optimizer",
+    "OPTIMIZERS",
     "predict",
     "targets_for_task",
     "train_detector",

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+
 from ..augment import Augmentation
 from ..base import SegmentationDetector
 
@@ -26,7 +28,13 @@ class TrainConfig:
     batch_size: images per micro-batch and process (>= 2: DeepLabv3+ cannot train on a batch
         of 1). Images per optimiser step = batch_size x grad_accum_steps x processes.
     grad_accum_steps: micro-batches whose gradients are summed before each optimiser step.
-    lr, weight_decay: AdamW.
+    lr, weight_decay: the optimiser's learning rate and weight decay (decoupled for AdamW, L2 for
+        Adam and SGD, as torch implements them).
+    optimizer: "adamw" (default), "adam" or "sgd" (momentum ``momentum``, DeepLabV3Plus-Pytorch's
+        and pytorch-fcn's choice).
+    momentum: SGD momentum.
+    encoder_lr_ratio: the encoder's learning rate is this times ``lr`` (DeepLabV3Plus-Pytorch: 0.1
+        for the ImageNet backbone); 1.0 keeps one parameter group.
     warmup_steps: linear warm-up length; afterwards ``schedule`` decays to ``min_lr_ratio`` x lr.
     schedule: "poly" ((1 - progress) ** poly_power, DeepLab's) or "cosine".
     seed: seeds torch, numpy and python, the batch order and every augmentation.
@@ -73,6 +81,9 @@ class TrainConfig:
     grad_accum_steps: int = 1
     lr: float = 3e-4
     weight_decay: float = 1e-4
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    momentum: float = 0.9
+    encoder_lr_ratio: float = 1.0
     warmup_steps: int = 10
     schedule: Literal["poly", "cosine"] = "poly"
     poly_power: float = 0.9
@@ -106,6 +117,38 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``model``'s trainable parameters. With ``encoder_lr_ratio != 1`` the
+    encoder's parameters (``network.encoder.*``, the registry's segmenters) form a second group
+    whose ``lr_scale`` is that ratio; the schedule sets every group's lr to
+    ``cfg.lr * lr_factor(step) * lr_scale``.
+
+    Raises:
+        ValueError: no trainable parameter; a ratio != 1 on a model without an encoder.
+    """
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError(f"detector {getattr(model, 'config', {}).get('name')!r} has no trainable parameters")
+    if cfg.encoder_lr_ratio == 1.0:
+        groups = [{"params": [p for _, p in named], "lr_scale": 1.0}]
+    else:
+        encoder = [p for name, p in named if name.startswith("network.encoder.") or name.startswith("encoder.")]
+        if not encoder:
+            raise ValueError(f"encoder_lr_ratio {cfg.encoder_lr_ratio} needs a model with an encoder "
+                             f"(parameters network.encoder.*); {getattr(model, 'config', {}).get('name')!r} has none")
+        ids = {id(p) for p in encoder}
+        groups = [{"params": encoder, "lr_scale": float(cfg.encoder_lr_ratio)},
+                  {"params": [p for _, p in named if id(p) not in ids], "lr_scale": 1.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr at 0-based ``step``: linear warm-up, then poly or cosine decay to
     ``min_lr_ratio``."""
@@ -129,6 +172,12 @@ def check_config(model: SegmentationDetector, cfg: TrainConfig) -> None:
         raise ValueError(f"batch_size must be >= 2 (a batch of 1 breaks BatchNorm in train mode), got {cfg.batch_size}")
     if cfg.grad_accum_steps < 1:
         raise ValueError(f"grad_accum_steps must be >= 1, got {cfg.grad_accum_steps}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if not 0.0 <= cfg.momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.encoder_lr_ratio <= 0:
+        raise ValueError(f"encoder_lr_ratio must be > 0, got {cfg.encoder_lr_ratio}")
     if cfg.schedule not in ("poly", "cosine"):
         raise ValueError(f"schedule must be 'poly' or 'cosine', got {cfg.schedule!r}")
     if cfg.amp not in ("auto", "off", "bf16", "fp16"):

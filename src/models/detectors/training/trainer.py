@@ -22,7 +22,7 @@ from ..augment import Augmentation
 from ..base import SegmentationDetector
 from . import distributed as dd
 from .callbacks import Callback, default_callbacks
-from .config import TrainConfig, check_config, lr_factor, monitor_for
+from .config import TrainConfig, build_optimizer, check_config, lr_factor, monitor_for
 from .data import check_samples_up_front, training_loader
 from .state import TrainState, clear_checkpoints, load_last
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 class Trainer:
     """Trains one detector in place with ``cfg`` (see ``TrainConfig``).
 
-    AdamW; linear warm-up then poly or cosine decay; batches drawn epoch by epoch without
+    AdamW (or Adam / SGD, ``TrainConfig.optimizer``); linear warm-up then poly or cosine decay; batches drawn epoch by epoch without
     replacement; random scale/crop, flips, blur and JPEG per ``cfg``. The batch size is
     ``min(cfg.batch_size, len(samples) // processes)`` and every batch is full, so a batch of one
     image never happens (smp's DeepLabv3+ fails on it in train mode). The model is trained on
@@ -132,10 +132,8 @@ class Trainer:
         dd.seed_everything(cfg.seed + processes.rank, cfg.deterministic)
         self.amp_dtype = dd.amp_dtype(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
-        if not self.trainable:
-            raise ValueError(f"detector {model.config.get('name')!r} has no trainable parameters")
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = build_optimizer(model, cfg)
+        self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.monitor = monitor_for(model, cfg)
         self.state = self._resume_or_start()
         processes.barrier()
@@ -188,7 +186,7 @@ class Trainer:
         """One optimiser step (``cfg.grad_accum_steps`` micro-batches); its mean loss over processes."""
         cfg, device = self.cfg, self.device
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
+            group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
         step_loss = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum_steps):
             images, targets, labels = next(batches)
