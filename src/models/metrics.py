@@ -533,6 +533,17 @@ class DetectionMetrics:
         self._fake.append(fake)
         return self
 
+    def per_image(self) -> dict[str, np.ndarray]:
+        """The per-image values in update order: {"score": (N,) float64 image scores, "is_fake":
+        (N,) int 0/1, "iou": (N,) float64 IMDL-BenCo pixel IoU (NaN for image-level models)} (BR-Gen's
+        tables group them by generator family, region kind and edited area)."""
+        scores, fake = np.concatenate(self._scores or [np.zeros(0)]), np.concatenate(self._fake or [np.zeros(0, int)])
+        if self.pixel_level and self._binary:
+            iou = per_image_pixel_scores(np.concatenate(self._binary))["iou"]
+        else:
+            iou = np.full(scores.size, np.nan)
+        return {"score": scores.astype(np.float64), "is_fake": fake.astype(int), "iou": iou}
+
     def summary(self, indices: np.ndarray | list[int] | None = None) -> dict:
         """Every metric over the images at ``indices`` (positions in update order; None = all).
 

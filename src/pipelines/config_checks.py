@@ -165,9 +165,9 @@ def check_parameters(params: dict[str, Any], sections: Iterable[str] | None = No
         from pipelines.ingest.published import PUBLISHED_FORMATS
 
         source = ingest.get("source")
-        if source is not None and source not in (*PHOTO_SOURCES, *PUBLISHED_FORMATS):
-            problems.append(f"ingest.source: unknown source {source!r}; known: "
-                            f"{', '.join((*PHOTO_SOURCES, *PUBLISHED_FORMATS))}")
+        known = PHOTO_SOURCES if isinstance(source, list) else (*PHOTO_SOURCES, *PUBLISHED_FORMATS)
+        problems += [f"ingest.source: unknown source {one!r}; known: {', '.join(known)}"  # a list chains photo sources
+                     for one in (source if isinstance(source, list) else [source]) if one is not None and one not in known]
         _positive(problems, "ingest.image_size", ingest.get("image_size"))
         _positive(problems, "ingest.crops_per_photo", ingest.get("crops_per_photo"))
         _generator_entries(problems, "ingest.published.generators", (ingest.get("published") or {}).get("generators"), False)

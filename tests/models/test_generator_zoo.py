@@ -37,6 +37,7 @@ from models.generators import (
     set_max_loaded,
 )
 from models.generators import tiny_zoo
+from models.tiny_brgen import script_tiny_inpainter as _script_tiny_inpainter
 
 SIZE = 64
 HAS_SENTENCEPIECE = importlib.util.find_spec("sentencepiece") is not None
@@ -96,34 +97,6 @@ def zoo(tmp_path_factory):
         return built[key]
 
     return get
-
-
-def _script_tiny_inpainter(path: Path, with_noise: bool) -> Path:
-    """A tiny TorchScript inpainter with LaMa's (image, mask) or MAT's (image, mask, z) signature."""
-    import torch
-
-    class TinyLama(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
-
-        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(self.conv(torch.cat([image * (1 - mask), mask], dim=1)))
-
-    class TinyMat(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
-            self.style = torch.nn.Linear(512, 3)
-
-        def forward(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-            out = self.conv(torch.cat([image * mask, mask], dim=1)) + self.style(z)[:, :, None, None]
-            return torch.tanh(out)
-
-    torch.manual_seed(0)
-    module = torch.jit.script(TinyMat() if with_noise else TinyLama())
-    module.save(str(path))
-    return path
 
 
 def _tiny_lora(sdxl_folder: Path, path: Path) -> Path:

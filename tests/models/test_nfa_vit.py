@@ -129,7 +129,8 @@ def test_brgen_training_conf_carries_the_papers_recipe():
     weights = ("image_encoder_weights", "noise_encoder_weights", "noiseprint_weights")
     assert all(kwargs[key] for key in weights)
     # The conf's other model arguments are ones the detector takes.
-    tiny(**{k: v for k, v in kwargs.items() if k not in ("image_encoder", "decoder_channels", *weights)})
+    # (random_init: false, the conf says it, is the refusal the weights above answer)
+    tiny(**{k: v for k, v in kwargs.items() if k not in ("image_encoder", "decoder_channels", "random_init", *weights)})
 
 
 def test_a_frozen_noise_side_with_random_weights_is_refused():

@@ -102,7 +102,7 @@ def test_every_type_problem_is_listed_at_once_and_named_once():
     ({"evaluate": {"protocols": {"breakdowns": {"bi": ["generator"]}}}},
      "evaluate.protocols.breakdowns.bi: unknown key; allowed: area_buckets, authentic, by, mean, membership"),
     ({"split": {"protocols": {"mine": {"kind": "random", "ratio": [1.0]}}}},
-     "split.protocols.mine.ratio: unknown key; allowed: counts, held_out, kind, names, pairs, ratios, scale, train_on"),
+     "split.protocols.mine.ratio: unknown key; allowed: by, counts, families, held_out, kind, names, pairs, ratios, scale, source, target, train_on"),
     ({"ingest": {"folder": {"roots": "x"}}}, "ingest.folder.roots: unknown key; allowed: max_images, root"),
     ({"train": {"trainer": {"stepz": 5}}}, "train.trainer: unknown key(s) stepz; allowed: amp, augment"),
     ({"export": {"format": ["hf"]}}, "export.format: unknown key; allowed: formats, generators, splits"),

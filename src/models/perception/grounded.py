@@ -259,15 +259,48 @@ class SamSegmenter:
             with torch.inference_mode():
                 if embeddings is None:
                     embeddings = network.get_image_embeddings(inputs["pixel_values"].to(getattr(torch, self.dtype)))
-                outputs = network(image_embeddings=embeddings, input_boxes=inputs["input_boxes"].to(embeddings.dtype),
-                                  multimask_output=False)
-            masks = processor.post_process_masks(
-                outputs.pred_masks.float().cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
-            )[0]  # (boxes, 1, H, W) bool
+                boxes_in = inputs["input_boxes"].to(self._box_dtype(embeddings))
+                outputs = network(image_embeddings=embeddings, input_boxes=boxes_in, multimask_output=False)
+            masks = self._masks(processor, outputs, inputs)  # (boxes, 1, H, W) bool
             scores = outputs.iou_scores[0, :, 0].float().cpu().numpy()
             for k in range(len(batch)):
                 results.append((masks[k, 0].numpy().astype(bool), float(scores[k])))
         return results
+
+    def _box_dtype(self, embeddings: Any) -> Any:
+        return embeddings.dtype
+
+    def _masks(self, processor: Any, outputs: Any, inputs: Any) -> Any:
+        return processor.post_process_masks(
+            outputs.pred_masks.float().cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())[0]
+
+
+class Sam2Segmenter(SamSegmenter):
+    """Masks inside boxes from a SAM 2 checkpoint (``Sam2Model``; BR-Gen section 3.2.1 segments
+    its GroundingDINO boxes with SAM2). Same contract as ``SamSegmenter``: one mask per box
+    (``multimask_output=False``), the image encoded once, boxes in batches.
+
+    Args:
+        model: hub id or local folder (e.g. "facebook/sam2.1-hiera-large").
+        device, dtype, boxes_per_batch: as ``SamSegmenter``; ``segment`` is SamSegmenter's with
+            SAM 2's list of image feature maps and its post-processing (no reshaped input sizes).
+    """
+
+    model_class = "Sam2Model"
+    model_type = "sam2"
+
+    def __init__(self, model: str = "facebook/sam2.1-hiera-large", device: str = "cpu", dtype: str = "float32",
+                 boxes_per_batch: int = 32):
+        super().__init__(model, device=device, dtype=dtype, boxes_per_batch=boxes_per_batch)
+
+    def _box_dtype(self, embeddings: Any) -> Any:
+        return embeddings[-1].dtype  # a list of feature maps: SAM 2's multi-scale image features
+
+    def _masks(self, processor: Any, outputs: Any, inputs: Any) -> Any:
+        return processor.post_process_masks(outputs.pred_masks.float().cpu(), inputs["original_sizes"].cpu())[0]
+
+
+SEGMENTERS = {"sam": SamSegmenter, "sam2": Sam2Segmenter}
 
 
 class GroundedSamPerceiver(Perceiver):
@@ -283,7 +316,8 @@ class GroundedSamPerceiver(Perceiver):
 
     Args:
         detector: keyword arguments of ``GroundingDinoDetector``.
-        segmenter: keyword arguments of ``SamSegmenter``.
+        segmenter: keyword arguments of ``SamSegmenter``, or of ``Sam2Segmenter`` with
+            ``architecture: sam2`` (BR-Gen; default ``sam``).
         vocabulary: "coco" (things + stuff, BR-Gen), "coco_things", "coco_stuff", "none", or a
             list of names.
         person_boost: > 0.
@@ -298,7 +332,11 @@ class GroundedSamPerceiver(Perceiver):
         if not np.isfinite(person_boost) or person_boost <= 0:
             raise ValueError(f"person_boost must be a finite number > 0, got {person_boost}")
         self.detector = GroundingDinoDetector(**(detector or {}))
-        self.segmenter = SamSegmenter(**(segmenter or {}))
+        segmenter = dict(segmenter or {})
+        architecture = segmenter.pop("architecture", "sam")
+        if architecture not in SEGMENTERS:
+            raise ValueError(f"segmenter architecture must be one of {sorted(SEGMENTERS)}, got {architecture!r}")
+        self.segmenter = SEGMENTERS[architecture](**segmenter)
         self.vocabulary = resolve_vocabulary(vocabulary)
         self.person_boost = person_boost
 

@@ -258,6 +258,40 @@ def build_tiny_sam(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+def build_tiny_sam2(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny SAM 2 (Hiera with 4 stages of 16-128 channels, 64 px input) and its
+    processor into ``folder``. A global-attention block must not be a stage's first (pooling)
+    block in transformers' Hiera, hence two blocks in stage 3."""
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    hiera = transformers.Sam2HieraDetConfig(
+        hidden_size=16, num_attention_heads=1, image_size=[64, 64], patch_kernel_size=[7, 7], patch_stride=[4, 4],
+        patch_padding=[3, 3], query_stride=[2, 2], window_positional_embedding_background_size=[4, 4],
+        num_query_pool_stages=3, blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 2, 2], window_size_per_stage=[4, 4, 4, 4], global_attention_blocks=[3],
+    )
+    config = transformers.Sam2Config(
+        vision_config=transformers.Sam2VisionConfig(
+            backbone_config=hiera, backbone_channel_list=[128, 64, 32, 16],
+            backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]], fpn_hidden_size=32, fpn_top_down_levels=[2, 3],
+        ),
+        prompt_encoder_config=transformers.Sam2PromptEncoderConfig(hidden_size=32, image_size=64, patch_size=16,
+                                                                   mask_input_channels=4),
+        mask_decoder_config=transformers.Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=64, num_hidden_layers=2,
+                                                               num_attention_heads=2, iou_head_hidden_dim=32),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.Sam2Model(config)
+    model.save_pretrained(folder)
+    image_processor = transformers.Sam2ImageProcessor(size={"height": 64, "width": 64},
+                                                      mask_size={"height": 16, "width": 16})
+    transformers.Sam2Processor(image_processor=image_processor).save_pretrained(folder)
+    return folder
+
+
 # Llama 3.2 Vision Instruct's chat template, text and images only (no tools, no date header).
 MLLAMA_CHAT_TEMPLATE = (
     "{{- bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
@@ -416,6 +450,7 @@ TINY_BUILDERS = {
     "internvl": build_tiny_internvl,
     "grounding-dino": build_tiny_grounding_dino,
     "sam": build_tiny_sam,
+    "sam2": build_tiny_sam2,
     "florence2": build_tiny_florence2,
 }
 

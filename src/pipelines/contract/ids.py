@@ -42,6 +42,12 @@ def edit_group_id(sample: str, group: int) -> str:
     return f"{sample}-g{group}"
 
 
+def model_sample_id(sample: str, generator: str) -> str:
+    """The id of perceived sample ``sample`` as inpainted by ``generator`` (BR-Gen: every mask
+    by every inpainter); the generator's name is made id-safe (``safe_id``)."""
+    return f"{sample}-{safe_id(generator)}"
+
+
 def full_synthesis_id(base_id: str) -> str:
     """The id of the wholly generated sample made from ``base_id``'s caption."""
     return f"{base_id}{FULL_SYNTHESIS_SUFFIX}"

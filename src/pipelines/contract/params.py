@@ -111,7 +111,7 @@ class AiBases(_Section):
 
 
 class IngestParams(_Section):
-    source: str = "sample"
+    source: str | list[str] = "sample"  # a list: several photo sources in turn (BR-Gen: coco + folder)
     image_size: int | None = None
     seed: int = 0
     min_side: NonNegativeInt = 0
@@ -165,13 +165,26 @@ class PerceiveParams(_Resumable):
     vlms: list[dict[str, Any]] = []
     object_names_from_vlm: bool = False
     # region kinds a sample may edit (thing / stuff / background); None = every kind proposed.
-    # DiffSeg30k edits the objects a VLM lists, not BR-Gen's inverse-of-things background.
+    # DiffSeg30k edits the objects a VLM lists, not BR-Gen's inverse-of-things background;
+    # BR-Gen forges stuff and background only.
     region_kinds: list[Literal["thing", "stuff", "background"]] | None = None
+    # per-kind area caps over max_area_ratio (BR-Gen's background masks cover up to the whole image)
+    max_area_ratio_by_kind: dict[str, Ratio] = {}
+    # variant v of a base edits a region of kind kind_per_variant[v % len] (BR-Gen Fig. 3: each
+    # real image has a stuff mask and a background mask); null = any allowed kind
+    kind_per_variant: list[Literal["thing", "stuff", "background"]] | None = None
 
 
 class FullSynthesis(_Section):
     ratio: Ratio = 0.0
     prompt: str = "a photo"
+
+
+class Regenerate(_Section):
+    """BR-Gen's loop: an edit failing a quality check is redone with a new seed, at most
+    ``max_attempts`` tries in all (1 = no regeneration). ``checks``: entries as ``filter.checks``."""
+    max_attempts: PositiveInt = 1
+    checks: list[dict[str, Any]] = []
 
 
 class InpaintParams(_Sharded):
@@ -196,11 +209,17 @@ class InpaintParams(_Sharded):
     # prompt_source vlm:<name>), looking at the image as edited by turns < k. Entries as
     # perceive.vlms; empty = every prompt stays as perceive wrote it (from the base image).
     prompt_vlms: list[dict[str, Any]] = []
+    # BR-Gen: every perceived region inpainted by EVERY inpainting entry (one sample per model,
+    # ids <sample>-<generator>), instead of one random generator per turn.
+    every_generator: bool = False
+    regenerate: Regenerate = Regenerate()
 
 
 class FilterParams(_Sharded):
     checks: list[dict[str, Any]] = []
     score_imported: bool = False
+    # BR-Gen: samples wanted per generator after filtering (the report's shortfall); null = off
+    target_per_generator: NonNegativeInt | None = None
 
 
 class StatsParams(_Section):
@@ -212,7 +231,7 @@ class StatsParams(_Section):
 class SplitProtocol(_Section):
     """One entry of ``split.protocols`` (see pipelines.split.nodes for each kind's keys). ``names``
     / ``ratios`` None: the section's for random / published, (train, test) 8:2 for the others."""
-    kind: Literal["random", "leave_out", "train_on_one", "published"] = "random"
+    kind: Literal["random", "leave_out", "train_on_one", "published", "transfer"] = "random"
     names: list[str] | None = None
     ratios: list[float] | None = None
     pairs: list[list[str]] | None = None  # leave_out: one protocol per pair, named <key>-<a>+<b>
@@ -223,6 +242,13 @@ class SplitProtocol(_Section):
     # edited ones in each split (real : fake balanced). None = every eligible item.
     counts: dict[Literal["train", "test"], NonNegativeInt] | None = None
     scale: PositiveFloat = 1.0
+    # transfer (BR-Gen Table 4): edited samples of type `source` in the train split, of `target`
+    # in the others; the type is the generator family (`families`: generator -> family) or the
+    # region kind; authentic images in every split as usual
+    by: Literal["generator_family", "region_kind"] | None = None
+    source: str | None = None
+    target: str | None = None
+    families: dict[str, str] | None = None
 
 
 class SplitParams(_Section):
@@ -293,8 +319,19 @@ class LoraAsParent(_Section):
     study_apart: bool = False
 
 
+class BrgenTables(_Section):
+    """BR-Gen Tables 2-4 and 7 (``brgen`` protocol): generator -> family ("gan" / "diffusion"),
+    the R@50 area edges, and the cross-type transfers: protocol name -> {by, source, target}
+    (the checkpoint trained on that split protocol is scored on ``target``)."""
+    families: dict[str, str] = {}
+    area_edges: list[float] = [0.2, 0.4, 0.6, 0.8, 1.0]
+    cumulative_area: bool = True
+    cross_type: dict[str, dict[str, str]] = {}
+
+
 class EvaluateProtocols(_Section):
     breakdowns: Breakdowns = Breakdowns()
+    brgen: BrgenTables = BrgenTables()
     # perturbation name -> levels (models.perturbations), applied in the order written; ``resize_to``
     # (DiffSeg30k Table 3) feeds the image at an absolute side S x S, the prediction resized back
     robustness: dict[str, list[float]] = {"jpeg": [60, 80], "resize": [0.5, 2.0], "blur": [1.0, 2.0]}

@@ -11,6 +11,7 @@ Protocols (``evaluate.run`` selects; each is computed from per-image counts, see
   and back, Gaussian blur); the label maps are untouched.
 - ``cross_generator``: the images made by generators the detector never saw in training.
 - ``lora_as_parent``: a generator variant's edits scored as its parent's class.
+- ``brgen``: BR-Gen's Tables 2-4 and 7 from the same predictions (``pipelines.evaluate.brgen``).
 
 Every number says which convention it follows: dataset-level confusion matrix (pytorch-fcn /
 DeepLabV3Plus-Pytorch, DiffSeg30k) or per-image average (IMDL-BenCo).
@@ -37,6 +38,7 @@ from models.detectors.inference import image_score_definition, predict  # noqa: 
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, paper_tables, report  # noqa: E402
+from pipelines.evaluate.brgen import brgen_tables  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     LOCAL_BREAKDOWN,
@@ -178,14 +180,8 @@ def evaluate_trained(
     config = checkpoint["config"]
     items = item_table(rows, samples, provenance, class_of(s.generators) if s.generators else None)
     generator_labels = label_of_generator(provenance)
-    notes = []
-    if not ev.pixel_level:
-        notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
-                     "only image-level metrics are reported; pixel metrics are None.")
-    if config.get("skipped"):  # written by the train stage for a task that train.task left out
-        notes.append(f"NOT TRAINED: {config['skipped']}; these are the numbers of random weights.")
+    notes = _notes(ev, config)
     timing: dict[str, float] = {}
-
     # In-domain pass; also collects the examples and the LoRA-remapped metrics (same predictions).
     example_positions = _overlay_indices(rows, s.n_overlays)
     examples: dict[int, tuple] = {}
@@ -217,6 +213,8 @@ def evaluate_trained(
     elif "lora_as_parent" in protocols:  # re-edit twins: evaluated apart (study_apart)
         results["lora_as_parent"] = _reedit_study(checkpoint, study_rows, samples, provenance,
                                                   (edited_images, label_maps, base_images), s)
+    if "brgen" in protocols:  # BR-Gen Tables 2-4 and 7 (pipelines.evaluate.brgen)
+        results["brgen"] = brgen_tables(clean, items, s.protocols.brgen, float(s.image_threshold), config)
 
     metrics = MetricsSummary(
         task=ev.task, model=config["detector"].get("name"), pixel_level=ev.pixel_level,
@@ -232,6 +230,17 @@ def evaluate_trained(
     ).to_json()
     _log_summary(metrics)
     return (metrics, *_evaluation_figures(ev, rows, items, examples, example_positions, in_domain))
+
+
+def _notes(ev: _Evaluation, config: dict[str, Any]) -> list[str]:
+    """What a reader must know before reading the numbers: an image-level model, an untrained task."""
+    notes = []
+    if not ev.pixel_level:
+        notes.append(f"{config['detector'].get('name')} is an image-level classifier (pixel_level = False): "
+                     "only image-level metrics are reported; pixel metrics are None.")
+    if config.get("skipped"):  # written by the train stage for a task that train.task left out
+        notes.append(f"NOT TRAINED: {config['skipped']}; these are the numbers of random weights.")
+    return notes
 
 
 def _evaluation_figures(ev: _Evaluation, rows: pd.DataFrame, items: pd.DataFrame, examples: dict[int, tuple],

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROTOCOLS = ("in_domain", "breakdowns", "robustness", "cross_generator", "lora_as_parent")
+PROTOCOLS = ("in_domain", "breakdowns", "robustness", "cross_generator", "lora_as_parent", "brgen")
 BREAKDOWNS = ("generator", "turns", "area_bucket", "region_kind")
 # OpenSDI's pixel-level test sets: each class's LOCAL edits only (its official test.py keeps the
 # "partial" fakes), no authentic image; asked for in ``by`` like the others.

@@ -9,6 +9,7 @@ prompts (one per turn, from ``provenance``); one that needs a reference gets the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from models.cache import ModelCache
 from models.quality import create_quality_scorer
+from models.quality.checks import applies, threshold_failures, validate_checks
 from pipelines.contract.params import FilterParams, params_of
 from pipelines.io.resumable import resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
@@ -32,21 +34,20 @@ logger = logging.getLogger(__name__)
 GENERATED_ORIGINS = ("", "generated")
 
 
-def _check_rules(rules: list[dict[str, Any]]) -> None:
-    names = []
-    for rule in rules:
-        if "scorer" not in rule or not ({"max", "min"} & set(rule)):
-            raise ValueError(f"each filter.checks entry needs 'scorer' and 'max' and/or 'min', got {rule}")
-        names.append(rule.get("name", rule["scorer"]))
-    if len(set(names)) != len(names):
-        raise ValueError(f"filter.checks names must be unique (set `name` to use a scorer twice), got {names}")
-
-
 def _prompts_by_sample(provenance: pd.DataFrame | None) -> dict[str, list[str]]:
     if provenance is None or provenance.empty or "prompt" not in provenance:
         return {}
     ordered = provenance.sort_values(["sample_id", "turn"])
     return {sid: [p for p in group["prompt"] if isinstance(p, str) and p] for sid, group in ordered.groupby("sample_id")}
+
+
+def _generators_of(row: Any) -> list[str]:
+    """The generators of a samples-table row, in turn order (its last one when the list is absent)."""
+    generators = getattr(row, "generators", None)
+    if generators is not None and len(generators):
+        return [str(g) for g in generators]
+    last = getattr(row, "last_generator", "")
+    return [last] if isinstance(last, str) and last else []
 
 
 class _Scoring:
@@ -55,7 +56,8 @@ class _Scoring:
     def __init__(self, params: FilterParams, models: ModelCache, provenance: pd.DataFrame | None,
                  base_images: dict[str, Callable[[], np.ndarray]] | None):
         self.rules = list(params.checks)
-        _check_rules(self.rules)
+        validate_checks(self.rules)
+        self._generators = {rule.get("name", rule["scorer"]): rule for rule in self.rules}
         self.scorers = {rule.get("name", rule["scorer"]): _scorer(models, rule["scorer"], rule.get("kwargs") or {})
                         for rule in self.rules}
         needs_prompt = any("prompt" in s.needs for s in self.scorers.values())
@@ -75,6 +77,9 @@ class _Scoring:
         """{scores: name -> score (NaN when unscorable), reasons: [...]} for one sample."""
         scores, reasons = {}, []
         for name, scorer in self.scorers.items():
+            if not applies(self._generators[name], _generators_of(row)):
+                scores[name] = float("nan")  # BR-Gen: CLIP for prompt-based outputs only
+                continue
             try:
                 context: dict[str, Any] = {}
                 if "prompt" in scorer.needs:
@@ -130,7 +135,7 @@ def run_scoring(
     results = resumable_map(store, items(), compute)
     checks = [{
         "name": name, "scorer": rule["scorer"], "min": rule.get("min"), "max": rule.get("max"),
-        "higher_is_better": scoring.scorers[name].higher_is_better,
+        "generators": rule.get("generators"), "higher_is_better": scoring.scorers[name].higher_is_better,
         "valid_range": [None if not np.isfinite(v) else float(v) for v in scoring.scorers[name].valid_range],
     } for rule, name in ((r, r.get("name", r["scorer"])) for r in scoring.rules)]
     return samples, {key: result.data for key, result in results.items()}, checks
@@ -152,10 +157,7 @@ def apply_thresholds(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
         for i, value in enumerate(np.asarray(table[f"quality_{name}"], dtype=float)):
             if np.isnan(value):
                 continue  # unscorable (recorded) or imported (not scored)
-            if check["max"] is not None and not value <= check["max"]:
-                reasons[i].append(f"{name} {value:.1f} > {check['max']}")
-            if check["min"] is not None and not value >= check["min"]:
-                reasons[i].append(f"{name} {value:.1f} < {check['min']}")
+            reasons[i] += threshold_failures(name, value, check["min"], check["max"])
     table["drop_reason"] = ["; ".join(r) for r in reasons]
     table["kept"] = table["drop_reason"] == ""
     dropped = table[~table["kept"]]
@@ -208,11 +210,51 @@ def summarise_filter(table: pd.DataFrame, checks: list[dict[str, Any]]) -> dict[
     }
 
 
-def assemble_filter(samples: pd.DataFrame, scores: dict[str, dict[str, Any]],
-                    checks: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def regeneration_summary(table: pd.DataFrame, provenance: pd.DataFrame | None,
+                         target_per_generator: int | None) -> dict[str, Any]:
+    """BR-Gen's "generate until enough pass" bookkeeping, per generator (a sample counts for each
+    generator it used): samples, kept, regenerated (samples that took more than one attempt),
+    mean attempts (``attempts`` in the last turn's provenance details, 1 when absent) and, with
+    ``target_per_generator``, the target and the shortfall ``max(0, target - kept)``."""
+    attempts: dict[str, int] = {}
+    if provenance is not None and len(provenance) and "details" in provenance:
+        last = provenance.sort_values(["sample_id", "turn"]).groupby("sample_id").tail(1)
+        for sid, details in zip(last["sample_id"], last["details"]):
+            parsed = json.loads(details) if isinstance(details, str) and details else {}
+            attempts[sid] = int(parsed.get("attempts", 1))
+    out: dict[str, Any] = {"target_per_generator": target_per_generator, "per_generator": {}}
+    for row in table.itertuples(index=False):
+        for name in dict.fromkeys(_generators_of(row)):
+            entry = out["per_generator"].setdefault(name, {"samples": 0, "kept": 0, "regenerated": 0, "attempts": 0})
+            tries = attempts.get(row.sample_id, 1)
+            entry["samples"] += 1
+            entry["kept"] += int(bool(row.kept))
+            entry["regenerated"] += int(tries > 1)
+            entry["attempts"] += tries
+    for entry in out["per_generator"].values():
+        entry["mean_attempts"] = entry.pop("attempts") / entry["samples"]
+        if target_per_generator is not None:
+            entry["target"] = target_per_generator
+            entry["shortfall"] = max(0, target_per_generator - entry["kept"])
+    out["per_generator"] = dict(sorted(out["per_generator"].items()))
+    return out
+
+
+def assemble_filter(samples: pd.DataFrame, scores: dict[str, dict[str, Any]], checks: list[dict[str, Any]],
+                    provenance: pd.DataFrame | None = None,
+                    params: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The filter stage's last node: (filtered_samples: ``apply_thresholds``, filter_report:
-    ``summarise_filter``), logged."""
+    ``summarise_filter`` plus, when ``target_per_generator`` is set or a sample was regenerated,
+    ``regeneration``: ``regeneration_summary``), logged. A generator whose kept count falls short
+    of ``filter.target_per_generator`` is logged as a warning."""
     table = apply_thresholds(samples, scores, checks)
     report = summarise_filter(table, checks)
+    target = params_of(FilterParams, params).target_per_generator
+    regeneration = regeneration_summary(table, provenance, target)
+    if target is not None or any(e["regenerated"] for e in regeneration["per_generator"].values()):
+        report["regeneration"] = regeneration  # only where a recipe asks for it: the default report is unchanged
+    short = {name: e["shortfall"] for name, e in regeneration["per_generator"].items() if e.get("shortfall")}
+    if short:
+        logger.warning("filter: kept samples short of target_per_generator=%s: %s", target, short)
     logger.info("filter report: removal rate %.2f; per reason %s", report["removal_rate"], report["per_reason"])
     return table, report

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -81,6 +82,8 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int], image_size: int, n
 
 def _photos(params: IngestParams, issues: list[dict[str, str]]):
     source = params.source
+    if isinstance(source, list):  # BR-Gen: COCO + ImageNet / Places photos, one source after the other
+        return itertools.chain.from_iterable(_photos(params.model_copy(update={"source": one}), issues) for one in source)
     if source == "sample":
         return iter_sample_photos(params.sample.names)
     if source == "coco":

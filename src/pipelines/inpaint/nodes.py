@@ -32,11 +32,12 @@ from models.generators import (
 )
 from models.cache import ModelCache
 from models.perception import Region, VLMParseError, create_vlm, make_edit_prompt
+from models.quality.checks import QualityGate
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.labels import generator_entries, generator_labels
 from pipelines.contract.params import InpaintParams, params_of
 from pipelines.contract.schemas import PROVENANCE_COLUMNS, table
-from pipelines.contract.ids import full_synthesis_id
+from pipelines.contract.ids import full_synthesis_id, model_sample_id
 from pipelines.io.resumable import ItemResult, resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 from pipelines.io.shards import in_shard, parse_shard
@@ -131,12 +132,29 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
     for sample_id, turns in sample_turns(regions).items():
         if not in_shard(turns[0]["base_id"], shard):
             continue
+        if params.every_generator:
+            plan += plan_every_generator(seed, sample_id, turns, inpainters)
+            continue
         rng = sample_rng(seed, f"inpaint:{sample_id}")
         chosen = draw_generators(rng, inpainters, len(turns), distinct, weights)
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in chosen]
         plan.append({"sample_id": sample_id, "base_id": turns[0]["base_id"], "turns": turns,
                      "generators": chosen, "seeds": seeds})
         plan += reedit_twins(plan[-1], params.reedit)
+    return plan
+
+
+def plan_every_generator(seed: int, sample_id: str, turns: list[dict[str, Any]],
+                         inpainters: list[str]) -> list[dict[str, Any]]:
+    """BR-Gen: the perceived sample's region(s) inpainted by EVERY inpainter, one sample each
+    (``model_sample_id``), every turn by that model, seeds drawn per model sample. The samples
+    share the base (so its group and split), keeping each (real, mask, forged) triplet in one split."""
+    plan = []
+    for name in inpainters:
+        sid = model_sample_id(sample_id, name)
+        rng = sample_rng(seed, f"inpaint:{sid}")
+        plan.append({"sample_id": sid, "base_id": turns[0]["base_id"], "turns": turns, "generators": [name] * len(turns),
+                     "seeds": [int(rng.integers(0, 2**31 - 1)) for _ in turns]})
     return plan
 
 
@@ -273,6 +291,54 @@ def _edit_sessions(block, base_images, generators, label_index, candidates, scor
         yield (plan, *sessions.pop(plan["sample_id"]).finish(), prompted.pop(plan["sample_id"]))
 
 
+class _Regeneration:
+    """BR-Gen section 3.2.3: an edited sample failing a quality check (``regenerate.checks``, the
+    filter's entries) is made again with new seeds, at most ``regenerate.max_attempts`` tries in
+    all; a sample whose generators ignore the seed (LaMa) is not retried. The kept try's last
+    provenance record notes ``attempts``, ``passed`` and the failures before it in ``details``;
+    the filter stage scores the final image again and reports the shortfall."""
+
+    def __init__(self, params: InpaintParams, generators: dict[str, Any], label_index: dict[str, int],
+                 candidates: int, scorer: Callable | None):
+        self.seed, self.max_attempts = params.seed, params.regenerate.max_attempts
+        checks = params.regenerate.checks
+        self.gate = QualityGate(checks) if self.max_attempts > 1 and checks else None
+        self.generators = generators
+        self.session_args = (generators, label_index, candidates, scorer)
+
+    def _failures(self, image, base, edits: list[EditSpec]) -> list[str]:
+        try:
+            scores = self.gate.scores(image, generators=[e.generator for e in edits], reference=base,
+                                      prompts=[e.prompt for e in edits if e.prompt])
+        except ValueError as error:  # unscorable: the filter would drop it too
+            return [f"unscorable: {error}"]
+        return self.gate.failures(scores)
+
+    def run(self, sample_id: str, edits: list[EditSpec], base: np.ndarray, image: np.ndarray,
+            label_map: np.ndarray, provenance: list[dict[str, Any]]):
+        """(image, label_map, provenance) of the first try that passes, else of the last try."""
+        if self.gate is None:
+            return image, label_map, provenance
+        # the prompts the turns were run with (a prompt writer may have rewritten perceive's)
+        edits = [dataclasses.replace(edit, prompt=record["prompt"]) for edit, record in zip(edits, provenance)]
+        attempt, failed = 1, []
+        failures = self._failures(image, base, edits)
+        # a deterministic inpainter (LaMa, OpenCV) gives the same picture for every seed
+        seeded = any(getattr(self.generators[e.generator], "uses_seed", True) for e in edits)
+        while failures and seeded and attempt < self.max_attempts:
+            failed.append(failures)
+            attempt += 1
+            rng = sample_rng(self.seed, f"inpaint:{sample_id}:attempt{attempt}")
+            session = EditSession(base, *self.session_args)
+            for edit in edits:
+                session.apply(dataclasses.replace(edit, seed=int(rng.integers(0, 2**31 - 1))))
+            image, label_map, provenance = session.finish()
+            failures = self._failures(image, base, edits)
+        provenance[-1]["details"] = {**(provenance[-1].get("details") or {}), "attempts": attempt,
+                                     "failed_attempts": failed, "passed": not failures}
+        return image, label_map, provenance
+
+
 def run_edits(
     plan: list[dict[str, Any]],
     base_images: dict[str, Callable[[], np.ndarray]],
@@ -298,6 +364,7 @@ def run_edits(
     generators = build_generators([e for e in entries if e["task"] == "inpaint"])
     label_index = generator_labels(entries)
     candidates, scorer = _candidate_scorer(typed)
+    regeneration = _Regeneration(typed, generators, label_index, candidates, scorer)
     writer = PromptWriter(typed.prompt_vlms, model_cache, typed.seed) if typed.prompt_vlms else None
     manifest = base_manifest.set_index("base_id")
     store = WorkStore(typed.work_dir, typed.work_storage_options)
@@ -314,9 +381,14 @@ def run_edits(
             yield sample["sample_id"], fp, (sample, edits)
 
     def compute(block):
+        payloads = [payload for _, payload in block]
+        edits_of = {sample["sample_id"]: edits for sample, edits in payloads}
         for sample, image, label_map, provenance, prompted in _edit_sessions(
-                [payload for _, payload in block], base_images, generators, label_index, candidates, scorer, progress,
-                writer):
+                payloads, base_images, generators, label_index, candidates, scorer, progress, writer):
+            if regeneration.gate is not None:
+                image, label_map, provenance = regeneration.run(
+                    sample["sample_id"], edits_of[sample["sample_id"]], base_images[sample["base_id"]](), image,
+                    label_map, provenance)
             turns = sample["turns"]
             kinds = {row["region_id"]: row["kind"] for row in turns}
             row = _sample_row(sample, manifest, n_turns=len(turns), generators=list(sample["generators"]),

@@ -125,6 +125,23 @@ class _Perception:
             return None, f"vlm:{lister}:parse_failed->vocabulary"
 
 
+def eligible_regions(candidates: list, region_kinds: list[str] | None, max_area_ratio: float,
+                     max_area_ratio_by_kind: dict[str, float]) -> tuple[list, float]:
+    """(the candidates a sample may edit, the area cap ``select_regions`` then applies).
+
+    BR-Gen forges only stuff and background regions (``region_kinds``; None = every kind), and its
+    background masks reach the whole image (Table 7's 60-100 % columns): a kind listed in
+    ``max_area_ratio_by_kind`` is capped by its own value instead of ``max_area_ratio``. Without
+    per-kind caps the list passes unchanged and the cap is ``max_area_ratio`` (the default run).
+    """
+    kinds = None if region_kinds is None else set(region_kinds)
+    kept = [r for r in candidates if kinds is None or r.kind in kinds]
+    if not max_area_ratio_by_kind:
+        return kept, max_area_ratio
+    kept = [r for r in kept if r.area_ratio <= max_area_ratio_by_kind.get(r.kind, max_area_ratio)]
+    return kept, max([max_area_ratio, *max_area_ratio_by_kind.values()])
+
+
 def _label_source(region: Any, name: str, accepts_names: bool, listed: set[str], names_source: str) -> str:
     if region.kind == "background" or not accepts_names:
         return name
@@ -140,8 +157,11 @@ def _variant(ctx: _Perception, base_id: str, variant: int, image: np.ndarray, ca
     sid = sample_id(base_id, variant)
     rng = sample_rng(ctx.seed, sid)
     turn_budget = choose_region_count(rng, params.turn_count_weights)
-    chosen = select_regions(ctx.balancer.order(candidates, rng), turn_budget, iou_threshold=params.iou_threshold,
-                            min_area_ratio=params.min_area_ratio, max_area_ratio=params.max_area_ratio)
+    # the candidates are already of perceive.region_kinds (_perceive_base); BR-Gen: one kind per variant
+    kinds = [params.kind_per_variant[variant % len(params.kind_per_variant)]] if params.kind_per_variant else None
+    eligible, max_area = eligible_regions(candidates, kinds, params.max_area_ratio, params.max_area_ratio_by_kind)
+    chosen = select_regions(ctx.balancer.order(eligible, rng), turn_budget, iou_threshold=params.iou_threshold,
+                            min_area_ratio=params.min_area_ratio, max_area_ratio=max_area)
     plan = plan_edit_types(rng, len(chosen), turn_budget, params.edit_type_weights)
     if not plan:
         logger.warning("%s: no region within area bounds (or no edit fits); no sample made", sid)

@@ -14,6 +14,8 @@ Protocols match on class LABELS (``contract.labels``: an entry's ``label``), nev
 names: every sample an entry made (local edit, full synthesis, a classic edit configured with a
 class's label) is where its class says.
 - ``published``: the split a published dataset shipped with (imports set ``published_split``).
+- ``transfer``: BR-Gen's cross-type protocol (Table 4): train on the edits of one type (a
+  generator family or a region kind), evaluate on the other's, over the in-domain group cut.
 
 A protocol that names a generator absent from the generator list is skipped and recorded as such
 in ``split_protocols``; ``split.use`` picks the protocol that becomes ``splits`` (read by train
@@ -103,6 +105,8 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
         return found, missing
 
     for key, entry in configured.items():
+        if entry is None:  # removed by a layered env (e.g. conf/brgen drops leave-out / train-on)
+            continue
         kind = entry.kind
         if kind in ("random", "published"):
             names = list(params.names if entry.names is None else entry.names)
@@ -110,6 +114,9 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
             check_ratios(names, ratios)
             out.append({"name": key, "kind": kind, "names": names, "ratios": ratios, "held_out": [], "train_on": "",
                         "status": "ok"})
+            continue
+        if kind == "transfer":
+            out.append(transfer_protocol(key, entry, params, generators))
             continue
         names = list(CROSS_GENERATOR_NAMES if entry.names is None else entry.names)
         ratios = list(CROSS_GENERATOR_RATIOS if entry.ratios is None else entry.ratios)
@@ -138,6 +145,37 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
     if len(set(names)) != len(names):
         raise ValueError(f"split protocol names must be unique, got {names}")
     return out
+
+
+def transfer_protocol(key: str, entry: SplitProtocol, params: SplitParams, generators: list[str]) -> dict[str, Any]:
+    """A ``transfer`` protocol (BR-Gen Table 4: GAN -> diffusion, background -> stuff, ...): the
+    section's names / ratios unless the entry sets its own, so with the same seed its group cut
+    is the in-domain protocol's (the test images are the in-domain test images of the target
+    type). ``held_out`` lists the generators of the target family (none for a region-kind transfer).
+
+    Raises:
+        ValueError: ``by``, ``source`` or ``target`` missing, or ``families`` missing for a
+            generator-family transfer.
+    """
+    names = list(params.names if entry.names is None else entry.names)
+    ratios = list(params.ratios if entry.ratios is None else entry.ratios)
+    check_ratios(names, ratios)
+    if not (entry.by and entry.source and entry.target):
+        raise ValueError(f"split.protocols.{key}: a transfer protocol needs by, source and target")
+    if entry.by == "generator_family" and not entry.families:
+        raise ValueError(f"split.protocols.{key}: a generator_family transfer needs families (generator -> family)")
+    families = {g.lower(): f for g, f in (entry.families or {}).items()}
+    held = [g for g in generators if families.get(g.lower()) == entry.target] if entry.by == "generator_family" else []
+    return {"name": key, "kind": "transfer", "names": names, "ratios": ratios, "held_out": held,
+            "train_on": f"{entry.by}={entry.source}", "status": "ok",
+            "transfer": {"by": entry.by, "source": entry.source, "target": entry.target, "families": families}}
+
+
+def sample_types(sample: Any, by: str, families: dict[str, str]) -> set[str]:
+    """The types of a kept sample for a transfer: its generators' families or its region kinds."""
+    if by == "generator_family":
+        return {families.get(g.lower(), "") for g in _generator_set(sample)}
+    return {str(k) for k in (getattr(sample, "region_kinds", None) or [])}
 
 
 def _edited_row(s: Any, split: str, protocol: str) -> dict[str, Any]:
@@ -186,6 +224,11 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
                 rows.append(_edited_row(s, test, name))
         elif kind == "train_on_one":
             if split == test or gens == {protocol["train_on"]}:
+                rows.append(_edited_row(s, split, name))
+        elif kind == "transfer":  # a sample of one type only: train on source, evaluate on target
+            rule = protocol["transfer"]
+            wanted = rule["source"] if split == train else rule["target"]
+            if sample_types(s, rule["by"], rule["families"]) == {wanted}:
                 rows.append(_edited_row(s, split, name))
     if protocol.get("counts"):  # OpenSDI Table 2: capped per class, real : fake balanced per split
         rows = capped_rows(rows, protocol["counts"], protocol["scale"], train, seed, classes)

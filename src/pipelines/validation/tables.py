@@ -225,7 +225,7 @@ def split_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFra
         present = [set(g) for g in edited_train["generators"]]
         if info.kind == "train_on_one":
             expected = [info.train_on]
-        elif info.kind == "leave_out":
+        elif info.kind in ("leave_out", "transfer"):  # a GAN -> diffusion transfer trains without diffusion
             held = set(info.held_out)
             expected = [g for g in ctx.generators if g not in held]
         elif info.kind == "published":
