@@ -36,6 +36,7 @@ from models.detectors.inference import image_score_definition, predict  # noqa: 
 from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, report  # noqa: E402
+from pipelines.evaluate.learning_curve import learning_curve_figure  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     breakdown_groups,
@@ -389,11 +390,20 @@ def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[st
 
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
-                 examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
-    """The self-contained HTML report of this evaluation run (both tasks, every protocol run)."""
-    return report.render_report({"binary": binary, "semantic": semantic},
-                                {"binary": examples_binary, "semantic": examples_semantic},
-                                title=params_of(EvaluateParams, params).report.title)
+                 examples_semantic: np.ndarray, params: dict[str, Any], detector_binary: dict[str, Any] | None = None,
+                 detector_semantic: dict[str, Any] | None = None) -> str:
+    """The self-contained HTML report of this evaluation run (both tasks, every protocol run); with
+    both checkpoints, also their learning curve (the figure the ``learning_curve`` output saves)."""
+    curve = None
+    if detector_binary is not None and detector_semantic is not None:
+        curve = learning_curve_figure(detector_binary, detector_semantic)
+    try:
+        return report.render_report({"binary": binary, "semantic": semantic},
+                                    {"binary": examples_binary, "semantic": examples_semantic},
+                                    title=params_of(EvaluateParams, params).report.title, learning_curve=curve)
+    finally:
+        if curve is not None:
+            plt.close(curve)
 
 
 def build_comparison(binary: dict[str, Any], semantic: dict[str, Any], params: dict[str, Any]) -> str:
