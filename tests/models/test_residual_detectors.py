@@ -116,3 +116,15 @@ def test_dice_term_scores_the_overlap_and_leaves_ignored_pixels_and_authentic_ba
     assert torch.isclose(total, parts["pixel"] + 0.5 * parts["dice"])
     with pytest.raises(ValueError, match="dice_weight"):
         create_detector("srm_unet", num_classes=2, dice_weight=-1.0)
+
+
+@pytest.mark.parametrize("global_context", [False, True])
+def test_global_context_lets_a_far_corner_change_a_pixels_logits(global_context):
+    torch.manual_seed(0)
+    model = create_detector("srm_unet", num_classes=2, widths=[8, 16], global_context=global_context).eval()
+    x = torch.rand(1, 3, 96, 96)
+    far = x.clone()
+    far[..., -16:, -16:] = 0.5  # change only the bottom-right corner, well outside the top-left's receptive field
+    with torch.no_grad():
+        moved = (model(x) - model(far))[..., :16, :16].abs().max()
+    assert bool(moved > 1e-6) is global_context

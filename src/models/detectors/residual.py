@@ -106,7 +106,8 @@ class ResidualUNet(nn.Module):
     (the wrapper pads) -> logits (B, classes, H, W) (computed at H/2 x W/2, bilinearly upsampled).
     """
 
-    def __init__(self, classes: int, front: tuple[str, ...], widths: tuple[int, ...], bayar_channels: int = 3):
+    def __init__(self, classes: int, front: tuple[str, ...], widths: tuple[int, ...], bayar_channels: int = 3,
+                 global_context: bool = False):
         super().__init__()
         unknown = sorted(set(front) - {"rgb", "srm", "bayar"})
         if unknown or not front:
@@ -128,6 +129,11 @@ class ResidualUNet(nn.Module):
         for width in widths:
             self.down.append(_block(cin, width))
             cin = width
+        # ParseNet-style global context (Liu et al., 2015, Sec. 3): the bottleneck sees the mean of its
+        # own features over the whole input, so "smoother than the rest of this image" is learnable,
+        # not only "smooth" (an out-of-focus background is smooth and untouched).
+        self.context = nn.Sequential(nn.Conv2d(2 * cin, cin, 1, bias=False), nn.BatchNorm2d(cin),
+                                     nn.ReLU(inplace=True)) if global_context else None
         self.up = nn.ModuleList(
             _block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1))
         )
@@ -151,6 +157,8 @@ class ResidualUNet(nn.Module):
                 h = F.max_pool2d(h, 2)
             h = block(h)
             skips.append(h)
+        if self.context is not None:
+            h = self.context(torch.cat([h, h.mean(dim=(2, 3), keepdim=True).expand_as(h)], dim=1))
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], dim=1))
@@ -244,9 +252,10 @@ class ResidualDetector(SegmentationDetector):
 
 
 def _build(num_classes: int, front: tuple[str, ...], widths: list[int] | tuple[int, ...], single_logit: bool,
-           generator_balance: float = 0.0, dice_weight: float = 0.0) -> SegmentationDetector:
+           generator_balance: float = 0.0, dice_weight: float = 0.0,
+           global_context: bool = False) -> SegmentationDetector:
     widths = tuple(int(w) for w in widths)
-    network = ResidualUNet(1 if single_logit else num_classes, front, widths)
+    network = ResidualUNet(1 if single_logit else num_classes, front, widths, global_context=global_context)
     # mean 0 / std 1: the network needs raw [0, 1] pixels for its residual filters and normalises
     # its own RGB branch.
     return ResidualDetector(network, num_classes, input_divisor=2 ** len(widths), single_logit=single_logit,
@@ -257,7 +266,7 @@ def _build(num_classes: int, front: tuple[str, ...], widths: list[int] | tuple[i
 @DETECTORS.register("srm_unet", description="SRM noise residuals + RGB into a light U-Net (CPU default)")
 def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
                    single_logit: bool = False, generator_balance: float = 0.0,
-                   dice_weight: float = 0.0) -> SegmentationDetector:
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """Fixed SRM residuals (9 channels) and, with ``rgb``, the normalised image, into a U-Net.
 
     Args:
@@ -268,22 +277,26 @@ def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: 
         generator_balance: 0-1, how strongly the pixel loss evens out the generators of a batch
             (``generator_balanced_weights``); no effect on the binary task.
         dice_weight: >= 0, weight of ``soft_dice_loss`` added to the pixel cross-entropy (0: none).
+        global_context: the U-Net's bottleneck also sees its features' mean over the whole input.
     """
-    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit, generator_balance, dice_weight)
+    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)
 
 
 @DETECTORS.register("bayar_unet", description="constrained (Bayar) conv residuals + RGB into a light U-Net")
 def build_bayar_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
                      single_logit: bool = False, generator_balance: float = 0.0,
-                   dice_weight: float = 0.0) -> SegmentationDetector:
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """A learned constrained convolution (3 residual channels) and, with ``rgb``, the normalised
     image, into a U-Net. Arguments as for ``srm_unet``."""
-    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit, generator_balance, dice_weight)
+    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)
 
 
 @DETECTORS.register("rgb_unet", description="the same light U-Net on RGB only (ablation of the residual front end)")
 def build_rgb_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96),
                    single_logit: bool = False, generator_balance: float = 0.0,
-                   dice_weight: float = 0.0) -> SegmentationDetector:
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """The U-Net of ``srm_unet`` without a residual front end, for the side-by-side benchmark."""
-    return _build(num_classes, ("rgb",), widths, single_logit, generator_balance, dice_weight)
+    return _build(num_classes, ("rgb",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)
