@@ -13,6 +13,13 @@ Usage (PROJECT holds conf/ and the data of ``kedro run --pipeline generate``):
     python benchmarks/default_detector.py --project PROJECT --steps 300 \\
         --options srm_unet bayar_unet rgb_unet deeplabv3plus-r18
 
+Training and loss variants of one option (issue 19's second and third rounds) are named on the
+command line as ``NAME=param,param`` and run side by side, each in its own copy of the project
+whose ``data/01``-``05`` link to PROJECT's generated data (so the data stages run once):
+
+    python benchmarks/default_detector.py --project PROJECT --steps 300 --jobs 2 \
+        --variant base= --variant dice1=train.models.srm_unet.dice_weight=1.0
+
 Prints a Markdown table (docs/default_detector.md keeps the measured one) and writes every
 option's headline numbers to PROJECT/benchmarks/default_detector.json.
 """
@@ -22,11 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,16 +52,18 @@ COLUMNS = ("option", "steps", "edited IoU", "pixel F1", "untouched predicted edi
 
 
 def _kedro(project: Path, pipeline: str, params: list[str], log: Path) -> tuple[float, float]:
-    """Run one ``kedro run`` in ``project``; returns (CPU seconds of the child, wall seconds)."""
+    """Run one ``kedro run`` in ``project``; returns (CPU seconds of the child, wall seconds).
+    The child's own rusage (``os.wait4``), so runs side by side do not count each other."""
     kedro = Path(sys.executable).parent / "kedro"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with log.open("a") as out:
-        subprocess.run([str(kedro), "run", "--pipeline", pipeline, "--params", ",".join(params)],
-                       cwd=project, check=True, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, time.perf_counter() - started
+        child = subprocess.Popen([str(kedro), "run", "--pipeline", pipeline, "--params", ",".join(params)],
+                                 cwd=project, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return usage.ru_utime + usage.ru_stime, time.perf_counter() - started
 
 
 def headline(metrics: dict) -> dict:
@@ -98,6 +107,26 @@ def run_option(project: Path, option: str, steps: int, extra: list[str]) -> dict
             "train+eval CPU s": cpu_train + cpu_eval, "wall s": wall_train + wall_eval}
 
 
+def variant_project(project: Path, name: str) -> Path:
+    """A copy of ``project``'s conf whose generated data (``data/01``-``05``) are links to
+    ``project``'s, so variants train and evaluate side by side without touching each other."""
+    copy = project / "variants" / name
+    shutil.rmtree(copy, ignore_errors=True)
+    (copy / "data").mkdir(parents=True)
+    (copy / "src").mkdir()
+    shutil.copytree(project / "conf", copy / "conf")
+    shutil.copy(project / "pyproject.toml", copy / "pyproject.toml")
+    for layer in sorted((project / "data").glob("0[1-5]_*")):
+        (copy / "data" / layer.name).symlink_to(layer.resolve())
+    return copy
+
+
+def run_variant(project: Path, option: str, steps: int, name: str, params: list[str]) -> dict:
+    """``run_option`` in a fresh ``variant_project`` named ``name``; the row's option is the name."""
+    row = run_option(variant_project(project, name), option, steps, params)
+    return {**row, "option": name}
+
+
 def table(rows: list[dict]) -> str:
     """Markdown table of the rows (floats to 3 decimals, seconds to whole numbers)."""
     def cell(key: str, value) -> str:
@@ -116,11 +145,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
     parser.add_argument("--params", nargs="*", default=[], help="more kedro --params items, e.g. train.trainer.crop_size=96")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PARAMS",
+                        help="a variant of the first option: comma-separated kedro --params on top of --params")
+    parser.add_argument("--jobs", type=int, default=1, help="variants run at once (each in its own project copy)")
     args = parser.parse_args(argv)
     if not (args.project / "data" / "05_model_input" / "splits.parquet").is_file():
         parser.error(f"{args.project}/data has no splits.parquet: run `kedro run --pipeline generate` there first")
     rows = []
     out = args.project / "benchmarks" / "default_detector.json"
+    if args.variant:
+        variants = [v.partition("=") for v in args.variant]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_variant, args.project, args.options[0], args.steps, name,
+                                   [*args.params, *[p for p in extra.split(",") if p]])
+                       for name, _, extra in variants]
+            for future in futures:
+                rows.append(future.result())
+                out.parent.mkdir(exist_ok=True)
+                out.write_text(json.dumps(rows, indent=2))
+                print(table(rows[-1:]), flush=True)
+        print(table(rows))
+        return 0
     for option in args.options:
         rows.append(run_option(args.project, option, args.steps, args.params))
         out.parent.mkdir(exist_ok=True)

@@ -93,3 +93,38 @@ def test_generator_balanced_loss_is_cross_entropy_at_zero_and_shifts_towards_the
                           torch.nn.functional.cross_entropy(out_bin.pixel_logits, target_bin), atol=1e-6)  # plain CE
     with pytest.raises(ValueError, match="generator_balance"):
         create_detector("srm_unet", num_classes=3, widths=[8, 16], generator_balance=2.0)
+
+
+def test_dice_term_scores_the_overlap_and_leaves_ignored_pixels_and_authentic_batches_alone():
+    from models.detectors.base import IGNORE_INDEX, DetectorOutputs
+    from models.detectors.residual import soft_dice_loss
+
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, :4] = 1
+    perfect = torch.where(target == 1, 20.0, -20.0).float().unsqueeze(1)
+    perfect = torch.cat([torch.zeros_like(perfect), perfect], dim=1)  # (1, 2, 8, 8)
+    assert soft_dice_loss(perfect, target) < 1e-3
+    assert soft_dice_loss(-perfect, target) > 0.9                    # edited and untouched swapped
+    ignored = target.clone()
+    ignored[0, 4:] = IGNORE_INDEX                                     # false alarms only on ignored pixels
+    everywhere = torch.cat([torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), 20.0)], dim=1)
+    assert soft_dice_loss(everywhere, ignored) < 1e-3 < soft_dice_loss(everywhere, target) - 0.3
+    authentic = torch.zeros(1, 8, 8, dtype=torch.long)
+    assert float(soft_dice_loss(everywhere, authentic)) == 0.0      # no edited pixel: no Dice term
+    model = create_detector("srm_unet", num_classes=2, widths=[8, 16], dice_weight=0.5)
+    total, parts = model.loss(DetectorOutputs(everywhere, None), target, torch.ones(1, dtype=torch.long))
+    assert torch.isclose(total, parts["pixel"] + 0.5 * parts["dice"])
+    with pytest.raises(ValueError, match="dice_weight"):
+        create_detector("srm_unet", num_classes=2, dice_weight=-1.0)
+
+
+@pytest.mark.parametrize("global_context", [False, True])
+def test_global_context_lets_a_far_corner_change_a_pixels_logits(global_context):
+    torch.manual_seed(0)
+    model = create_detector("srm_unet", num_classes=2, widths=[8, 16], global_context=global_context).eval()
+    x = torch.rand(1, 3, 96, 96)
+    far = x.clone()
+    far[..., -16:, -16:] = 0.5  # change only the bottom-right corner, well outside the top-left's receptive field
+    with torch.no_grad():
+        moved = (model(x) - model(far))[..., :16, :16].abs().max()
+    assert bool(moved > 1e-6) is global_context

@@ -305,4 +305,10 @@ def test_evaluate_reports_a_binary_only_entrys_semantic_task_as_skipped(data, tm
     combine_metrics(binary, semantic)
     html = build_report(binary, semantic, outputs["binary"][3], outputs["semantic"][3], params)
     assert "imdl:mantranet is binary-only" in html
+    assert 'id="learning-curve"' not in html  # no checkpoints given: no learning curve section
+    # with the checkpoints, the page embeds their learning curve (issue 19)
+    html = build_report(binary, semantic, outputs["binary"][3], outputs["semantic"][3], params,
+                        checkpoints["binary"], checkpoints["semantic"])
+    section = html.split('id="learning-curve"', 1)[1].split("<h2", 1)[0]
+    assert 'alt="learning curve"' in section and "data:image/png;base64," in section
     assert "semantic /" not in build_comparison(binary, semantic, params)

@@ -106,7 +106,8 @@ class ResidualUNet(nn.Module):
     (the wrapper pads) -> logits (B, classes, H, W) (computed at H/2 x W/2, bilinearly upsampled).
     """
 
-    def __init__(self, classes: int, front: tuple[str, ...], widths: tuple[int, ...], bayar_channels: int = 3):
+    def __init__(self, classes: int, front: tuple[str, ...], widths: tuple[int, ...], bayar_channels: int = 3,
+                 global_context: bool = False):
         super().__init__()
         unknown = sorted(set(front) - {"rgb", "srm", "bayar"})
         if unknown or not front:
@@ -128,6 +129,11 @@ class ResidualUNet(nn.Module):
         for width in widths:
             self.down.append(_block(cin, width))
             cin = width
+        # ParseNet-style global context (Liu et al., 2015, Sec. 3): the bottleneck sees the mean of its
+        # own features over the whole input, so "smoother than the rest of this image" is learnable,
+        # not only "smooth" (an out-of-focus background is smooth and untouched).
+        self.context = nn.Sequential(nn.Conv2d(2 * cin, cin, 1, bias=False), nn.BatchNorm2d(cin),
+                                     nn.ReLU(inplace=True)) if global_context else None
         self.up = nn.ModuleList(
             _block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1))
         )
@@ -151,6 +157,8 @@ class ResidualUNet(nn.Module):
                 h = F.max_pool2d(h, 2)
             h = block(h)
             skips.append(h)
+        if self.context is not None:
+            h = self.context(torch.cat([h, h.mean(dim=(2, 3), keepdim=True).expand_as(h)], dim=1))
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], dim=1))
@@ -181,43 +189,84 @@ def generator_balanced_weights(target: torch.Tensor, num_classes: int, balance: 
     return weights
 
 
-class ResidualDetector(SegmentationDetector):
-    """``SegmentationDetector`` whose pixel cross-entropy can balance the generators of a batch
-    (``generator_balance``, see ``generator_balanced_weights``): Telea and Navier-Stokes fills look
-    alike to a residual front end, and without it the rarer of the two is never predicted."""
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice of the edit classes over the whole batch (Milletari et al., V-Net 2016, Eq. 1
+    with the squares dropped, as in IMDL-BenCo's ``dice`` losses), averaged over the edit classes
+    labelled in the batch; 0 when the batch has no edited pixel.
 
-    def __init__(self, *args, generator_balance: float = 0.0, **kwargs):
+    Cross-entropy weighs every pixel alike, so on images that are mostly untouched it rewards a
+    cautious detector; Dice scores the overlap of each edit class directly (the IoU / F1 the
+    targets measure). Pooled over the batch (not per image) so authentic crops, whose Dice is
+    undefined, count through their false positives.
+
+    Args:
+        logits: (B, C, H, W) raw logits, class 0 = background.
+        target: (B, H, W) int64 labels, ``IGNORE_INDEX`` for unlabelled pixels.
+    Returns:
+        scalar float32 tensor in [0, 1].
+    """
+    labelled = (target != IGNORE_INDEX).unsqueeze(1).float()
+    probs = logits.float().softmax(dim=1)[:, 1:] * labelled
+    onehot = F.one_hot(target.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].float() * labelled
+    intersection = (probs * onehot).sum(dim=(0, 2, 3))
+    denominator = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    present = onehot.sum(dim=(0, 2, 3)) > 0
+    if not bool(present.any()):
+        return logits.sum() * 0.0
+    dice = (2.0 * intersection + 1.0) / (denominator + 1.0)
+    return (1.0 - dice[present]).mean()
+
+
+class ResidualDetector(SegmentationDetector):
+    """``SegmentationDetector`` with two optional loss terms on top of pixel cross-entropy:
+    ``generator_balance`` (see ``generator_balanced_weights``: Telea and Navier-Stokes fills look
+    alike to a residual front end, and without it the rarer of the two is never predicted) and
+    ``dice_weight`` x ``soft_dice_loss`` (the overlap the IoU / F1 targets score)."""
+
+    def __init__(self, *args, generator_balance: float = 0.0, dice_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if not 0.0 <= generator_balance <= 1.0:
             raise ValueError(f"generator_balance must be in [0, 1], got {generator_balance}")
+        if dice_weight < 0.0:
+            raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
         self.generator_balance = float(generator_balance)
+        self.dice_weight = float(dice_weight)
 
     def loss(self, outputs, target, image_label):
         if self.generator_balance == 0.0 or self.num_classes <= 2:  # one edit class: nothing to balance
-            return super().loss(outputs, target, image_label)
-        weights = generator_balanced_weights(target, self.num_classes, self.generator_balance)
-        per_pixel = F.cross_entropy(outputs.pixel_logits.float(), target, weight=weights,
-                                    ignore_index=IGNORE_INDEX, reduction="none")
-        # normalised by the summed weights of the labelled pixels (a weighted mean), 0 if none
-        labelled = target != IGNORE_INDEX
-        norm = weights[target.clamp_min(0)][labelled].sum().clamp_min(1.0)
-        pixel = per_pixel.sum() / norm
-        return pixel, {"pixel": pixel.detach()}
+            pixel, parts = super().loss(outputs, target, image_label)
+        else:
+            weights = generator_balanced_weights(target, self.num_classes, self.generator_balance)
+            per_pixel = F.cross_entropy(outputs.pixel_logits.float(), target, weight=weights,
+                                        ignore_index=IGNORE_INDEX, reduction="none")
+            # normalised by the summed weights of the labelled pixels (a weighted mean), 0 if none
+            labelled = target != IGNORE_INDEX
+            norm = weights[target.clamp_min(0)][labelled].sum().clamp_min(1.0)
+            pixel = per_pixel.sum() / norm
+            parts = {"pixel": pixel.detach()}
+        if self.dice_weight == 0.0:
+            return pixel, parts
+        dice = soft_dice_loss(outputs.pixel_logits, target)
+        parts["dice"] = dice.detach()
+        return pixel + self.dice_weight * dice, parts
 
 
 def _build(num_classes: int, front: tuple[str, ...], widths: list[int] | tuple[int, ...], single_logit: bool,
-           generator_balance: float = 0.0) -> SegmentationDetector:
+           generator_balance: float = 0.0, dice_weight: float = 0.0,
+           global_context: bool = False) -> SegmentationDetector:
     widths = tuple(int(w) for w in widths)
-    network = ResidualUNet(1 if single_logit else num_classes, front, widths)
+    network = ResidualUNet(1 if single_logit else num_classes, front, widths, global_context=global_context)
     # mean 0 / std 1: the network needs raw [0, 1] pixels for its residual filters and normalises
     # its own RGB branch.
     return ResidualDetector(network, num_classes, input_divisor=2 ** len(widths), single_logit=single_logit,
-                            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), generator_balance=generator_balance)
+                            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), generator_balance=generator_balance,
+                            dice_weight=dice_weight)
 
 
 @DETECTORS.register("srm_unet", description="SRM noise residuals + RGB into a light U-Net (CPU default)")
 def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
-                   single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
+                   single_logit: bool = False, generator_balance: float = 0.0,
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """Fixed SRM residuals (9 channels) and, with ``rgb``, the normalised image, into a U-Net.
 
     Args:
@@ -227,20 +276,27 @@ def build_srm_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: 
         single_logit: binary task only: one output channel trained with BCE.
         generator_balance: 0-1, how strongly the pixel loss evens out the generators of a batch
             (``generator_balanced_weights``); no effect on the binary task.
+        dice_weight: >= 0, weight of ``soft_dice_loss`` added to the pixel cross-entropy (0: none).
+        global_context: the U-Net's bottleneck also sees its features' mean over the whole input.
     """
-    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit, generator_balance)
+    return _build(num_classes, ("rgb", "srm") if rgb else ("srm",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)
 
 
 @DETECTORS.register("bayar_unet", description="constrained (Bayar) conv residuals + RGB into a light U-Net")
 def build_bayar_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96), rgb: bool = True,
-                     single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
+                     single_logit: bool = False, generator_balance: float = 0.0,
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """A learned constrained convolution (3 residual channels) and, with ``rgb``, the normalised
     image, into a U-Net. Arguments as for ``srm_unet``."""
-    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit, generator_balance)
+    return _build(num_classes, ("rgb", "bayar") if rgb else ("bayar",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)
 
 
 @DETECTORS.register("rgb_unet", description="the same light U-Net on RGB only (ablation of the residual front end)")
 def build_rgb_unet(num_classes: int, widths: list[int] = (24, 48, 64, 96),
-                   single_logit: bool = False, generator_balance: float = 0.0) -> SegmentationDetector:
+                   single_logit: bool = False, generator_balance: float = 0.0,
+                   dice_weight: float = 0.0, global_context: bool = False) -> SegmentationDetector:
     """The U-Net of ``srm_unet`` without a residual front end, for the side-by-side benchmark."""
-    return _build(num_classes, ("rgb",), widths, single_logit, generator_balance)
+    return _build(num_classes, ("rgb",), widths, single_logit, generator_balance, dice_weight,
+                  global_context)

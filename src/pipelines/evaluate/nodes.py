@@ -39,6 +39,7 @@ from models.metrics import DetectionMetrics  # noqa: E402
 from models.perturbations import list_perturbations, perturb  # noqa: E402
 from pipelines.evaluate import figures, paper_tables, report  # noqa: E402
 from pipelines.evaluate.brgen import brgen_tables  # noqa: E402
+from pipelines.evaluate.learning_curve import learning_curve_figure  # noqa: E402
 from pipelines.evaluate.protocols import (  # noqa: E402
     BREAKDOWNS,
     LOCAL_BREAKDOWN,
@@ -474,14 +475,23 @@ def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[st
 
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
-                 examples_semantic: np.ndarray, params: dict[str, Any]) -> str:
-    """The self-contained HTML report of this evaluation run (both tasks, every protocol run, and
-    the recipe's paper tables first when it configures any)."""
+                 examples_semantic: np.ndarray, params: dict[str, Any], detector_binary: dict[str, Any] | None = None,
+                 detector_semantic: dict[str, Any] | None = None) -> str:
+    """The self-contained HTML report of this evaluation run (both tasks, every protocol run, the
+    recipe's paper tables first when it configures any); with both checkpoints, also their
+    learning curve (the figure the ``learning_curve`` output saves)."""
     s = params_of(EvaluateParams, params)
     tables = paper_tables.build_tables(combine_metrics(binary, semantic), s.paper_tables)
-    return report.render_report({"binary": binary, "semantic": semantic},
-                                {"binary": examples_binary, "semantic": examples_semantic},
-                                title=s.report.title, paper_tables=tables)
+    curve = None
+    if detector_binary is not None and detector_semantic is not None:
+        curve = learning_curve_figure(detector_binary, detector_semantic)
+    try:
+        return report.render_report({"binary": binary, "semantic": semantic},
+                                    {"binary": examples_binary, "semantic": examples_semantic},
+                                    title=s.report.title, paper_tables=tables, learning_curve=curve)
+    finally:
+        if curve is not None:
+            plt.close(curve)
 
 
 def render_paper_tables(metrics: dict[str, Any], params: dict[str, Any]) -> str:

@@ -344,7 +344,8 @@ def _paper_tables(built: list[dict] | None) -> dict | None:
 
 
 def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | None] | None = None,
-                  title: str = "EditLens evaluation report", paper_tables: list[dict] | None = None) -> str:
+                  title: str = "EditLens evaluation report", paper_tables: list[dict] | None = None,
+                  learning_curve: Any = None) -> str:
     """The HTML page for one evaluation run.
 
     Args:
@@ -352,6 +353,8 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
         examples: {task: qualitative grid image (H, W, 3) uint8 or None} (optional; no section if None).
         paper_tables: ``paper_tables.build_tables`` output: the recipe's paper tables, first on the
             page (no section when None or empty).
+        learning_curve: the learning-curve figure (matplotlib, ``learning_curve.learning_curve_figure``)
+            or None (no section).
     Returns:
         A complete HTML document (str) with every figure embedded.
     Raises:
@@ -374,6 +377,9 @@ def render_report(results: dict[str, dict], examples: dict[str, np.ndarray | Non
         ("robustness", "Robustness", _robustness(results, in_domain)),
         ("cross-generator", "Cross-generator generalisation", _cross_generator(results)),
         ("lora", "Generator variants (LoRA) as their parent", _lora(results)),
+        ("learning-curve", "Learning curve", None if learning_curve is None else {"figures": [_figure(
+            learning_curve, "Validation metrics against training steps (train.trainer.val_every), one panel per task",
+            "learning curve")], "missing": "No learning curve."}),
         ("examples", "Qualitative examples", None if examples is None else _examples(examples)),
         ("conventions", "Conventions and provenance of the numbers", _conventions(results)),
     ]
