@@ -1,7 +1,7 @@
 """The DreamSim scorer: local release files only, never the package's downloader.
 
-The run test needs the optional packages dreamsim / peft / open_clip (not in the pinned
-environment: it is skipped there, and the lead's report says where it was run). Its weights are
+The run test needs the packages dreamsim / peft / open_clip (pinned in requirements.lock; the
+test for a clear error without them runs only where they are absent). Its weights are
 random, written in the release layout of the ``clip_vitb32`` variant.
 """
 

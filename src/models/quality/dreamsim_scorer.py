@@ -15,9 +15,8 @@ scorer runs the ``dreamsim`` package (PyPI 0.2.1) itself, never its downloader:
   ``facebookresearch_dino_main/`` and ``checkpoints/dino_vitbase16_pretrain.pth`` (copied there once
   from a machine with GitHub access). The check lists those too.
 
-The package needs ``peft`` and ``open_clip_torch``, which this project's pinned environment does
-not include (peft switches diffusers to its PEFT backend, which other adapters avoid); without
-them the scorer fails at construction with that message. The "perceptual" scorer (LPIPS
+The package needs ``peft`` and ``open_clip_torch`` (pinned with it in requirements.lock); where
+they are absent the scorer fails at construction with a message naming them. The "perceptual" scorer (LPIPS
 computation) is the stand-in that runs everywhere.
 """
 
