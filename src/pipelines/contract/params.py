@@ -126,6 +126,11 @@ class IngestParams(_Section):
     opensdid: OpensdidSource = OpensdidSource()
     diffseg30k: Diffseg30kSource = Diffseg30kSource()
     ai_bases: AiBases = AiBases()
+    # DiffSeg30k sec. 4: further real photos of the same source, never perceived nor edited: pool
+    # name -> how many. They follow the edited bases in the source's order (the bases are the first
+    # `max_images` photos), so no photo is both; base_id <photo>=<pool>, kind real-only
+    # (pipelines.contract.ids.real_only_id). The split decides where each pool goes (split.pools).
+    real_pools: dict[str, PositiveInt] = {}
 
 
 class _Resumable(_Section):
@@ -251,6 +256,13 @@ class SplitProtocol(_Section):
     families: dict[str, str] | None = None
 
 
+class RealPool(_Section):
+    """One entry of ``split.pools``: where the real-only photos of ingest pool <name> go."""
+    split: str | None = None              # None: the protocol's first (training) split
+    n: NonNegativeInt | None = None       # at most this many (seeded draw); None = the whole pool
+    protocols: list[str] | None = None    # configured protocol keys that get the pool; None = every one
+
+
 class SplitParams(_Section):
     seed: int = 0
     names: list[str] = ["train", "val"]
@@ -261,6 +273,7 @@ class SplitParams(_Section):
     use: str = "random"
     # an entry set to null is left out (a recipe env drops a protocol conf/base defines)
     protocols: dict[str, SplitProtocol | None] = {"random": SplitProtocol()}
+    pools: dict[str, RealPool] = {}  # ingest.real_pools -> the protocols and split they join
 
 
 class TrainDataset(_Section):
