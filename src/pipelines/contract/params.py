@@ -19,7 +19,7 @@ the allowed keys. Open mappings (per-model kwargs, protocol names, generator ent
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any, Literal, TypeVar, get_args
 
@@ -300,6 +300,9 @@ class TrainParams(_Section):
     num_threads: PositiveInt | None = None
     # every models.detectors.training.TrainConfig field but task; its defaults live there
     trainer: dict[str, Any] = {}
+    # further detectors of the same run (DiffSeg30k Tables 2, 5-7): name -> keys of this section
+    # (model, task, dataset, trainer, ...) merged over it (pipelines.train.nodes.train_variants)
+    variants: dict[str, dict[str, Any]] = {}
 
     @field_validator("trainer")
     @classmethod
@@ -402,6 +405,9 @@ class EvaluateParams(_Section):
     protocols: EvaluateProtocols = EvaluateProtocols()
     report: EvaluateReport = EvaluateReport()
     paper_tables: list[PaperTable] = []  # a recipe's tables beside the paper's numbers
+    # how each train.variants detector is evaluated: keys of this section merged over it, after
+    # run: [in_domain] and n_overlays: 0 (pipelines.evaluate.nodes.evaluate_variants)
+    variants: dict[str, dict[str, Any]] = {}
 
 
 class ExportParams(_Section):
@@ -483,6 +489,16 @@ def typed_problems(params: dict[str, Any], sections: Iterable[str] | None = None
 def parse_section(name: str, value: dict[str, Any]) -> BaseModel:
     """The typed model of section ``name`` (raises pydantic.ValidationError on a bad value)."""
     return SECTIONS[name].model_validate(value)
+
+
+def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings key by key (recursively), anything else
+    replaced; neither argument is modified. A ``*.variants`` entry over its section."""
+    out = dict(base)
+    for key, value in overrides.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merged(out[key], value) if both else value
+    return out
 
 
 def params_of(model: type[Model], value: Model | dict[str, Any] | None) -> Model:
