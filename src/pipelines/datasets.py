@@ -361,15 +361,28 @@ class ParallelPartitionedDataset(PartitionedDataset):
     were already written stay (every write is all-or-nothing on its own).
 
     Args: those of ``PartitionedDataset``, plus ``save_workers`` (default: CPU count, at most 8;
-    1 = kedro-datasets' serial save).
+    1 = kedro-datasets' serial save) and ``allow_empty`` (an empty or missing folder loads as {}
+    instead of raising: a node's output that may legitimately hold nothing, e.g. no
+    ``train.variants``).
     """
 
-    def __init__(self, *, save_workers: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, save_workers: int | None = None, allow_empty: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         workers = min(8, os.cpu_count() or 1) if save_workers is None else int(save_workers)
         if workers < 1:
             raise DatasetError(f"{kwargs.get('path')}: save_workers must be >= 1, got {save_workers}")
         self._save_workers = workers
+        self._allow_empty = bool(allow_empty)
+
+    def load(self) -> dict[str, Any]:
+        if self._allow_empty and not self._filesystem.exists(self._normalized_path):
+            return {}
+        try:
+            return super().load()
+        except DatasetError as exc:
+            if self._allow_empty and "No partitions found" in str(exc):
+                return {}
+            raise
 
     def save(self, data: dict[str, Any]) -> None:
         """Save every partition. Partition ids that would leave the folder are refused before

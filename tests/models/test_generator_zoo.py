@@ -25,7 +25,6 @@ from models.generators import (
     EditSpec,
     GeneratorNotSupportedError,
     apply_edits,
-    build_tiny_sd_inpaint,
     cached_pipelines,
     clear_pipeline_cache,
     create_generator,
@@ -37,7 +36,7 @@ from models.generators import (
     set_max_loaded,
 )
 from models.generators import tiny_zoo
-from models.tiny_brgen import script_tiny_inpainter as _script_tiny_inpainter
+from models.tiny_brgen import script_tiny_inpainter
 
 SIZE = 64
 HAS_SENTENCEPIECE = importlib.util.find_spec("sentencepiece") is not None
@@ -58,65 +57,11 @@ def mask():
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-    """Tiny checkpoints, built lazily (only what the selected tests need) and once per module."""
-    root = tmp_path_factory.mktemp("zoo")
-    built: dict[str, object] = {}
-
-    def get(key: str):
-        if key not in built:
-            builders = {
-                "sd-inpaint": lambda: build_tiny_sd_inpaint(root / "sd-inpaint"),
-                "sd": lambda: tiny_zoo.build_tiny_sd(root / "sd", inpainting=False),
-                "sdxl-inpaint": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl-inpaint"),
-                "sdxl": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl", inpainting=False),
-                "sd3": lambda: tiny_zoo.build_tiny_sd3(root / "sd3"),
-                "flux-fill": lambda: tiny_zoo.build_tiny_flux(root / "flux-fill"),
-                "flux": lambda: tiny_zoo.build_tiny_flux(root / "flux", fill=False),
-                # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
-                "flux-guided": lambda: tiny_zoo.build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
-                "qwen-image": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image"),
-                "qwen-image-edit": lambda: tiny_zoo.build_tiny_qwen_image(root / "qwen-image-edit", edit=True),
-                "z-image": lambda: tiny_zoo.build_tiny_z_image(root / "z-image"),
-                "chroma": lambda: tiny_zoo.build_tiny_chroma(root / "chroma"),
-                "amused": lambda: tiny_zoo.build_tiny_amused(root / "amused"),
-                "flux2-klein": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein"),
-                "flux2-klein-base": lambda: tiny_zoo.build_tiny_flux2_klein(root / "flux2-klein-base", distilled=False),
-                "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
-                "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
-                "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
-                "if": lambda: tiny_zoo.build_tiny_deepfloyd_if(root / "if"),
-                "glide": lambda: tiny_zoo.build_tiny_glide(root / "glide"),
-                "lama": lambda: _script_tiny_inpainter(root / "tiny-lama.pt", with_noise=False),
-                "mat": lambda: _script_tiny_inpainter(root / "tiny-mat.pt", with_noise=True),
-                "lora": lambda: _tiny_lora(get("sdxl-inpaint"), root / "tiny-lora.safetensors"),
-                "brushnet": lambda: tiny_zoo.build_tiny_brushnet(root / "brushnet"),
-                "powerpaint": lambda: tiny_zoo.build_tiny_powerpaint(root / "powerpaint"),
-                "brushnet-sdxl": lambda: tiny_zoo.build_tiny_brushnet_sdxl(root / "brushnet-sdxl"),
-            }
-            built[key] = builders[key]()
-        return built[key]
-
-    return get
-
-
-def _tiny_lora(sdxl_folder: Path, path: Path) -> Path:
-    """A kohya-format LoRA (lora_unet_* keys, alphas) over attention and projection layers of the tiny SDXL UNet."""
-    import safetensors.torch
-    import torch
-    from diffusers import UNet2DConditionModel
-
-    unet = UNet2DConditionModel.from_pretrained(sdxl_folder / "unet")
-    generator = torch.Generator().manual_seed(0)
-    tensors = {}
-    for name, module in unet.named_modules():
-        if name.endswith(("attn1.to_q", "attn2.to_v", "attn1.to_out.0", "proj_in")):
-            weight = module.weight
-            key = "lora_unet_" + name.replace(".", "_")
-            tensors[f"{key}.lora_down.weight"] = torch.randn(4, *weight.shape[1:], generator=generator)
-            tensors[f"{key}.lora_up.weight"] = torch.randn(weight.shape[0], 4, *([1] * (weight.ndim - 2)), generator=generator)
-            tensors[f"{key}.alpha"] = torch.tensor(2.0)
-    safetensors.torch.save_file(tensors, str(path))
-    return path
+    """Tiny checkpoints (``models.generators.tiny_zoo.TinyZoo``), built lazily (only what the
+    selected tests need) and once per module."""
+    return tiny_zoo.TinyZoo(tmp_path_factory.mktemp("zoo"), extra={
+        "lama": lambda root, zoo: script_tiny_inpainter(root / "tiny-lama.pt", with_noise=False),
+        "mat": lambda root, zoo: script_tiny_inpainter(root / "tiny-mat.pt", with_noise=True)})
 
 
 # entry -> kwargs for the tiny model (a callable of the `zoo` fixture), or the error it must raise.

@@ -219,7 +219,8 @@ def run_evaluate(tmp_path: Path, params: dict, model: str = "deeplabv3plus", kwa
     inputs = {"splits": splits, "samples": samples, "provenance": provenance, "edited_images": edited,
               "label_maps": labels, "base_images": bases, "params:evaluate": params,
               "detector_binary": detector_edit(checkpoint("binary", ["sdxl-lora"], model, kwargs)),
-              "detector_semantic": detector_edit(checkpoint("semantic", ["sdxl-lora"], model, kwargs))}
+              "detector_semantic": detector_edit(checkpoint("semantic", ["sdxl-lora"], model, kwargs)),
+              "detector_variants": {}, "split_tables": {}}
     for name, value in inputs.items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")
     SequentialRunner().run(create_pipeline(), catalog)
@@ -370,3 +371,23 @@ def test_paper_table_paths_stop_at_a_skipped_protocol_and_reject_a_short_row():
     short = PaperTable(id="x", title="x", columns=["a", "b"], rows=[{"label": "r", "cells": [{"paper": 1.0}]}])
     with pytest.raises(ValueError, match="'x' row 'r': 1 cells for 2 columns"):
         build_tables(metrics, [short])
+
+
+def test_each_variant_is_evaluated_on_the_table_it_trained_from_with_its_own_settings():
+    """train.variants (DiffSeg30k Tables 2, 5-7 from one run): a variant's checkpoint names its
+    split table; evaluate reads that table, runs in_domain only plus evaluate.variants[name]."""
+    splits, samples, provenance, edited, labels, bases = synthetic_data()
+    leave_out = splits.assign(split=splits["split"].replace({"val": "test"}), protocol="leave-out-x")
+    pair, fcn = checkpoint("binary"), checkpoint("semantic")
+    pair["config"]["dataset"] = {"table": "split_tables/leave-out-x", "protocol": "leave-out-x", "split": "train"}
+    fcn["config"]["dataset"] = {"table": "splits", "protocol": "random", "split": "train"}
+    params = evaluate_params()
+    out = nodes.evaluate_variants({"pair/binary": pair, "fcn/semantic": lambda: fcn, "empty/binary": pair},
+                                  splits, {"leave-out-x": lambda: leave_out}, samples, provenance, edited, labels,
+                                  bases, {**params, "variants": {"pair": {"split": "test"}, "empty": {"split": "nope"}}})
+    assert out["pair"]["binary"]["split"] == "test" and out["fcn"]["semantic"]["split"] == "val"
+    assert out["pair"]["binary"]["n_images"] == int((leave_out["split"] == "test").sum())
+    assert list(out["fcn"]["semantic"]["protocols"]) == ["in_domain"]  # not the main run's every protocol
+    assert out["empty"]["binary"] == {"skipped": "split_tables/leave-out-x has no 'nope' items"}
+    combined = nodes.combine_metrics(out["pair"]["binary"], out["fcn"]["semantic"], out)
+    assert "miou" in combined["variants"]["fcn"]["semantic"]["protocols"]["in_domain"]["pixel"]

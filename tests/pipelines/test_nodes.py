@@ -16,7 +16,7 @@ from pipelines.ingest.nodes import crop_boxes, decode_rle, ingest_photos
 from pipelines.ingest.sources import SourceError
 from pipelines.contract.labels import generator_names
 from pipelines.inpaint.nodes import draw_generators
-from pipelines.contract.ids import sample_rng
+from pipelines.contract.ids import REAL_ONLY_KIND, pool_of, sample_rng
 from pipelines.split.nodes import assign_groups, split_samples
 from tests.stages import filter_samples, inpaint_samples, perceive_regions
 
@@ -93,6 +93,38 @@ def test_ingest_coco_keeps_things_and_stuff_masks_cropped_like_the_image(tmp_pat
     # x 20..40 of 60, and resizing to 32 puts it at columns 10.7..21.3.
     cols = np.where(person.any(axis=0))[0]
     assert 10 <= cols.min() <= 12 and 20 <= cols.max() <= 22
+
+
+def test_ingest_real_pools_follow_the_bases_disjoint_and_unedited(tmp_path):
+    """DiffSeg30k sec. 4: further real photos of the same COCO source (5k for segmentation
+    training, 30k classifier negatives) after the edited bases, by image id, one photo in one place."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera", "moon"]
+    images_json = []
+    for image_id, name in enumerate(names, start=1):
+        cv2.imwrite(str(folder / f"{image_id}.png"), cv2.cvtColor(photo(name, 48), cv2.COLOR_RGB2BGR))
+        images_json.append({"id": image_id, "file_name": f"{image_id}.png", "height": 48, "width": 48})
+    person = {"id": 1, "image_id": 0, "category_id": 1, "iscrowd": 0, "area": 100,
+              "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]], "bbox": [10, 10, 20, 20]}
+    coco = {"images": images_json, "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
+            "annotations": [{**person, "id": k, "image_id": k} for k in range(1, 7)]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    params = {"source": "coco", "image_size": 32,
+              "coco": {"annotations": str(tmp_path / "instances.json"), "images": str(folder), "max_images": 2},
+              "real_pools": {"authentic": 1, "negatives": 2}}
+    images, manifest, annotations = ingest_photos(params)
+    assert list(manifest["base_id"]) == ["coco-1", "coco-2", "coco-3=real-only-authentic", "coco-4=real-only-negatives",
+                                         "coco-5=real-only-negatives"]  # photo 6: beyond every quota
+    assert list(manifest["kind"]) == ["real", "real", REAL_ONLY_KIND, REAL_ONLY_KIND, REAL_ONLY_KIND]
+    assert [pool_of(b) for b in manifest["base_id"]] == [None, None, "authentic", "negatives", "negatives"]
+    assert set(manifest["group_id"]) == {f"coco-{k}" for k in range(1, 6)}  # disjoint by image id
+    assert set(annotations["base_id"]) == {"coco-1", "coco-2"}  # pool photos carry no regions to edit
+    assert images["coco-4=real-only-negatives"]().shape == (32, 32, 3)
+    without = ingest_photos({**params, "real_pools": {}})[1]
+    assert list(without["base_id"]) == ["coco-1", "coco-2"]  # the bases do not change with the pools
+    with pytest.raises(ValueError, match="max_images"):
+        ingest_photos({**params, "coco": {**params["coco"], "max_images": None}})
 
 
 def test_ingest_coco_malformed_json_names_the_file(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.contract.ids import REAL_ONLY_KIND, pool_of, real_only_id
 from pipelines.split.nodes import expand_protocols, make_splits
 
 GENERATORS = [{"name": n} for n in ("flux", "hunyuan", "sd2", "sd3.5", "glide", "kolors")]
@@ -163,3 +164,57 @@ def test_cross_generator_protocols_count_a_variant_as_its_label():
     assert {g for gens in train for g in gens} == {"telea"}  # the variant is held out too
     assert {g for gens in test for g in gens} == {"sdxl", "sdxl-lora"}
     assert protocols.set_index("protocol").at["out", "status"] == "ok"
+
+
+def _with_pools(manifest: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
+    """``manifest`` plus real-only pool photos (as ingest.real_pools writes them): photos q<k>."""
+    rows, k = [], 0
+    for pool, size in sizes.items():
+        for _ in range(size):
+            rows.append({"base_id": real_only_id(f"q{k}", pool), "group_id": f"q{k}", "kind": REAL_ONLY_KIND})
+            k += 1
+    return pd.concat([manifest, pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_real_only_pools_join_the_protocols_they_name_without_moving_a_base(data):
+    """DiffSeg30k sec. 4: 5k further real photos in segmentation training, 30k real negatives for
+    the classifiers; both disjoint from the edited bases, neither changes the group cut."""
+    samples, manifest = data
+    pooled = _with_pools(manifest, {"authentic": 12, "negatives": 20})
+    pools = {"authentic": {"n": 5, "protocols": ["random", "leave-out"]},
+             "negatives": {"protocols": ["classifier"]}}
+    protocols = {**params()["protocols"], "classifier": {"kind": "random"}}
+    tables = make_splits(samples, pooled, params(pools=pools, protocols=protocols))[1]
+    plain = make_splits(samples, manifest, params())[1]
+
+    def pool_items(table, pool):
+        return table[table["base_id"].map(pool_of) == pool]
+
+    for name, table in tables.items():
+        assert no_leaks(table), name
+        base_rows = table[table["base_id"].map(pool_of).isna()]
+        if name in plain:  # the bases' rows are exactly those of the run without pools
+            pd.testing.assert_frame_equal(base_rows.reset_index(drop=True), plain[name].reset_index(drop=True))
+        want_authentic = 5 if name == "random" or name.startswith("leave-out-") else 0
+        got = pool_items(table, "authentic")
+        assert len(got) == want_authentic and set(got["split"]) <= {"train"}, name
+        assert (got["kind"] == "authentic").all() and (got["image_dataset"] == "base_images").all()
+        assert len(pool_items(table, "negatives")) == (20 if name == "classifier" else 0), name
+    drawn = set(pool_items(tables["random"], "authentic")["base_id"])
+    assert drawn == set(pool_items(tables["leave-out-sd2+sd3.5"], "authentic")["base_id"])  # one seeded draw
+    # no pool photo shares a photo group with an edited base on either side
+    bases = set(tables["classifier"].loc[tables["classifier"]["base_id"].map(pool_of).isna(), "group_id"])
+    assert not bases & set(pool_items(tables["classifier"], "negatives")["group_id"])
+
+
+def test_pool_photos_of_an_edited_photo_or_an_unplaced_pool_are_refused(data):
+    samples, manifest = data
+    pooled = _with_pools(manifest, {"authentic": 3})
+    with pytest.raises(ValueError, match="split.pools does not place"):
+        make_splits(samples, pooled, params())
+    leaked = pooled.copy()
+    leaked.loc[leaked.index[-1], "group_id"] = "p1"  # the same photo as an edited base
+    with pytest.raises(ValueError, match="share their photo with an edited base"):
+        make_splits(samples, leaked, params(pools={"authentic": {}}))
+    with pytest.raises(ValueError, match="not a split of protocol"):
+        make_splits(samples, pooled, params(pools={"authentic": {"split": "holdout"}}))

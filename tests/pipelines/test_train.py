@@ -312,3 +312,25 @@ def test_evaluate_reports_a_binary_only_entrys_semantic_task_as_skipped(data, tm
     section = html.split('id="learning-curve"', 1)[1].split("<h2", 1)[0]
     assert 'alt="learning curve"' in section and "data:image/png;base64," in section
     assert "semantic /" not in build_comparison(binary, semantic, params)
+
+
+def test_a_variant_is_the_train_section_with_its_keys_merged_and_its_own_checkpoint_dir():
+    from pipelines.train.nodes import variant_params
+
+    params = {"model": "deeplabv3plus", "task": "both", "models": {"fcn8s": {"backbone": "resnet18"}},
+              "trainer": {"steps": 5, "lr": 0.01, "checkpoint_dir": "ckpt", "augment": {"blur_prob": 0.0}},
+              "variants": {"fcn8s": {"model": "fcn8s", "trainer": {"lr": 1e-9, "augment": {"jpeg_prob": 0.0}}},
+                           "pair": {"task": "binary", "dataset": {"protocol": "leave-out-a+b"}},
+                           "bad/name": {}}}
+    fcn = variant_params(params, "fcn8s")
+    assert (fcn.model, fcn.task, fcn.variants) == ("fcn8s", "both", {})
+    assert fcn.trainer == {"steps": 5, "lr": 1e-9, "checkpoint_dir": "ckpt/variants/fcn8s",
+                           "augment": {"blur_prob": 0.0, "jpeg_prob": 0.0}}  # merged key by key
+    pair = variant_params(params, "pair")
+    assert (pair.model, pair.task, pair.dataset.protocol, pair.dataset.split) == ("deeplabv3plus", "binary",
+                                                                                  "leave-out-a+b", "train")
+    assert params["trainer"]["lr"] == 0.01 and params["trainer"]["checkpoint_dir"] == "ckpt"  # untouched
+    with pytest.raises(ValueError, match="file-safe"):
+        variant_params(params, "bad/name")
+    with pytest.raises(ValueError, match="has no 'nope'"):
+        variant_params(params, "nope")

@@ -1,7 +1,9 @@
 """Tiny random checkpoints for ``--env diffseg30k+diffseg30k-tiny``: every model the DiffSeg30k
-recipe names, built from configs by the project's tiny builders and saved where the tiny layer
-points (``<root>/06_models/tiny/<name>``), so the recipe runs through the same ``from_pretrained``
-code a real checkpoint takes. ``python -m tests.recipes.diffseg30k_tiny data`` builds them by hand.
+recipe names, built from configs by the project's tiny builders (generators:
+``models.generators.tiny_zoo.TINY_BUILDERS``; perception and VLM: ``models.perception.tiny``;
+detectors: ``models.detectors.tiny``) and saved where the tiny layer points
+(``<root>/06_models/tiny/<name>``), so the recipe runs through the same ``from_pretrained`` code a
+real checkpoint takes. ``python -m tests.recipes.diffseg30k_tiny data`` builds them by hand.
 """
 
 from __future__ import annotations
@@ -10,38 +12,30 @@ import sys
 import time
 from pathlib import Path
 
-from models.generators import build_tiny_sd_inpaint, tiny_zoo
+from models.generators.tiny_zoo import TinyZoo
 from models.perception.tiny import tiny_checkpoint
-from tests.models.test_generator_zoo import _tiny_lora  # kohya-format LoRA keys, Hyper-SD's layout
+
+# the generator zoo's tiny checkpoints the recipe's tiny layer names (conf/diffseg30k-tiny/globals.yml)
+GENERATOR_MODELS = ("sd-inpaint", "sd", "sdxl-inpaint", "sdxl", "sd3", "flux-fill", "flux", "glide", "kolors",
+                    "hunyuandit", "kandinsky", "lora")
+PERCEPTION_MODELS = ("qwen2.5-vl", "grounding-dino", "sam")
 
 
 def build_diffseg30k_tiny(data_root: str | Path) -> dict[str, float]:
     """Build every tiny checkpoint of conf/diffseg30k-tiny under ``data_root/06_models/tiny`` (a
-    folder already holding a model is kept). Returns seconds per model."""
+    model whose build completed before is kept). Returns seconds per model."""
     root = Path(data_root) / "06_models" / "tiny"
     root.mkdir(parents=True, exist_ok=True)
-    builders = {
-        "sd-inpaint": lambda: build_tiny_sd_inpaint(root / "sd-inpaint"),
-        "sd": lambda: tiny_zoo.build_tiny_sd(root / "sd", inpainting=False),
-        "sdxl-inpaint": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl-inpaint"),
-        "sdxl": lambda: tiny_zoo.build_tiny_sdxl(root / "sdxl", inpainting=False),
-        "sd3": lambda: tiny_zoo.build_tiny_sd3(root / "sd3"),
-        "flux-fill": lambda: tiny_zoo.build_tiny_flux(root / "flux-fill"),
-        "flux": lambda: tiny_zoo.build_tiny_flux(root / "flux", fill=False),
-        "glide": lambda: tiny_zoo.build_tiny_glide(root / "glide"),
-        "kolors": lambda: tiny_zoo.build_tiny_kolors(root / "kolors"),
-        "hunyuandit": lambda: tiny_zoo.build_tiny_hunyuandit(root / "hunyuandit"),
-        "kandinsky": lambda: tiny_zoo.build_tiny_kandinsky22(root / "kandinsky"),
-        "lora": lambda: _tiny_lora(root / "sdxl-inpaint", root / "hyper-sd-lora.safetensors"),
-        "qwen2.5-vl": lambda: tiny_checkpoint("qwen2.5-vl", root),
-        "grounding-dino": lambda: tiny_checkpoint("grounding-dino", root),
-        "sam": lambda: tiny_checkpoint("sam", root),
-    }
+    zoo = TinyZoo(root)
+    builders = {**{name: (lambda name=name: zoo(name)) for name in GENERATOR_MODELS},
+                **{name: (lambda name=name: tiny_checkpoint(name, root)) for name in PERCEPTION_MODELS}}
     seconds = {}
     for name, build in builders.items():
         started = time.perf_counter()
         marker = root / f".{name}.built"  # written after a complete build, so a killed build is redone
-        if not marker.exists():
+        if marker.exists():
+            zoo.built.setdefault(name, root / name)  # a requirement of a later build (the LoRA's SDXL)
+        else:
             build()
             marker.touch()
         seconds[name] = time.perf_counter() - started

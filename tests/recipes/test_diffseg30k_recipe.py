@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import skimage.data
 import yaml
+from safetensors import safe_open
 
 from models.generators import GENERATORS, TEXT_TO_IMAGE
+from pipelines.contract.ids import pool_of
 from pipelines.contract.labels import generator_entries, generator_names
 from pipelines.contract.params import PaperTable
 from pipelines.evaluate.paper_tables import build_tables
@@ -24,10 +26,14 @@ from tests.recipes.diffseg30k_tiny import build_diffseg30k_tiny
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+# the real-only pools (ingest.real_pools: 2 + 2 at tiny scale): the fixture's next photos, ids 19-22
+POOL_PHOTOS = ("camera", "coins", "hubble_deep_field", "immunohistochemistry")
 # COCO image ids 15-18: with seed 0 the 8:2 cut puts photo 18 in validation and its real base's sample
 # draws SDXL, so a LoRA twin is validated and Table 4 gets numbers (ids decide cuts and draws).
 FIRST_ID = 15
 EIGHT = ["sd2", "sd3.5", "sdxl", "flux", "glide", "kolors", "hunyuan", "kandinsky2.2"]
+VARIANTS = ["fcn8s", "cnnspot", "universal_fake_det",
+            *(f"{who}leave-out-{pair}" for who in ("", "ufd-") for pair in ("flux+hunyuan", "sd2+sd3.5", "glide+kolors"))]
 
 
 @pytest.mark.parametrize("env", ["diffseg30k", "diffseg30k-tiny"])
@@ -74,7 +80,7 @@ def test_diffseg30k_tiny_run_fills_tables_2_to_7(project_copy, diffseg30k_tiny_m
     from kedro.framework.startup import bootstrap_project
 
     data = project_copy / "data"
-    write_coco(data / "01_raw" / "coco")
+    write_coco(data / "01_raw" / "coco", PHOTOS + POOL_PHOTOS)
     (data / "06_models").mkdir(parents=True)
     (data / "06_models" / "tiny").symlink_to(diffseg30k_tiny_models, target_is_directory=True)
     bootstrap_project(project_copy)
@@ -82,8 +88,24 @@ def test_diffseg30k_tiny_run_fills_tables_2_to_7(project_copy, diffseg30k_tiny_m
         session.run()
 
     manifest = pd.read_parquet(data / "02_intermediate" / "base_manifest.parquet")
-    assert sorted(manifest["kind"].value_counts().to_dict().items()) == [("ai", 4), ("real", 4)]  # half AI
+    # half the edited bases AI; 2 + 2 further real photos in the real-only pools (sec. 4)
+    assert sorted(manifest["kind"].value_counts().to_dict().items()) == [("ai", 4), ("real", 4), ("real-only", 4)]
     assert {int(manifest["height"].max()), int(manifest["width"].max())} == {64}
+    pools = manifest[manifest["kind"] == "real-only"]
+    assert sorted(pools["base_id"].map(pool_of)) == ["authentic", "authentic", "negatives", "negatives"]
+    edited_photos = set(manifest.loc[manifest["kind"] != "real-only", "group_id"])
+    assert not edited_photos & set(pools["group_id"])  # disjoint COCO image ids
+    samples = pd.read_parquet(data / "04_feature" / "samples.parquet")
+    assert not set(samples["base_id"]) & set(pools["base_id"])  # never perceived nor edited
+    tables = {p.stem: pd.read_parquet(p) for p in (data / "05_model_input" / "splits").glob("*.parquet")}
+    for name, table in tables.items():  # no photo on two sides, pools placed only where split.pools says
+        assert (table.groupby("group_id")["split"].nunique() == 1).all(), name
+        placed = table.loc[table["base_id"].map(pool_of).notna()]
+        want = {"authentic"} if name == "random" or name.startswith("leave-out-") else \
+            {"negatives"} if name.startswith("classifier") else set()
+        assert set(placed["base_id"].map(pool_of)) == want and set(placed["split"]) <= {"train"}, name
+    assert not (tables["random"]["split"].eq("train") & tables["random"]["kind"].eq("authentic")
+                & tables["random"]["base_id"].map(pool_of).isna()).any()  # n_authentic_train 0: the pool only
     provenance = pd.read_parquet(data / "04_feature" / "provenance.parquet")
     # turn k's prompt written on turn k-1's output (tests/recipes/test_diffseg30k_prompts.py shows it
     # image by image; random tiny GroundingDINO + SAM masks overlap, so here most samples have one turn)
@@ -108,6 +130,23 @@ def test_diffseg30k_tiny_run_fills_tables_2_to_7(project_copy, diffseg30k_tiny_m
     assert {("table2", "DeepLabv3+ (ResNet-50)"), ("table3", "DeepLabv3+ (ResNet-50): JPEG 60"),
             ("table3", "DeepLabv3+ (ResNet-50): resize 1024"), ("table5", "DeepLabv3+ (ResNet-50): Baseline (8 editors)"),
             ("table4", "DeepLabv3+: edits by SDXL"), ("table4", "DeepLabv3+: edits by SDXL-LoRA")} <= numbers
+    # one run trained and scored every other detector of Tables 2, 5, 6 and 7 (train.variants)
+    variants = metrics["variants"]
+    assert set(variants) == set(VARIANTS)
+    for name in variants:  # each saved as a checkpoint of its own, trained for real (its header: no weights read)
+        with safe_open(str(data / "06_models" / "variants" / name / "binary.safetensors"), framework="pt") as saved:
+            config = json.loads(saved.metadata()["config"])
+        assert config["variant"] == name and config["history"]["steps"] == 1
+    assert variants["fcn8s"]["semantic"]["model"] == "fcn8s" and variants["cnnspot"]["binary"]["model"] == "cnnspot"
+    assert {"sd2", "sd3.5"} <= set(variants["leave-out-sd2+sd3.5"]["binary"]["held_out_generators"])
+    assert variants["ufd-leave-out-glide+kolors"]["binary"]["split"] == "test"
+    filled = {("table2", "FCN-8s"), ("table6", "CNNSpot"), ("table6", "UniversalFakeDet"),
+              ("table7", "UniversalFakeDet: Baseline (8 editors)"),
+              *((table, f"{who}: generalise to {pair}") for pair in ("Flux_Hunyuan", "SD2_SD3.5", "Glide_Kolors")
+                for table, who in (("table5", "DeepLabv3+ (ResNet-50)"), ("table7", "UniversalFakeDet")))}
+    for table, label, cell in cells:
+        if (table, label) in filled:  # every cell of these rows is a number (formerly "n/a: a run of its own")
+            assert cell["ours"] is not None, (table, label, cell)
     study = metrics["semantic"]["protocols"]["lora_as_parent"]
     assert study["pairs"][0]["variant_as_parent"]["n_fake"] >= 1  # a validated twin, scored as SDXL
     text = (data / "08_reporting" / "paper_tables.md").read_text()

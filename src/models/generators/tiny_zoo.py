@@ -15,11 +15,12 @@ Everything is deterministic for a given ``seed`` and leaves the global torch RNG
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .diffusion import quiet_progress_bars
-from .tiny import build_offline_clip_tokenizer
+from .tiny import build_offline_clip_tokenizer, build_tiny_sd_inpaint
 
 _CHARS = string.ascii_letters + string.digits + string.punctuation
 
@@ -696,3 +697,82 @@ def build_tiny_amused(folder: str | Path, seed: int = 0) -> Path:
     pipe = AmusedPipeline(vqvae=vqvae, tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer,
                           scheduler=AmusedScheduler(mask_token_id=codebook))
     return _save(pipe, folder)
+
+
+def build_tiny_lora(sdxl_folder: str | Path, path: str | Path, seed: int = 0) -> Path:
+    """A kohya-format LoRA (``lora_unet_*`` down / up weights and alphas, Hyper-SD's layout) over
+    attention and projection layers of the tiny SDXL UNet saved in ``sdxl_folder``; written to
+    ``path`` (safetensors). Deterministic for ``seed``."""
+    import safetensors.torch
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(sdxl_folder) / "unet")
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, module in unet.named_modules():
+        if name.endswith(("attn1.to_q", "attn2.to_v", "attn1.to_out.0", "proj_in")):
+            weight = module.weight
+            key = "lora_unet_" + name.replace(".", "_")
+            tensors[f"{key}.lora_down.weight"] = torch.randn(4, *weight.shape[1:], generator=generator)
+            tensors[f"{key}.lora_up.weight"] = torch.randn(weight.shape[0], 4, *([1] * (weight.ndim - 2)), generator=generator)
+            tensors[f"{key}.alpha"] = torch.tensor(2.0)
+    safetensors.torch.save_file(tensors, str(path))
+    return Path(path)
+
+
+# name -> builder(root, zoo): writes the tiny checkpoint under ``root`` and returns what the zoo
+# entry's kwargs name (a folder, a file, or a tuple of them). ``zoo`` builds a requirement first.
+# (LaMa / MAT's TorchScript stand-ins live in models.tiny_brgen, which imports this module: a
+# caller adds them with ``TinyZoo(root, extra=...)``.)
+TINY_BUILDERS: dict[str, Callable[[Path, "TinyZoo"], Any]] = {
+    "sd-inpaint": lambda root, zoo: build_tiny_sd_inpaint(root / "sd-inpaint"),
+    "sd": lambda root, zoo: build_tiny_sd(root / "sd", inpainting=False),
+    "sdxl-inpaint": lambda root, zoo: build_tiny_sdxl(root / "sdxl-inpaint"),
+    "sdxl": lambda root, zoo: build_tiny_sdxl(root / "sdxl", inpainting=False),
+    "sd3": lambda root, zoo: build_tiny_sd3(root / "sd3"),
+    "flux-fill": lambda root, zoo: build_tiny_flux(root / "flux-fill"),
+    "flux": lambda root, zoo: build_tiny_flux(root / "flux", fill=False),
+    # FLUX.1 dev / Kontext: the text-to-image transformer with distilled guidance.
+    "flux-guided": lambda root, zoo: build_tiny_flux(root / "flux-guided", fill=False, guidance_embeds=True),
+    "qwen-image": lambda root, zoo: build_tiny_qwen_image(root / "qwen-image"),
+    "qwen-image-edit": lambda root, zoo: build_tiny_qwen_image(root / "qwen-image-edit", edit=True),
+    "z-image": lambda root, zoo: build_tiny_z_image(root / "z-image"),
+    "chroma": lambda root, zoo: build_tiny_chroma(root / "chroma"),
+    "amused": lambda root, zoo: build_tiny_amused(root / "amused"),
+    "flux2-klein": lambda root, zoo: build_tiny_flux2_klein(root / "flux2-klein"),
+    "flux2-klein-base": lambda root, zoo: build_tiny_flux2_klein(root / "flux2-klein-base", distilled=False),
+    "kandinsky": lambda root, zoo: build_tiny_kandinsky22(root / "kandinsky"),
+    "hunyuandit": lambda root, zoo: build_tiny_hunyuandit(root / "hunyuandit"),
+    "kolors": lambda root, zoo: build_tiny_kolors(root / "kolors"),
+    "if": lambda root, zoo: build_tiny_deepfloyd_if(root / "if"),
+    "glide": lambda root, zoo: build_tiny_glide(root / "glide"),
+    "lora": lambda root, zoo: build_tiny_lora(zoo("sdxl-inpaint"), root / "tiny-lora.safetensors"),
+    "brushnet": lambda root, zoo: build_tiny_brushnet(root / "brushnet"),
+    "powerpaint": lambda root, zoo: build_tiny_powerpaint(root / "powerpaint"),
+    "brushnet-sdxl": lambda root, zoo: build_tiny_brushnet_sdxl(root / "brushnet-sdxl"),
+}
+
+
+class TinyZoo:
+    """Tiny checkpoints under ``root``, built on first request and once (``TINY_BUILDERS``):
+    ``zoo("sdxl-inpaint")`` -> the folder. ``prebuilt`` marks names whose files already exist
+    (a resumed build), so a requirement is not rebuilt; ``extra`` adds builders (same signature).
+
+    Raises:
+        KeyError: an unknown name (the message lists the known ones).
+    """
+
+    def __init__(self, root: str | Path, prebuilt: dict[str, Any] | None = None,
+                 extra: dict[str, Callable[[Path, TinyZoo], Any]] | None = None):
+        self.root = Path(root)
+        self.built: dict[str, Any] = dict(prebuilt or {})
+        self.builders = {**TINY_BUILDERS, **(extra or {})}
+
+    def __call__(self, name: str) -> Any:
+        if name not in self.built:
+            if name not in self.builders:
+                raise KeyError(f"no tiny builder named {name!r}; known: {sorted(self.builders)}")
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.built[name] = self.builders[name](self.root, self)
+        return self.built[name]

@@ -48,6 +48,22 @@ def model_sample_id(sample: str, generator: str) -> str:
     return f"{sample}-{safe_id(generator)}"
 
 
+REAL_ONLY_MARK = "=real-only-"
+REAL_ONLY_KIND = "real-only"  # base_manifest.kind of a pool photo (an edited base is "real" or "ai")
+
+
+def real_only_id(photo_id: str, pool: str) -> str:
+    """The base id of a photo of ingest pool ``pool`` (``ingest.real_pools``, DiffSeg30k sec. 4):
+    a real photo that is never perceived nor edited, only used as an authentic item."""
+    return f"{photo_id}{REAL_ONLY_MARK}{pool}"
+
+
+def pool_of(base_id: str) -> str | None:
+    """The pool of a real-only base id (``real_only_id``), None for every other base."""
+    stem, mark, pool = str(base_id).rpartition(REAL_ONLY_MARK)
+    return pool if mark and stem else None
+
+
 def full_synthesis_id(base_id: str) -> str:
     """The id of the wholly generated sample made from ``base_id``'s caption."""
     return f"{base_id}{FULL_SYNTHESIS_SUFFIX}"

@@ -19,7 +19,7 @@ the allowed keys. Open mappings (per-model kwargs, protocol names, generator ent
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any, Literal, TypeVar, get_args
 
@@ -126,6 +126,11 @@ class IngestParams(_Section):
     opensdid: OpensdidSource = OpensdidSource()
     diffseg30k: Diffseg30kSource = Diffseg30kSource()
     ai_bases: AiBases = AiBases()
+    # DiffSeg30k sec. 4: further real photos of the same source, never perceived nor edited: pool
+    # name -> how many. They follow the edited bases in the source's order (the bases are the first
+    # `max_images` photos), so no photo is both; base_id <photo>=<pool>, kind real-only
+    # (pipelines.contract.ids.real_only_id). The split decides where each pool goes (split.pools).
+    real_pools: dict[str, PositiveInt] = {}
 
 
 class _Resumable(_Section):
@@ -251,6 +256,13 @@ class SplitProtocol(_Section):
     families: dict[str, str] | None = None
 
 
+class RealPool(_Section):
+    """One entry of ``split.pools``: where the real-only photos of ingest pool <name> go."""
+    split: str | None = None              # None: the protocol's first (training) split
+    n: NonNegativeInt | None = None       # at most this many (seeded draw); None = the whole pool
+    protocols: list[str] | None = None    # configured protocol keys that get the pool; None = every one
+
+
 class SplitParams(_Section):
     seed: int = 0
     names: list[str] = ["train", "val"]
@@ -261,6 +273,7 @@ class SplitParams(_Section):
     use: str = "random"
     # an entry set to null is left out (a recipe env drops a protocol conf/base defines)
     protocols: dict[str, SplitProtocol | None] = {"random": SplitProtocol()}
+    pools: dict[str, RealPool] = {}  # ingest.real_pools -> the protocols and split they join
 
 
 class TrainDataset(_Section):
@@ -287,6 +300,9 @@ class TrainParams(_Section):
     num_threads: PositiveInt | None = None
     # every models.detectors.training.TrainConfig field but task; its defaults live there
     trainer: dict[str, Any] = {}
+    # further detectors of the same run (DiffSeg30k Tables 2, 5-7): name -> keys of this section
+    # (model, task, dataset, trainer, ...) merged over it (pipelines.train.nodes.train_variants)
+    variants: dict[str, dict[str, Any]] = {}
 
     @field_validator("trainer")
     @classmethod
@@ -389,6 +405,9 @@ class EvaluateParams(_Section):
     protocols: EvaluateProtocols = EvaluateProtocols()
     report: EvaluateReport = EvaluateReport()
     paper_tables: list[PaperTable] = []  # a recipe's tables beside the paper's numbers
+    # how each train.variants detector is evaluated: keys of this section merged over it, after
+    # run: [in_domain] and n_overlays: 0 (pipelines.evaluate.nodes.evaluate_variants)
+    variants: dict[str, dict[str, Any]] = {}
 
 
 class ExportParams(_Section):
@@ -470,6 +489,16 @@ def typed_problems(params: dict[str, Any], sections: Iterable[str] | None = None
 def parse_section(name: str, value: dict[str, Any]) -> BaseModel:
     """The typed model of section ``name`` (raises pydantic.ValidationError on a bad value)."""
     return SECTIONS[name].model_validate(value)
+
+
+def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings key by key (recursively), anything else
+    replaced; neither argument is modified. A ``*.variants`` entry over its section."""
+    out = dict(base)
+    for key, value in overrides.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merged(out[key], value) if both else value
+    return out
 
 
 def params_of(model: type[Model], value: Model | dict[str, Any] | None) -> Model:

@@ -52,7 +52,7 @@ from pipelines.evaluate.protocols import (  # noqa: E402
 )
 from pipelines.contract.items import load_split_items  # noqa: E402
 from pipelines.contract.labels import class_of  # noqa: E402
-from pipelines.contract.params import EvaluateParams, params_of  # noqa: E402
+from pipelines.contract.params import EvaluateParams, merged, params_of  # noqa: E402
 from pipelines.contract.summary import MetricsSummary  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -468,20 +468,63 @@ def _unsupported(config: dict[str, Any]) -> tuple[dict[str, Any], plt.Figure, di
     return metrics, figure, {}, np.zeros((8, 8, 3), np.uint8)
 
 
-def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any]) -> dict[str, Any]:
-    """One JSON document for both tasks, without the wall-clock fields (``RUN_DEPENDENT``): with a
-    fixed step count (``train.trainer.time_budget_s: null``) the same seed gives the same file."""
-    return {"binary": _seed_determined(binary), "semantic": _seed_determined(semantic)}
+def combine_metrics(binary: dict[str, Any], semantic: dict[str, Any],
+                    variants: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One JSON document for both tasks (and, under ``variants``, every ``train.variants``
+    detector's: ``variants/<name>/<task>/...``), without the wall-clock fields
+    (``RUN_DEPENDENT``): with a fixed step count (``train.trainer.time_budget_s: null``) the same
+    seed gives the same file."""
+    out = {"binary": _seed_determined(binary), "semantic": _seed_determined(semantic)}
+    if variants:
+        out["variants"] = _seed_determined(variants)
+    return out
+
+
+def evaluate_variants(checkpoints: dict[str, Any], splits: pd.DataFrame, split_tables: dict[str, Any],
+                      samples: pd.DataFrame, provenance: pd.DataFrame, edited_images: dict[str, Callable],
+                      label_maps: dict[str, Callable], base_images: dict[str, Callable],
+                      params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every ``train.variants`` detector (``detector_variants``: "<variant>/<task>" -> checkpoint
+    or its loader) evaluated like the main ones (``evaluate_checkpoint``) on the split table it
+    was trained from (its config's ``dataset.table``: ``splits`` or ``split_tables/<protocol>``),
+    with ``evaluate`` merged with ``run: [in_domain], n_overlays: 0`` and then with
+    ``evaluate.variants[<variant>]`` (e.g. a leave-out pair: ``split: test``, ``cross_generator``).
+
+    Returns {variant: {task: metrics}}; a variant whose evaluation split has no items gets
+    ``{"skipped": <why>}`` for that task (paper tables then say so).
+    """
+    base = {k: v for k, v in dict(params).items() if k != "variants"}
+    settings = params_of(EvaluateParams, params).variants
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(checkpoints):
+        checkpoint = checkpoints[key]() if callable(checkpoints[key]) else checkpoints[key]
+        name, task = key.rsplit("/", 1)
+        section = merged(merged(base, {"run": ["in_domain"], "n_overlays": 0}), settings.get(name, {}))
+        where = checkpoint["config"].get("dataset", {}).get("table", "splits")
+        table = splits if where == "splits" else split_tables[where.split("/", 1)[1]]
+        table = table() if callable(table) else table
+        split = params_of(EvaluateParams, section).split
+        if not (table["split"] == split).any():
+            out.setdefault(name, {})[task] = {"skipped": f"{where} has no {split!r} items"}
+            continue
+        metrics, *figures = evaluate_checkpoint(checkpoint, table, samples, provenance, edited_images, label_maps,
+                                                base_images, section)
+        plt.close(figures[0])
+        for figure in figures[1].values():
+            plt.close(figure)
+        out.setdefault(name, {})[task] = metrics
+    return out
 
 
 def build_report(binary: dict[str, Any], semantic: dict[str, Any], examples_binary: np.ndarray,
                  examples_semantic: np.ndarray, params: dict[str, Any], detector_binary: dict[str, Any] | None = None,
-                 detector_semantic: dict[str, Any] | None = None) -> str:
+                 detector_semantic: dict[str, Any] | None = None, variants: dict[str, Any] | None = None) -> str:
     """The self-contained HTML report of this evaluation run (both tasks, every protocol run, the
-    recipe's paper tables first when it configures any); with both checkpoints, also their
-    learning curve (the figure the ``learning_curve`` output saves)."""
+    recipe's paper tables first when it configures any, their ``train.variants`` cells from
+    ``variants``); with both checkpoints, also their learning curve (the figure the
+    ``learning_curve`` output saves)."""
     s = params_of(EvaluateParams, params)
-    tables = paper_tables.build_tables(combine_metrics(binary, semantic), s.paper_tables)
+    tables = paper_tables.build_tables(combine_metrics(binary, semantic, variants), s.paper_tables)
     curve = None
     if detector_binary is not None and detector_semantic is not None:
         curve = learning_curve_figure(detector_binary, detector_semantic)

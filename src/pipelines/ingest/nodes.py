@@ -9,7 +9,7 @@ import io
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from pipelines.contract.ids import UniqueIds, safe_id
+from pipelines.contract.ids import REAL_ONLY_KIND, UniqueIds, real_only_id, safe_id
 from pipelines.contract.params import IngestParams, PublishedImport, params_of
 from pipelines.contract.rle import decode_rle, encode_rle  # noqa: F401  (decode_rle: re-exported for import users)
 from pipelines.contract.schemas import ANNOTATION_COLUMNS, ISSUE_COLUMNS, MANIFEST_COLUMNS, PUBLISHED_SAMPLE_EXTRAS
@@ -111,16 +111,44 @@ def ingest_photos(params: dict[str, Any]) -> tuple[dict[str, Callable[[], np.nda
     return ingest_base_images(params)[:3]
 
 
+def photos_with_pools(params: IngestParams, issues: list[dict[str, str]]) -> Iterator[tuple[RawPhoto, str | None]]:
+    """The source's photos, each with its pool: None for the edited bases, then the pool names of
+    ``ingest.real_pools`` in order (DiffSeg30k sec. 4: 5k unedited real images for segmentation
+    training, 30k real negatives for the image classifiers). The bases are the first
+    ``max_images`` photos of the source's order and each pool takes the next ones, so a photo (an
+    image id) is in one place only.
+
+    Raises:
+        ValueError: pools asked for without a coco / folder source whose ``max_images`` is set.
+    """
+    pools = params.real_pools
+    if not pools:
+        yield from ((photo, None) for photo in _photos(params, issues))
+        return
+    source = params.source
+    section = getattr(params, source, None) if isinstance(source, str) and source in ("coco", "folder") else None
+    if section is None or section.max_images is None:
+        raise ValueError("ingest.real_pools needs ingest.source coco or folder with its max_images set: the edited "
+                         f"bases are the first max_images photos, the pools the photos after them (source {source!r})")
+    quotas = [(None, section.max_images), *pools.items()]
+    widened = params.model_copy(update={source: section.model_copy(update={"max_images": sum(n for _, n in quotas)})})
+    photos = _photos(widened, issues)
+    for pool, count in quotas:
+        for photo in itertools.islice(photos, count):
+            yield photo, pool
+
+
 def ingest_base_images(
     params: dict[str, Any],
 ) -> tuple[dict[str, Callable[[], np.ndarray]], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``ingest_photos`` plus ``ingest_issues``: one row (source, item, reason) per photo, file or
-    URL that was skipped (unreadable, failed download, checksum mismatch, duplicate pixels)."""
+    URL that was skipped (unreadable, failed download, checksum mismatch, duplicate pixels).
+    Photos of an ``ingest.real_pools`` pool become one centre-crop base each, id
+    ``real_only_id(photo, pool)``, kind ``real-only``, without annotations or AI companion."""
     params = params_of(IngestParams, params)
     image_size = int(params.image_size)
     if image_size < 32:
         raise ValueError(f"ingest.image_size must be >= 32, got {image_size}")
-    crops = params.crops_per_photo
     # Upscaling a thumbnail to a base image invents its pixels: below MIN_PHOTO_SIDE, never.
     min_side = max(params.min_side, MIN_PHOTO_SIDE)
     rng = np.random.default_rng(params.seed)
@@ -128,8 +156,7 @@ def ingest_base_images(
     rows, ann_rows = [], []
     seen: dict[str, str] = {}
     issues: list[dict[str, str]] = []
-    for photo in tqdm(_photos(params, issues), desc="ingest", unit="photo"):
-        photo: RawPhoto
+    for photo, pool in tqdm(photos_with_pools(params, issues), desc="ingest", unit="photo"):
         height, width = photo.image.shape[:2]
         if min(height, width) < min_side:
             reason = (f"image too small: {width}x{height} pixels, the short side must be at least {min_side} px "
@@ -137,33 +164,21 @@ def ingest_base_images(
             logger.warning("skipping %s: %s", photo.source_path, reason)
             issues.append({"source": photo.source, "item": photo.source_path, "reason": reason})
             continue
+        crops = params.crops_per_photo if pool is None else 1
         for crop_index, box in enumerate(crop_boxes(height, width, crops, rng)):
             base = np.ascontiguousarray(square_crop(photo.image, box, image_size))
             digest = hashlib.sha256(base.tobytes()).hexdigest()
-            base_id = f"{photo.photo_id}-c{crop_index}" if crops > 1 else photo.photo_id
+            base_id = real_only_id(photo.photo_id, pool) if pool else \
+                f"{photo.photo_id}-c{crop_index}" if crops > 1 else photo.photo_id
             if digest in seen:
                 logger.warning("skipping %s: same pixels as %s", base_id, seen[digest])
                 issues.append({"source": photo.source, "item": photo.source_path, "reason": f"same pixels as {seen[digest]}"})
                 continue
             seen[digest] = base_id
             images[base_id] = base
-            rows.append({
-                "base_id": base_id, "group_id": photo.group_id, "source": photo.source, "kind": "real",
-                "source_path": photo.source_path, "category": photo.category,
-                "caption": photo.captions[0] if photo.captions else "",
-                "orig_height": height, "orig_width": width, "height": image_size, "width": image_size,
-                "crop": json.dumps(list(box)), "sha256": digest,
-            })
-            for ann_index, ann in enumerate(photo.annotations):
-                mask = square_crop(annotation_mask(ann).astype(np.uint8), box, image_size, nearest=True).astype(bool)
-                if not mask.any():
-                    continue
-                ann_rows.append({
-                    "base_id": base_id, "ann_index": ann_index, "category": ann["category"],
-                    "supercategory": ann.get("supercategory", ""), "isthing": bool(ann["isthing"]),
-                    "area_ratio": float(mask.mean()),
-                    "rle": encode_rle(mask),
-                })
+            rows.append(_manifest_row(photo, base_id, REAL_ONLY_KIND if pool else "real", box, image_size, digest))
+            if pool is None:
+                ann_rows += _annotation_rows(photo, base_id, box, image_size)
     if not images:
         raise SourceError(f"ingest source {params.source!r} produced no images ({len(issues)} item(s) refused: "
                           "see data/08_reporting/quarantine.md)", issues=issues)
@@ -177,6 +192,28 @@ def ingest_base_images(
     if issues:
         logger.warning("ingest skipped %d item(s); see ingest_issues", len(issues))
     return _lazy(images), manifest, annotations, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
+def _manifest_row(photo: RawPhoto, base_id: str, kind: str, box: tuple[int, int, int], image_size: int,
+                  digest: str) -> dict[str, Any]:
+    height, width = photo.image.shape[:2]
+    return {"base_id": base_id, "group_id": photo.group_id, "source": photo.source, "kind": kind,
+            "source_path": photo.source_path, "category": photo.category,
+            "caption": photo.captions[0] if photo.captions else "",
+            "orig_height": height, "orig_width": width, "height": image_size, "width": image_size,
+            "crop": json.dumps(list(box)), "sha256": digest}
+
+
+def _annotation_rows(photo: RawPhoto, base_id: str, box: tuple[int, int, int], image_size: int) -> list[dict[str, Any]]:
+    """The photo's annotations cropped exactly like its base image, as COCO RLE strings."""
+    rows = []
+    for ann_index, ann in enumerate(photo.annotations):
+        mask = square_crop(annotation_mask(ann).astype(np.uint8), box, image_size, nearest=True).astype(bool)
+        if mask.any():
+            rows.append({"base_id": base_id, "ann_index": ann_index, "category": ann["category"],
+                         "supercategory": ann.get("supercategory", ""), "isthing": bool(ann["isthing"]),
+                         "area_ratio": float(mask.mean()), "rle": encode_rle(mask)})
+    return rows
 
 
 def quarantine_report(issues: pd.DataFrame) -> str:

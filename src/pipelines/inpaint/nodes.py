@@ -37,7 +37,7 @@ from pipelines.contract.ids import sample_rng
 from pipelines.contract.labels import generator_entries, generator_labels
 from pipelines.contract.params import InpaintParams, params_of
 from pipelines.contract.schemas import PROVENANCE_COLUMNS, table
-from pipelines.contract.ids import full_synthesis_id, model_sample_id
+from pipelines.contract.ids import full_synthesis_id, model_sample_id, pool_of
 from pipelines.io.resumable import ItemResult, resumable_map
 from pipelines.io.resume import WorkStore, fingerprint, normalise, result_params
 from pipelines.io.shards import in_shard, parse_shard
@@ -200,7 +200,7 @@ def plan_full_synthesis(base_manifest: pd.DataFrame, params: dict[str, Any]) -> 
     seed, shard = params.seed, parse_shard(params.shard)
     manifest = base_manifest.set_index("base_id")
     plan = []
-    for base_id in sorted(manifest.index):
+    for base_id in sorted(b for b in manifest.index if pool_of(b) is None):  # pool photos stay real-only
         rng = sample_rng(seed, f"synthesis:{base_id}")
         if rng.random() >= ratio or not in_shard(base_id, shard):
             continue

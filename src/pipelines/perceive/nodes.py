@@ -25,7 +25,7 @@ from models.perception import (
 )
 from pipelines.contract.ids import sample_rng
 from pipelines.contract.rle import decode_rle
-from pipelines.contract.ids import edit_group_id, region_id, sample_id
+from pipelines.contract.ids import edit_group_id, pool_of, region_id, sample_id
 from pipelines.contract.params import PerceiveParams, params_of
 from pipelines.contract.schemas import table
 from pipelines.io.resumable import ItemResult, resumable_map
@@ -239,7 +239,8 @@ def run_perception(
 
     def items():
         chain = fingerprint(result_params(params))
-        for base_id in tqdm(sorted(base_images), desc="perceive", unit="image"):
+        # a real-only pool photo (ingest.real_pools) is never edited: no regions, no sample
+        for base_id in tqdm(sorted(b for b in base_images if pool_of(b) is None), desc="perceive", unit="image"):
             image = base_images[base_id]()
             annotations = _annotations_for(base_id, base_annotations)
             if store.enabled:

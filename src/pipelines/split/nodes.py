@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.contract.ids import REAL_ONLY_KIND, pool_of
 from pipelines.contract.labels import class_of, generator_names
 from pipelines.contract.params import SplitParams, SplitProtocol, params_of
 from pipelines.contract.schemas import PROTOCOL_COLUMNS, SPLIT_COLUMNS
@@ -130,17 +131,19 @@ def expand_protocols(params: SplitParams | dict[str, Any], generators: list[str]
                 name = f"{key}-{'+'.join(held)}" if entry.pairs is not None else key
                 status = "ok" if found and not missing else \
                     f"skipped: generator(s) {', '.join(missing) or '(none given)'} not in the generator list"
-                out.append({"name": name, "kind": kind, "names": names, "ratios": ratios, "held_out": found or list(held),
-                            "train_on": "", "status": status})
+                out.append({"name": name, "key": key, "kind": kind, "names": names, "ratios": ratios,
+                            "held_out": found or list(held), "train_on": "", "status": status})
         else:  # train_on_one
             train_on = entry.train_on
             targets = generators if train_on == "each" else ([train_on] if isinstance(train_on, str) else list(train_on))
             for target in targets:
                 found, missing = resolve([target])
                 status = "ok" if found else f"skipped: generator {target} not in the generator list"
-                out.append({"name": f"{key}-{target}", "kind": kind, "names": names, "ratios": ratios, "held_out": [],
+                out.append({"name": f"{key}-{target}", "key": key, "kind": kind, "names": names, "ratios": ratios, "held_out": [],
                             "train_on": found[0] if found else target, "status": status,
                             "counts": entry.counts, "scale": entry.scale})
+    for entry in out:  # split.pools names configured keys; a leave-out pair's table keeps its key
+        entry.setdefault("key", entry["name"])
     names = [p["name"] for p in out]
     if len(set(names)) != len(names):
         raise ValueError(f"split protocol names must be unique, got {names}")
@@ -196,10 +199,13 @@ def _published(value: Any) -> str:
 
 def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.DataFrame, groups: list[str],
                    params: SplitParams) -> pd.DataFrame:
-    """One protocol's split table (columns ``SPLIT_COLUMNS``)."""
+    """One protocol's split table (columns ``SPLIT_COLUMNS``). ``authentic``: the real bases,
+    real-only pool photos included (``pool_rows`` places those)."""
     seed = params.seed
     name, kind, names = protocol["name"], protocol["kind"], protocol["names"]
     rows: list[dict[str, Any]] = []
+    pools = authentic[authentic["kind"] == REAL_ONLY_KIND]
+    authentic = authentic[authentic["kind"] != REAL_ONLY_KIND]
     if kind == "published":
         if "published_split" not in kept and "published_split" not in authentic:
             raise ValueError("the published protocol needs a `published_split` column (set by published-format imports)")
@@ -234,7 +240,7 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
         rows = capped_rows(rows, protocol["counts"], protocol["scale"], train, seed, classes)
         if params.add_authentic:
             rows += balanced_authentic(rows, authentic, assignment, name, seed)
-        return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+        return pd.DataFrame(rows + pool_rows(protocol, pools, params), columns=SPLIT_COLUMNS)
     if params.add_authentic:
         in_train = [b for b in authentic.itertuples() if assignment[b.group_id] == train]
         limit = params.n_authentic_train
@@ -244,7 +250,33 @@ def build_protocol(protocol: dict[str, Any], kept: pd.DataFrame, authentic: pd.D
         rows += [_authentic_row(b, train, name) for b in in_train]
         rows += [_authentic_row(b, assignment[b.group_id], name) for b in authentic.itertuples()
                  if assignment[b.group_id] != train]
-    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+    return pd.DataFrame(rows + pool_rows(protocol, pools, params), columns=SPLIT_COLUMNS)
+
+
+def pool_rows(protocol: dict[str, Any], pools: pd.DataFrame, params: SplitParams) -> list[dict[str, Any]]:
+    """Authentic rows of the real-only pool photos (``ingest.real_pools``) that ``split.pools``
+    gives this protocol: each pool whose ``protocols`` name the protocol's configured key (None:
+    every protocol) puts at most ``n`` of its photos (a seeded draw; all when None) in ``split``
+    (None: the protocol's first split). DiffSeg30k sec. 4: 5k unedited real images in training;
+    30k real negatives for the image classifiers.
+
+    Raises:
+        ValueError: a pool's split is not one of the protocol's split names.
+    """
+    rows: list[dict[str, Any]] = []
+    for index, (pool, spec) in enumerate(params.pools.items()):
+        if spec.protocols is not None and protocol.get("key", protocol["name"]) not in spec.protocols:
+            continue
+        split = spec.split or protocol["names"][0]
+        if split not in protocol["names"]:
+            raise ValueError(f"split.pools.{pool}.split={split!r} is not a split of protocol {protocol['name']} "
+                             f"({protocol['names']})")
+        members = [b for b in pools.itertuples() if pool_of(b.base_id) == pool]
+        limit = len(members) if spec.n is None else spec.n
+        if limit > len(members):
+            logger.warning("split: pool %s has %d real-only photos, fewer than the %d asked for", pool, len(members), limit)
+        rows += [_authentic_row(b, split, protocol["name"]) for b in _seeded_pick(members, limit, [params.seed, 4, index])]
+    return rows
 
 
 def _seeded_pick(items: list[Any], limit: int, seed: list[int]) -> list[Any]:
@@ -289,6 +321,28 @@ def balanced_authentic(rows: list[dict[str, Any]], authentic: pd.DataFrame, assi
     return out
 
 
+def edited_groups(base_manifest: pd.DataFrame, kept: pd.DataFrame, params: SplitParams) -> list[str]:
+    """The photo groups the seeded cut assigns: those of the edited bases (real or AI) and kept
+    samples. Real-only pool photos are not cut (``pool_rows`` places them), so adding pools never
+    moves a base to another split.
+
+    Raises:
+        ValueError: a pool photo shares its group (its source photo) with an edited base, or is in
+            a pool ``split.pools`` does not configure: the pools must be disjoint from the bases.
+    """
+    is_pool = base_manifest["kind"] == REAL_ONLY_KIND
+    groups = set(base_manifest.loc[~is_pool, "group_id"]) | set(kept["group_id"])
+    shared = sorted(groups & set(base_manifest.loc[is_pool, "group_id"]))
+    if shared:
+        raise ValueError(f"real-only pool photos share their photo with an edited base (groups {shared[:5]}): "
+                         "ingest.real_pools must draw photos disjoint from the bases")
+    unknown = sorted({pool_of(b) for b in base_manifest.loc[is_pool, "base_id"]} - set(params.pools))
+    if unknown:
+        raise ValueError(f"base_manifest has real-only photos of pool(s) {unknown} that split.pools does not place "
+                         f"(configured: {sorted(params.pools)})")
+    return sorted(groups)
+
+
 def make_splits(
     filtered_samples: pd.DataFrame, base_manifest: pd.DataFrame, params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
@@ -300,8 +354,8 @@ def make_splits(
     """
     params = params_of(SplitParams, params)
     kept = filtered_samples[filtered_samples["kept"]]
-    authentic = base_manifest[base_manifest["kind"] == "real"]
-    groups = sorted(set(base_manifest["group_id"]) | set(kept["group_id"]))
+    authentic = base_manifest[base_manifest["kind"].isin(["real", REAL_ONLY_KIND])]
+    groups = edited_groups(base_manifest, kept, params)
     protocols = expand_protocols(params, _configured_generators(params, filtered_samples))
     tables: dict[str, pd.DataFrame] = {}
     summary = []

@@ -34,9 +34,10 @@ import torch
 
 from models.detectors import create_detector, detector_state, detector_tasks, list_detectors
 from models.detectors.training import TrainConfig, train_detector
+from pipelines.contract.ids import SAFE_ID
 from pipelines.contract.items import item_loaders
 from pipelines.contract.labels import class_of, generator_entries, generator_names
-from pipelines.contract.params import TrainDataset, TrainParams, params_of
+from pipelines.contract.params import TrainDataset, TrainParams, merged, params_of
 
 logger = logging.getLogger(__name__)
 
@@ -278,3 +279,42 @@ def train_binary_detector(splits, split_tables, split_protocols, edited_images, 
 def train_semantic_detector(splits, split_tables, split_protocols, edited_images, label_maps, base_images, params):
     """Semantic task: class k = pixel last edited by generator k. Returns a checkpoint dict."""
     return _train("semantic", splits, split_tables, split_protocols, edited_images, label_maps, base_images, params)
+
+
+def variant_params(params: TrainParams | Mapping[str, Any], name: str) -> TrainParams:
+    """The train section of variant ``name``: ``train`` (without ``variants``) merged with
+    ``train.variants[name]``; its trainer checkpoints go to ``<checkpoint_dir>/variants/<name>``
+    so it never resumes from (nor overwrites) the main detector's.
+
+    Raises:
+        ValueError: ``name`` cannot name a file (``contract.ids.SAFE_ID``), or is not a variant.
+    """
+    params = params_of(TrainParams, params)
+    if name not in params.variants:
+        raise ValueError(f"train.variants has no {name!r}; known: {sorted(params.variants)}")
+    if not SAFE_ID.match(name):
+        raise ValueError(f"train.variants name {name!r} must be a file-safe id (letters, digits, . _ + = -)")
+    section = merged(params.model_dump(exclude={"variants"}), params.variants[name])
+    if section["trainer"].get("checkpoint_dir"):
+        section["trainer"]["checkpoint_dir"] = str(Path(section["trainer"]["checkpoint_dir"]) / "variants" / name)
+    return params_of(TrainParams, section)
+
+
+def train_variants(splits, split_tables, split_protocols, edited_images, label_maps, base_images,
+                   params) -> dict[str, dict[str, Any]]:
+    """Every ``train.variants`` detector, trained by ``_train`` exactly as the main one but with
+    its own section (``variant_params``: another model, task, split protocol or trainer), for each
+    task its ``task`` selects. One run thus trains every detector a paper's tables need (DiffSeg30k:
+    FCN-8s, Table 5's leave-out pairs, Tables 6-7's classifiers).
+
+    Returns {"<variant>/<task>": checkpoint} (the checkpoint's config gets ``variant``); {} when no
+    variant is configured.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in params_of(TrainParams, params).variants:
+        section = variant_params(params, name)
+        for task in selected_tasks(section.task):
+            logger.info("train variant %s (%s, %s task)", name, section.model, task)
+            checkpoint = _train(task, splits, split_tables, split_protocols, edited_images, label_maps, base_images, section)
+            out[f"{name}/{task}"] = {**checkpoint, "config": {**checkpoint["config"], "variant": name}}
+    return out

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.contract.ids import pool_of
+
 # Photo sources whose bases are resized to the configured square (imports keep their size).
 RESIZED_SOURCES = ("sample", "coco", "folder", "urls")
 
@@ -211,8 +213,9 @@ def split_tables(data: dict[str, Any], ctx: GateContext) -> dict[str, pd.DataFra
             continue
         rows = items[items["protocol"] == info.protocol]
         names, ratios = list(info.split_names), [float(r) for r in info.ratios]
-        if info.kind == "random" and ratios:
-            groups = rows.groupby("group_id")["split"].first()
+        if info.kind == "random" and ratios:  # the group cut; real-only pool photos are placed, not cut
+            cut = rows[rows["base_id"].map(pool_of).isna()] if len(rows) else rows
+            groups = cut.groupby("group_id")["split"].first()
             n = len(groups)
             for split, target in zip(names, ratios):
                 share = float((groups == split).mean()) if n else 0.0
