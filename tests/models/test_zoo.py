@@ -16,6 +16,7 @@ from models.detectors.training import TrainConfig, predict, train_detector
 from models.metrics import per_image_pixel_auc, pixel_auc
 
 from tests.models.test_detectors import TINY
+from tests.models.test_zoo_extra import SLOW_GLUE, TINY_GLUE
 
 # Small IMDL-BenCo configurations: the published architectures at a small input size, with
 # widths reduced where a constructor argument allows it (depths and layouts stay).
@@ -48,8 +49,8 @@ _HEAVY_OFF = pytest.mark.skipif(not os.environ.get("EDITLENS_HEAVY_TESTS"), reas
 
 
 def test_every_entry_has_a_tiny_configuration():
-    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL) | FAMILY
-    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL) | FAMILY
+    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL) | set(TINY_GLUE) | FAMILY
+    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL) | set(TINY_GLUE) | FAMILY
     assert {name.split(":")[1].split("_")[1] for name in FAMILY_CASES} == set(FAMILY_BACKBONES)
     assert {name.split(":")[1].split("_")[0] for name in FAMILY_CASES if name not in HEAVY} == set(FAMILY_FEATURES)
 
@@ -79,13 +80,14 @@ def _samples(n: int = 4, size: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(set(TINY) | set(TINY_IMDL))]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW | SLOW_GLUE else n
+             for n in sorted(set(TINY) | set(TINY_IMDL) | set(TINY_GLUE))]
 )
 def test_zoo_entry_trains_predicts_and_round_trips(name, tmp_path, monkeypatch, torch_hub_cache):
     torch.manual_seed(0)
     if name == "imdl:mvssnet":
         monkeypatch.setattr(torch.hub, "get_dir", lambda: str(torch_hub_cache[0] / "hub"))
-    kwargs = TINY.get(name) or TINY_IMDL[name]
+    kwargs = TINY.get(name) or TINY_IMDL.get(name) or TINY_GLUE[name]
     model = create_detector(name, 2, **kwargs)
     before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     samples = _samples()
