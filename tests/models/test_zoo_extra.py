@@ -87,6 +87,22 @@ def test_trufor_loads_noiseprint_and_mit_b2_into_both_streams(tmp_path):
                         mit_b2_pretrain_weights=str(tmp_path / "mit_b2.pth"))
 
 
+def test_noiseprint_file_formats(tmp_path):
+    from models.detectors.imdl_glue import noiseprint_state
+
+    dncnn = {"0.weight": torch.randn(64, 3, 3, 3), "1.running_mean": torch.randn(64)}
+    torch.save(dncnn, tmp_path / "noiseprint.pth")  # IMDL-BenCo's separated file
+    torch.save({"network": dncnn}, tmp_path / "np++.pth")  # TruFor's Noiseprint++ layout
+    torch.save({"epoch": 3, "state_dict": {**{f"dncnn.{k}": v for k, v in dncnn.items()},
+                                           "backbone.x": torch.zeros(1)}}, tmp_path / "trufor.pth.tar")
+    for name in ("noiseprint.pth", "np++.pth", "trufor.pth.tar"):
+        state = noiseprint_state(str(tmp_path / name))
+        assert state.keys() == dncnn.keys() and all(torch.equal(state[k], v) for k, v in dncnn.items())
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match=r"imdl:trufor: np_pretrain_weights file .*list.pth does not hold"):
+        noiseprint_state(str(tmp_path / "list.pth"))
+
+
 def test_span_loads_its_manipulation_trace_extractor_and_trains_its_head(tmp_path):
     from IMDLBenCo.model_zoo.span.mantranet import IMTFE
 
@@ -101,6 +117,13 @@ def test_span_loads_its_manipulation_trace_extractor_and_trains_its_head(tmp_pat
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(model(x), model(x))
+    # ... where IMDL-BenCo's own SPAN answers differently on every call:
+    from IMDLBenCo.model_zoo.span.SPAN import SPAN
+
+    upstream = SPAN(str(tmp_path / "IMTFEv4.pt"), device=torch.device("cpu")).eval()
+    with torch.no_grad():
+        first, second = (upstream(x, mask=torch.zeros(1, 1, 16, 16))["pred_mask"] for _ in range(2))
+    assert not torch.allclose(first, second)
     model.train()
     target = torch.zeros(1, 16, 16, dtype=torch.long)
     target[0, 4:12, 4:12] = 1

@@ -149,6 +149,17 @@ def dual_path_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return dual
 
 
+def noiseprint_state(path: str) -> dict[str, torch.Tensor]:
+    """The Noiseprint++ DnCNN state dict from ``path``: IMDL-BenCo's separated ``noiseprint.pth``
+    (the flat DnCNN state dict), TruFor's ``{"network": ...}`` Noiseprint++ file, or a whole TruFor
+    checkpoint (``trufor.pth.tar``: ``{"state_dict": {"dncnn.<i>...": ...}}``, the file conf/gpu
+    gives NFA-ViT)."""
+    state = read_state(path, "trufor", "np_pretrain_weights")
+    if any(k.startswith("dncnn.") for k in state):
+        state = {k[len("dncnn."):]: v for k, v in state.items() if k.startswith("dncnn.")}
+    return state
+
+
 class TruforLocalization(Trufor):
     """TruFor (Guillaro et al., CVPR 2023) in its phase 2, localisation training: Noiseprint++
     (frozen, from ``np_pretrain_weights``) and RGB into the MiT-B2 dual encoder (both streams from
@@ -176,9 +187,7 @@ class TruforLocalization(Trufor):
         self.model = myEncoderDecoder(cfg=cfg)
         self.phase = 2
         if np_pretrain_weights:
-            state = read_state(np_pretrain_weights, "trufor", "np_pretrain_weights")
-            if any(k.startswith("dncnn.") for k in state):  # a whole TruFor checkpoint
-                state = {k[len("dncnn."):]: v for k, v in state.items() if k.startswith("dncnn.")}
+            state = noiseprint_state(np_pretrain_weights)
             load_strict(self.model.dncnn, state, np_pretrain_weights, "trufor", "np_pretrain_weights")
         if mit_b2_pretrain_weights:
             state = read_state(mit_b2_pretrain_weights, "trufor", "mit_b2_pretrain_weights")
