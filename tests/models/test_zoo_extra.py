@@ -157,6 +157,26 @@ def test_cat_net_loads_hrnet_and_dct_stream_files(tmp_path):
                         pretrained_dct=str(tmp_path / "DCT_djpeg.pth.tar"), **kwargs)
 
 
+def test_cat_net_reads_its_hrnet_config_file(tmp_path):
+    import yaml
+
+    from models.detectors.imdl_glue import CAT_NET_EXTRA
+
+    config = {"MODEL": {"PRETRAINED_RGB": "/not/read.pth", "EXTRA": {"FINAL_CONV_KERNEL": 3, **TINY_CAT_NET_HRNET}}}
+    for stage in TINY_CAT_NET_HRNET:  # a complete file: the shipped layout's other keys
+        config["MODEL"]["EXTRA"][stage] = {**CAT_NET_EXTRA[stage], **TINY_CAT_NET_HRNET[stage]}
+    (tmp_path / "CAT_tiny.yaml").write_text(yaml.safe_dump(config))
+    network = create_detector("imdl:cat_net", 2, input_size=64, random_init=True,
+                              cfg_file=str(tmp_path / "CAT_tiny.yaml")).network.model
+    assert network.last_layer[-1].kernel_size == (3, 3)  # FINAL_CONV_KERNEL came from the file
+    assert network.stage4[0].branches[3][0].conv1.out_channels == 64  # ... and the tiny widths
+    with pytest.raises(FileNotFoundError, match="cfg_file file not found"):
+        create_detector("imdl:cat_net", 2, input_size=64, random_init=True, cfg_file=str(tmp_path / "missing.yaml"))
+    (tmp_path / "other.yaml").write_text("TRAIN: {LR: 0.1}\n")
+    with pytest.raises(ValueError, match="has no MODEL.EXTRA"):
+        create_detector("imdl:cat_net", 2, input_size=64, random_init=True, cfg_file=str(tmp_path / "other.yaml"))
+
+
 def test_mscdi_net_loads_its_segformer_file(tmp_path):
     kwargs = TINY_GLUE["imdl:mscdi_net"]
     encoder = create_detector("imdl:mscdi_net", 2, **kwargs).network.segformer.segformer

@@ -270,7 +270,7 @@ def build_span(weight_path: str | None = None) -> SpanFixed:
 
 # IMDL-BenCo's ``configs/CAT_full.yaml`` (= CAT-Net's official experiments/CAT_full.yaml), the
 # parts the network reads: HRNet-W48 RGB stream (stages 1-4), DCT stream (stages 3-4), fusion
-# stage 5. ``hrnet_extra`` overrides entries of ``EXTRA`` (e.g. narrower stages for tests).
+# stage 5 (see ``cat_net_cfg`` for overriding it).
 def _hrnet_stage(modules: int, block: str, blocks: int, channels: tuple[int, ...]) -> dict[str, Any]:
     """One HRNet stage in CAT_full.yaml's layout: ``blocks`` blocks on each of the branches."""
     return {"NUM_MODULES": modules, "NUM_BRANCHES": len(channels), "BLOCK": block, "NUM_BLOCKS": [blocks] * len(channels),
@@ -319,18 +319,9 @@ class CatNetOnRgb(nn.Module):
     (IMDL-BenCo: bicubic, which can leave [0, 1]).
     """
 
-    def __init__(self, hrnet_extra: dict[str, Any] | None = None, pretrained_rgb: str | None = None,
-                 pretrained_dct: str | None = None, jpeg_quality: int = 100):
+    def __init__(self, cfg: CfgNode, pretrained_rgb: str | None = None, pretrained_dct: str | None = None,
+                 jpeg_quality: int = 100):
         super().__init__()
-        extra = CfgNode(CAT_NET_EXTRA)
-        for name, value in (hrnet_extra or {}).items():
-            if name not in extra:
-                raise ValueError(f"imdl:cat_net: unknown hrnet_extra entry {name!r}; known: {sorted(extra)}")
-            if isinstance(value, dict):
-                extra[name].update(value)
-            else:
-                extra[name] = value
-        cfg = CfgNode({"MODEL": {"EXTRA": extra}, "DATASET": {"NUM_CLASSES": 2}})
         self.model = network_CAT.CAT_Net(cfg)
         with _silenced(network_CAT.logger):  # its "cannot load pretrained" warnings: the files are ours to load
             self.model.init_weights("", "")  # CAT-Net's N(0, 0.001) convolutions, unit BatchNorm
@@ -364,6 +355,35 @@ class CatNetOnRgb(nn.Module):
         return {"backward_loss": loss, "pred_mask": edited, "pred_label": None}
 
 
+def cat_net_cfg(hrnet_extra: dict[str, Any] | None = None, cfg_file: str | None = None) -> CfgNode:
+    """CAT-Net's config: ``CAT_NET_EXTRA``, or the ``MODEL.EXTRA`` of a CAT-Net yaml
+    (``cfg_file``, e.g. IMDL-BenCo's CAT_full.yaml; its weight paths are NOT read, pass them as
+    arguments), then ``hrnet_extra``'s entries over it (a dict entry updates that stage).
+
+    Raises:
+        FileNotFoundError: ``cfg_file`` is not a file.
+        ValueError: ``cfg_file`` has no ``MODEL.EXTRA``; an ``hrnet_extra`` entry it does not have.
+    """
+    extra = CfgNode(CAT_NET_EXTRA)
+    if cfg_file:
+        require_files("cat_net", cfg_file=cfg_file)
+        import yaml
+
+        with open(cfg_file) as stream:
+            loaded = yaml.safe_load(stream) or {}
+        if not isinstance(loaded.get("MODEL"), dict) or not isinstance(loaded["MODEL"].get("EXTRA"), dict):
+            raise ValueError(f"imdl:cat_net: cfg_file {cfg_file} has no MODEL.EXTRA (a CAT-Net HRNet config)")
+        extra = CfgNode(loaded["MODEL"]["EXTRA"])
+    for name, value in (hrnet_extra or {}).items():
+        if name not in extra:
+            raise ValueError(f"imdl:cat_net: unknown hrnet_extra entry {name!r}; known: {sorted(extra)}")
+        if isinstance(value, dict):
+            extra[name].update(value)
+        else:
+            extra[name] = value
+    return CfgNode({"MODEL": {"EXTRA": extra}, "DATASET": {"NUM_CLASSES": 2}})
+
+
 @contextlib.contextmanager
 def _silenced(log: logging.Logger):
     level = log.level
@@ -375,13 +395,15 @@ def _silenced(log: logging.Logger):
 
 
 def build_cat_net(input_size: int, pretrained_rgb: str | None = None, pretrained_dct: str | None = None,
-                  jpeg_quality: int = 100, hrnet_extra: dict[str, Any] | None = None) -> CatNetOnRgb:
-    """``imdl:cat_net``. Raises ValueError: ``input_size`` not a multiple of 32 (its DCT stream
-    works on 8x8 blocks and its HRNet halves the side four times); a bad ``jpeg_quality``."""
+                  jpeg_quality: int = 100, hrnet_extra: dict[str, Any] | None = None,
+                  cfg_file: str | None = None) -> CatNetOnRgb:
+    """``imdl:cat_net`` (config: ``cat_net_cfg``). Raises ValueError: ``input_size`` not a
+    multiple of 32 (its DCT stream works on 8x8 blocks and its HRNet halves the side four times);
+    a bad ``jpeg_quality``; FileNotFoundError: a given file is missing."""
     if input_size % 32:
         raise ValueError(f"imdl:cat_net needs an input_size that is a multiple of 32, got {input_size}")
     require_files("cat_net", pretrained_rgb=pretrained_rgb, pretrained_dct=pretrained_dct)
-    return CatNetOnRgb(hrnet_extra, pretrained_rgb, pretrained_dct, jpeg_quality)
+    return CatNetOnRgb(cat_net_cfg(hrnet_extra, cfg_file), pretrained_rgb, pretrained_dct, jpeg_quality)
 
 
 # --- MSCDI-Net ---------------------------------------------------------------------------------
