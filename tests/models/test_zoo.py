@@ -33,6 +33,10 @@ TINY_IMDL = {
     "imdl:mesorch": {"input_size": 64},  # its encoders take any multiple of 32; its mask comes out at 512
 }
 SLOW = {"imdl:mesorch", "imdl:mvssnet", "imdl:sparse_vit"}  # 86 M / 2 x ResNet-50 / full-depth UniFormer: tens of seconds on 2 CPU cores
+# TruFor, SPAN, CAT-Net, MSCDI-Net (our glue around IMDL-BenCo's code): configurations and the
+# tests of their weight files in test_zoo_extra.py; here (and in the baselines test) like the rest.
+TINY_IMDL.update(TINY_GLUE)
+SLOW = SLOW | SLOW_GLUE
 
 
 # IMDL-BenCo's feature x backbone family: registered, covered by ``test_family_entry...`` below.
@@ -49,8 +53,8 @@ _HEAVY_OFF = pytest.mark.skipif(not os.environ.get("EDITLENS_HEAVY_TESTS"), reas
 
 
 def test_every_entry_has_a_tiny_configuration():
-    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL) | set(TINY_GLUE) | FAMILY
-    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL) | set(TINY_GLUE) | FAMILY
+    assert set(list_detectors()) == set(TINY) | set(TINY_IMDL) | FAMILY
+    assert {f"imdl:{key}" for key in SPECS} == set(TINY_IMDL) | FAMILY
     assert {name.split(":")[1].split("_")[1] for name in FAMILY_CASES} == set(FAMILY_BACKBONES)
     assert {name.split(":")[1].split("_")[0] for name in FAMILY_CASES if name not in HEAVY} == set(FAMILY_FEATURES)
 
@@ -80,14 +84,13 @@ def _samples(n: int = 4, size: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW | SLOW_GLUE else n
-             for n in sorted(set(TINY) | set(TINY_IMDL) | set(TINY_GLUE))]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(set(TINY) | set(TINY_IMDL))]
 )
 def test_zoo_entry_trains_predicts_and_round_trips(name, tmp_path, monkeypatch, torch_hub_cache):
     torch.manual_seed(0)
     if name == "imdl:mvssnet":
         monkeypatch.setattr(torch.hub, "get_dir", lambda: str(torch_hub_cache[0] / "hub"))
-    kwargs = TINY.get(name) or TINY_IMDL.get(name) or TINY_GLUE[name]
+    kwargs = TINY.get(name) or TINY_IMDL[name]
     model = create_detector(name, 2, **kwargs)
     before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     samples = _samples()
