@@ -16,6 +16,7 @@ from models.detectors.training import TrainConfig, predict, train_detector
 from models.metrics import per_image_pixel_auc, pixel_auc
 
 from tests.models.test_detectors import TINY
+from tests.models.test_zoo_extra import SLOW_GLUE, TINY_GLUE
 
 # Small IMDL-BenCo configurations: the published architectures at a small input size, with
 # widths reduced where a constructor argument allows it (depths and layouts stay).
@@ -32,6 +33,10 @@ TINY_IMDL = {
     "imdl:mesorch": {"input_size": 64},  # its encoders take any multiple of 32; its mask comes out at 512
 }
 SLOW = {"imdl:mesorch", "imdl:mvssnet", "imdl:sparse_vit"}  # 86 M / 2 x ResNet-50 / full-depth UniFormer: tens of seconds on 2 CPU cores
+# TruFor, SPAN, CAT-Net, MSCDI-Net (our glue around IMDL-BenCo's code): configurations and the
+# tests of their weight files in test_zoo_extra.py; here (and in the baselines test) like the rest.
+TINY_IMDL.update(TINY_GLUE)
+SLOW = SLOW | SLOW_GLUE
 
 
 # IMDL-BenCo's feature x backbone family: registered, covered by ``test_family_entry...`` below.

@@ -25,12 +25,16 @@ project's definition for detectors without an image head (max over pixels, ``ima
 IMDL-BenCo's package ``__init__`` imports its datasets and model zoo (not its CLI), which is what
 registers the models; ``requirements-imdl.txt`` says how it is installed beside our numpy 2.
 
-Left out (see docs/detectors_zoo.md): Cat_Net (needs the JPEG file's DCT coefficients and
-quantisation tables, which our decoded-RGB samples do not carry), SPAN (its last layer,
-``Last_Layer_0725``, creates new random Conv2d layers on every forward call: never trained,
-never saved, different each call), TruFor (its constructor needs IMDL-BenCo's ``trufor.yaml``,
-which the PyPI package does not ship: the built-in config has no ``MODEL.BACKBONE``), MSCDI_Net
-(not tried yet), and the family's ``*_unet`` (its constructor runs
+TruFor, SPAN, CAT-Net and MSCDI-Net need our glue (``imdl_glue``, built through ``GLUE_SPECS``):
+TruFor's constructor needs IMDL-BenCo's ``trufor.yaml``, not in the PyPI package (its values are
+shipped as ``imdl_glue.TRUFOR_CONFIG``), and runs its phase 2 (localisation); SPAN's last layer,
+``Last_Layer_0725``, creates new random Conv2d layers on every forward call (replaced by one
+registered head); CAT-Net needs a JPEG's quantised DCT coefficients and quantisation table, which
+our decoded-RGB samples do not carry (computed from the pixels as an encoder would, ``jpeg_dct``,
+quality 100 by default as CAT-Net's code does for non-JPEG inputs), and its wrapper calls
+``.cuda()``; MSCDI-Net runs as is (a warning silenced, random init without a file).
+
+Left out (see docs/detectors_zoo.md): the family's ``*_unet`` (its constructor runs
 ``torch.hub.load('milesial/Pytorch-UNet', ...)``, i.e. downloads and executes a GitHub repository's
 code; nothing outside PyPI is reachable here). The rest of the ``{srm,bayar,dct,fft,sobel}_*``
 family (ResNet, SegFormer, Swin, ViT, ViT16 backbones) is registered; see ``FAMILY_BACKBONES``.
@@ -126,6 +130,25 @@ for _feature in FAMILY_FEATURES:
             weight_args=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
             required_weights=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
         )
+
+
+# Models whose IMDL-BenCo constructor or forward cannot be used as is; ``imdl_glue`` wraps each
+# (why, per model, in its docstrings) and builds them with the arguments below.
+GLUE_SPECS = {
+    # Phase 2 (localisation) of TruFor's three; Noiseprint++ is frozen, so it is required.
+    "trufor": ImdlSpec("Trufor", "TruFor, Guillaro et al., CVPR 2023", 512,
+                       weight_args=("np_pretrain_weights", "mit_b2_pretrain_weights"),
+                       required_weights=("np_pretrain_weights", "mit_b2_pretrain_weights")),
+    # 224 px: IMDL-BenCo's demo_train_span.sh.
+    "span": ImdlSpec("SPAN", "SPAN, Hu et al., ECCV 2020", 224, weight_args=("weight_path",),
+                     required_weights=("weight_path",)),
+    "cat_net": ImdlSpec("Cat_Net", "CAT-Net, Kwon et al., IJCV 2022", 512, size_args=("input_size",),
+                        weight_args=("pretrained_rgb", "pretrained_dct"),
+                        required_weights=("pretrained_rgb", "pretrained_dct")),
+    "mscdi_net": ImdlSpec("MSCDI_Net", "MSCDI-Net (csust-sonie/MSCDI-Net)", 512, size_args=("input_size",),
+                          weight_args=("backbone_weights_path",), required_weights=("backbone_weights_path",)),
+}
+SPECS.update(GLUE_SPECS)
 
 
 @contextlib.contextmanager
@@ -321,6 +344,10 @@ def build_imdl(key: str, num_classes: int, input_size: int | None = None, random
 def _build_network(key: str, spec: ImdlSpec, kwargs: dict[str, Any]) -> nn.Module:
     """Call IMDL-BenCo's constructor; the family's backbone weights come from local files only."""
     build = _imdl_models().get(spec.imdl_name)
+    if key in GLUE_SPECS:
+        from . import imdl_glue
+
+        return _quiet(imdl_glue.BUILDERS[key], **kwargs)
     backbone = key.split("_", 1)[1] if key.split("_", 1)[0] in FAMILY_FEATURES else None
     if backbone is None:
         return _quiet(build, **kwargs)
