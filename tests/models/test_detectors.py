@@ -485,3 +485,28 @@ def test_clip_hub_id_is_read_from_the_local_hub_cache(tmp_path, monkeypatch):
     for key, value in expected.items():
         torch.testing.assert_close(loaded[f"vision_model.{key}"], value)
     torch.testing.assert_close(model.network.clip.module.visual_projection.weight, source.visual_projection.weight)
+
+
+def test_skip_random_init_only_while_a_full_state_dict_follows():
+    """A reload skips the initialisers' draws (their values are overwritten) and gives back the
+    exact weights; the initialisers are themselves again afterwards, even after an error."""
+    import timm.layers.weight_init as timm_init
+
+    from models.detectors.checkpoint import skip_random_init
+
+    originals = (torch.nn.init.trunc_normal_, torch.nn.init.kaiming_uniform_, timm_init._trunc_normal_)
+    with skip_random_init():
+        filled = torch.full((64,), 7.0)
+        torch.nn.init.kaiming_uniform_(filled.view(8, 8))
+        torch.nn.init.trunc_normal_(filled)
+        assert torch.all(filled == 7.0)
+    with pytest.raises(RuntimeError, match="boom"), skip_random_init():
+        raise RuntimeError("boom")
+    assert (torch.nn.init.trunc_normal_, torch.nn.init.kaiming_uniform_, timm_init._trunc_normal_) == originals
+    assert torch.nn.init.trunc_normal_(torch.zeros(1000)).std() > 0.5
+
+    torch.manual_seed(0)
+    model = create_detector("segformer", 3, **TINY["segformer"])
+    state, config = detector_state(model)
+    rebuilt = detector_from_state(state, config)
+    assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in state.items())
