@@ -70,13 +70,14 @@ def tiny_models(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def url_server(tmp_path):
-    """Photos (each also mirrored: 14 distinct images) served over HTTP on loopback."""
+    """Photos (each also mirrored left-right and upside down: 21 distinct images) served over HTTP on
+    loopback (21: enough that Table 2's train side holds SD1.5 fakes of each kind at tiny scale)."""
     folder = tmp_path / "served"
     folder.mkdir()
     for name in PHOTOS:
         image = getattr(skimage.data, name)()
         image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
-        for k, variant in enumerate((image, image[:, ::-1])):
+        for k, variant in enumerate((image, image[:, ::-1], image[::-1])):
             cv2.imwrite(str(folder / f"{name}-{k}.png"), cv2.cvtColor(np.ascontiguousarray(variant), cv2.COLOR_RGB2BGR))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *args, **kwargs: None
@@ -126,6 +127,21 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     sources = set(regions["prompt_source"])
     assert sources and all(s.startswith("vlm:") for s in sources)
     assert {s.split(":")[1] for s in sources} <= set(VLMS)
+    # "Add" instructions (one turn): the random VLMs' proposals do not parse, so the template object
+    # goes on the sample's drawn region, recorded as such; the inpaint prompt names the object.
+    adds = regions[regions["edit_type"] == "add"]
+    assert len(adds) and set(adds["kind"]) == {"thing"}
+    for row in adds.itertuples():
+        assert row.prompt_source.endswith(":parse_failed->template") and row.label_source == "template->drawn_region"
+        assert row.description == f"add {row.prompt}" and row.label in row.prompt
+    added = provenance[provenance["region_id"].isin(adds["region_id"])]
+    assert len(added) == len(adds) and set(added["edit_type"]) == {"add"}
+    assert (added.set_index("region_id")["prompt"] == adds.set_index("region_id")["prompt"]).all()
+    # Classic edits at random intervals: after every k in 1..9 diffusion edits (sample-id order).
+    order = provenance[provenance["edit_type"] != "full_synthesis"].sort_values(["sample_id", "turn"])
+    classic = [i for i, g in enumerate(order["generator"]) if g.endswith(("-copy_move", "-splicing"))]
+    gaps = [classic[0]] + [b - a - 1 for a, b in zip(classic, classic[1:])] if classic else []
+    assert classic and all(1 <= k <= 9 for k in gaps) and len(order) - classic[-1] - 1 <= 9
     # Inpaint: every diffusion edit kept the best of its two CLIP-scored seeds; classic edits run once.
     diffusion = provenance[provenance["generator"].isin(["sd1.5", "sd2.1", "sdxl", "sd3", "flux"])]
     for row in diffusion.itertuples():
