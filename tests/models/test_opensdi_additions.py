@@ -232,7 +232,7 @@ def test_florence2_sam_grounds_the_place(image, tiny_root, monkeypatch):
                                  segmenter={"model": str(tiny_checkpoint("sam", tiny_root))})
     ground = ground_with(perceiver)
     assert ground is not None
-    assert ground(image, "the wooden bench") is None or ground(image, "the wooden bench").shape == (H, W)  # random: no box
+    assert ground(image, "the wooden bench") is None  # a random Florence-2 writes no box: nothing found
     monkeypatch.setattr(perceiver.detector, "ground", lambda img, phrase: BENCH_ANSWER)  # the text only
     place = ground(image, "the wooden bench")  # boxes read by the processor, mask by the tiny SAM
     assert place.shape == (H, W) and place.dtype == bool and place.any()

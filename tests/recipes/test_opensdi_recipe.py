@@ -1,11 +1,13 @@
 """The OpenSDI recipe end to end at tiny scale: ``kedro run --env opensdi+opensdi-tiny``.
 
 A Megalith-style URL table (photos served on loopback) -> the four VLM families (tiny random
-checkpoints) writing the instructions -> regions -> AutoPipelineForInpainting's pipelines on tiny
-SD1.5 / SD2.1 / SDXL / SD3 / FLUX.1 checkpoints with CLIP best-of-2 -> classic edits and whole
-images under their subset's label -> Table 2's train-on-SD1.5 split (counts x 1e-4) -> MaskCLIP
-(tiny CLIP and MAE) -> Table 3 / Table 4 / Fig. 5 in paper_tables.md, each cell a number or n/a
-with its reason. The tiny models are random: the numbers are not the paper's, the paths are.
+checkpoints) writing the instructions (add / remove / change) -> Florence-2 boxes (tiny, decoded
+within its answer format) refined by SAM into regions -> AutoPipelineForInpainting's pipelines on
+tiny SD1.5 / SD2.1 / SDXL / SD3 / FLUX.1 checkpoints with CLIP best-of-2 -> classic edits at random
+intervals and whole images under their subset's label -> Table 2's train-on-SD1.5 split (counts x
+1e-4) -> MaskCLIP (tiny CLIP and MAE) -> Table 3 / Table 4 / Fig. 5 in paper_tables.md, each cell a
+number or n/a with its reason. The tiny models are random: the numbers are not the paper's, the
+paths are.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def tiny_models(tmp_path_factory) -> Path:
     build_tiny_sd3(root / "sd3", seed=3)
     build_tiny_flux(root / "flux", fill=False, seed=4)
     build_tiny_clip(root / "clip")
-    for family in VLMS:
+    for family in [*VLMS, "florence2", "sam"]:
         tiny_checkpoint(family, root)
     return root
 
@@ -127,6 +129,11 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     sources = set(regions["prompt_source"])
     assert sources and all(s.startswith("vlm:") for s in sources)
     assert {s.split(":")[1] for s in sources} <= set(VLMS)
+    # Masks: Florence-2 grounded the names (the tiny vocabulary: the random VLMs' lists do not
+    # parse, recorded) and SAM refined each box; the regions are built from those masks.
+    assert set(regions["perceiver"]) == {"florence2_sam"}
+    edited = regions[regions["edit_type"] != "add"]
+    assert set(edited["label_source"]) <= {"florence2_sam"} | {f"vlm:{v}:parse_failed->vocabulary" for v in VLMS}
     # "Add" instructions (one turn): the random VLMs' proposals do not parse, so the template object
     # goes on the sample's drawn region, recorded as such; the inpaint prompt names the object.
     adds = regions[regions["edit_type"] == "add"]
@@ -137,6 +144,8 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     added = provenance[provenance["region_id"].isin(adds["region_id"])]
     assert len(added) == len(adds) and set(added["edit_type"]) == {"add"}
     assert (added.set_index("region_id")["prompt"] == adds.set_index("region_id")["prompt"]).all()
+    instructions = {r: json.loads(d)["instruction"] for r, d in zip(added["region_id"], added["details"])}
+    assert instructions == dict(zip(adds["region_id"], adds["description"]))  # provenance keeps the instruction
     # Classic edits at random intervals: after every k in 1..9 diffusion edits (sample-id order).
     order = provenance[provenance["edit_type"] != "full_synthesis"].sort_values(["sample_id", "turn"])
     classic = [i for i, g in enumerate(order["generator"]) if g.endswith(("-copy_move", "-splicing"))]

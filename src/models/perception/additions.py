@@ -79,7 +79,8 @@ def _inside(centre: float, half: float, lo: float, hi: float) -> float:
     return float(np.clip(centre, lo + half, hi - half))
 
 
-def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator, sizing: AddSizing = AddSizing()) -> np.ndarray:
+def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator,
+                  sizing: AddSizing = AddSizing()) -> np.ndarray:
     """The mask of a new object placed ``relation`` ("on" / "in" / "next to") the ``place`` mask.
 
     Size: area = s x place area, s ~ U(``size_range``) ("next to": ``beside_size_range``), clipped
@@ -108,7 +109,8 @@ def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator, si
     """
     place = np.asarray(place, dtype=bool)
     if place.ndim != 2 or not place.any():
-        raise ValueError(f"the place must be a non-empty (H, W) mask, got shape {place.shape}, {int(place.sum())} pixels")
+        raise ValueError(f"the place must be a non-empty (H, W) mask, got shape {place.shape}, "
+                         f"{int(place.sum())} pixels")
     if relation not in ADD_RELATIONS:
         raise ValueError(f"relation must be one of {ADD_RELATIONS}, got {relation!r}")
     height, width = place.shape
@@ -117,7 +119,8 @@ def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator, si
     lo, hi = sizing.beside_size_range if relation == "next to" else sizing.size_range
     share, log_aspect = rng.uniform(lo, hi), rng.uniform(*np.log(sizing.aspect_range))
     anchor, left = int(rng.integers(len(ys))), bool(rng.random() < 0.5)
-    area = float(np.clip(share * place.sum(), sizing.min_area_ratio * height * width, sizing.max_area_ratio * height * width))
+    image_area = height * width
+    area = float(np.clip(share * place.sum(), sizing.min_area_ratio * image_area, sizing.max_area_ratio * image_area))
     aspect = math.exp(log_aspect)
     w = math.sqrt(4 * area / (math.pi * aspect))
     h = aspect * w
@@ -129,8 +132,8 @@ def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator, si
     elif relation == "on":
         cx, cy = _inside(ax, w / 2, x0, x1), ay - h / 2
     else:
-        room_left, room_right = x0, width - x1
-        if (room_left if left else room_right) < w and (room_right if left else room_left) > (room_left if left else room_right):
+        room = {True: x0, False: width - x1}  # beside the place's box: room on its left / right
+        if room[left] < w and room[not left] > room[left]:
             left = not left
         cx, cy = (x0 - w / 2) if left else (x1 + w / 2), y1 - h / 2
     cx, cy = _inside(cx, w / 2, 0, width), _inside(cy, h / 2, 0, height)
@@ -140,7 +143,7 @@ def addition_mask(place: np.ndarray, relation: str, rng: np.random.Generator, si
     if not mask.any():
         mask[int(np.clip(cy, 0, height - 1)), int(np.clip(cx, 0, width - 1))] = 1
     # rasterising loses a few pixels of a small ellipse: grow it back to the minimum area
-    while mask.sum() < sizing.min_area_ratio * height * width and not mask.all():
+    while mask.sum() < sizing.min_area_ratio * image_area and not mask.all():
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     return mask.astype(bool)
 
@@ -214,7 +217,8 @@ def write_add_edit(
             proposal = AddProposal(proposal.object, proposal.name, FALLBACK_RELATION[drawn.kind], _definite(drawn.label))
         place = drawn.mask
     mask = addition_mask(place, proposal.relation, rng, sizing)
-    region = Region(mask=mask, label=proposal.name, kind="thing", score=float(mask.mean()), source=source or drawn.source)
+    region = Region(mask=mask, label=proposal.name, kind="thing", score=float(mask.mean()),
+                    source=source or drawn.source)
     turn = EditTurn("add", proposal.prompt, prompt_source, description=proposal.instruction)
     return AddEdit(region, turn, placement)
 

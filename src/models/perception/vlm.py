@@ -30,7 +30,14 @@ from ..registry import Registry
 from .base import check_image
 from .prompts import EDIT_TYPES
 from .region import Region
-from .vlm_parsing import AddProposal, parse_add_proposal, parse_edit_prompt, parse_marked, parse_object_list, parse_phrase
+from .vlm_parsing import (
+    AddProposal,
+    parse_add_proposal,
+    parse_edit_prompt,
+    parse_marked,
+    parse_object_list,
+    parse_phrase,
+)
 
 VLMS = Registry("vision-language model")
 _DTYPES = ("float32", "float16", "bfloat16")

@@ -87,13 +87,17 @@ def _candidate_scorer(params: InpaintParams) -> tuple[int, Callable | None]:
     return candidates, scorer
 
 
-def _provenance_row(sample_id: str, kind: str, record: dict[str, Any], prompted: tuple[str, str] = ("", "")) -> dict[str, Any]:
+def _provenance_row(sample_id: str, kind: str, record: dict[str, Any], prompted: tuple[str, str] = ("", ""),
+                    instruction: str = "") -> dict[str, Any]:
+    """One provenance row; ``instruction``: an OpenSDI "add" turn's instruction (perceive's
+    ``description``, "add a red bicycle next to the bench"), kept in ``details``."""
     row = {"sample_id": sample_id, "kind": kind, **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}}
     row["prompt_source"], row["prompt_image"] = prompted
     row["candidate_seeds"] = [int(s) for s in record.get("candidate_seeds") or []]
     # rounded as the table always recorded them (a score, not an exact value to reproduce)
     row["candidate_scores"] = [round(float(s), 4) for s in record.get("candidate_scores") or []]
-    row["details"] = json.dumps(record.get("details") or {}, sort_keys=True)
+    details = {**(record.get("details") or {}), **({"instruction": instruction} if instruction else {})}
+    row["details"] = json.dumps(details, sort_keys=True)
     return row
 
 
@@ -449,11 +453,13 @@ def run_edits(
                     label_map, provenance)
             turns = sample["turns"]
             kinds = {row["region_id"]: row["kind"] for row in turns}
+            added = {row["region_id"]: row.get("description") or "" for row in turns if row["edit_type"] == "add"}
             row = _sample_row(sample, manifest, n_turns=len(turns), generators=list(sample["generators"]),
                               last_generator=sample["generators"][-1], edited_area_ratio=float((label_map > 0).mean()),
                               edit_types=[r["edit_type"] for r in turns],
                               region_kinds=[r["kind"] for r in turns])
-            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r, p)
+            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r, p,
+                                              added.get(r["region_id"], ""))
                               for r, p in zip(provenance, prompted)])
             yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 
