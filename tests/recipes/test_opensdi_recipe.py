@@ -110,7 +110,8 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     (project_copy / "data" / "06_models" / "tiny").symlink_to(tiny_models, target_is_directory=True)
     raw = project_copy / "data" / "01_raw"
     raw.mkdir(parents=True)
-    pd.DataFrame({"url": [f"{base_url}/{name}" for name in files]}).to_parquet(raw / "megalith10m_urls.parquet")
+    pd.DataFrame({"url": [f"{base_url}/{name}" for name in files],  # ids: the names (the port changes per run)
+                  "id": [Path(name).stem for name in files]}).to_parquet(raw / "megalith10m_urls.parquet")
 
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="opensdi+opensdi-tiny") as session:
