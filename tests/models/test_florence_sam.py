@@ -101,3 +101,48 @@ def test_real_answers_become_sam_regions(models, image, monkeypatch):
         np.testing.assert_array_equal(backgrounds[0].mask, ~np.logical_or.reduce(things))
     assert [r.score for r in regions] == sorted((r.score for r in regions), reverse=True)
     assert PHRASE_GROUNDING_TASK == "<CAPTION_TO_PHRASE_GROUNDING>"
+
+
+# --- the phrase-box grammar (tiny recipe layers: a random Florence-2 still writes one box) --------
+
+
+def test_the_grammar_allows_a_phrase_then_one_ordered_box_then_the_end(models):
+    from models.perception.florence_sam import PhraseBoxGrammar
+
+    _, processor = Florence2Grounder(model=models[0]).load()
+    tokenizer = processor.tokenizer
+    grammar = PhraseBoxGrammar(tokenizer, len(tokenizer), min_bins=16, max_phrase_tokens=3)
+    loc = lambda k: tokenizer.convert_tokens_to_ids(f"<loc_{k}>")  # noqa: E731
+    word = tokenizer.convert_tokens_to_ids("a")
+    allowed = lambda answer: set(np.flatnonzero(grammar.allowed(answer).numpy()))  # noqa: E731
+    first = allowed([])
+    assert word in first and loc(0) not in first and tokenizer.eos_token_id not in first  # a phrase first
+    assert tokenizer.convert_tokens_to_ids("<") not in first and tokenizer.convert_tokens_to_ids("<od>") not in first
+    after_word = allowed([word])
+    assert {word, loc(0), loc(983)} <= after_word and loc(984) not in after_word  # x0 leaves room for x1
+    assert allowed([word] * 3) == {loc(k) for k in range(984)}  # the phrase is at most 3 tokens
+    assert allowed([word, loc(500)]) == {loc(k) for k in range(984)}  # y0
+    assert allowed([word, loc(500), loc(100)]) == {loc(k) for k in range(516, 1000)}  # x1 >= x0 + 16
+    assert allowed([word, loc(500), loc(100), loc(600)]) == {loc(k) for k in range(116, 1000)}  # y1 >= y0 + 16
+    assert allowed([word, loc(500), loc(100), loc(600), loc(200)]) == {tokenizer.eos_token_id}
+    with pytest.raises(ValueError, match="min_bins"):
+        PhraseBoxGrammar(tokenizer, len(tokenizer), min_bins=0)
+
+
+def test_a_tiny_florence2_under_the_grammar_grounds_every_phrase(models, image):
+    plain = Florence2Grounder(model=models[0], num_beams=1, max_new_tokens=12)
+    constrained = Florence2Grounder(model=models[0], num_beams=2, max_new_tokens=12, box_grammar=True)
+    for phrase in ("an astronaut", "the sky"):
+        answer = constrained.ground(image, phrase)
+        assert plain.boxes_from_answer(plain.ground(image, phrase), phrase, HEIGHT, WIDTH) == []  # random: no box
+        (box,) = constrained.boxes_from_answer(answer, phrase, HEIGHT, WIDTH)  # the model's own box, read as usual
+        x0, y0, x1, y1 = box.box
+        assert 0 <= x0 < x1 <= WIDTH and 0 <= y0 < y1 <= HEIGHT and x1 - x0 >= 1 and y1 - y0 >= 1
+    perceiver = create_perceiver("florence2_sam", grounder={"model": models[0], "num_beams": 1, "max_new_tokens": 8,
+                                                            "box_grammar": True},
+                                 segmenter={"model": models[1]}, vocabulary=["person", "sky"])
+    regions = perceiver.propose(image)
+    assert {r.label for r in regions} <= {"person", "sky", "background"} and regions
+    assert all(r.mask.shape == image.shape[:2] and r.mask.any() for r in regions)
+    place = perceiver.ground_phrase(image, "the bench")  # an "add" place: grounded and refined by SAM
+    assert place is not None and place.shape == image.shape[:2] and place.any()

@@ -1,11 +1,13 @@
 """The OpenSDI recipe end to end at tiny scale: ``kedro run --env opensdi+opensdi-tiny``.
 
 A Megalith-style URL table (photos served on loopback) -> the four VLM families (tiny random
-checkpoints) writing the instructions -> regions -> AutoPipelineForInpainting's pipelines on tiny
-SD1.5 / SD2.1 / SDXL / SD3 / FLUX.1 checkpoints with CLIP best-of-2 -> classic edits and whole
-images under their subset's label -> Table 2's train-on-SD1.5 split (counts x 1e-4) -> MaskCLIP
-(tiny CLIP and MAE) -> Table 3 / Table 4 / Fig. 5 in paper_tables.md, each cell a number or n/a
-with its reason. The tiny models are random: the numbers are not the paper's, the paths are.
+checkpoints) writing the instructions (add / remove / change) -> Florence-2 boxes (tiny, decoded
+within its answer format) refined by SAM into regions -> AutoPipelineForInpainting's pipelines on
+tiny SD1.5 / SD2.1 / SDXL / SD3 / FLUX.1 checkpoints with CLIP best-of-2 -> classic edits at random
+intervals and whole images under their subset's label -> Table 2's train-on-SD1.5 split (counts x
+1e-4) -> MaskCLIP (tiny CLIP and MAE) -> Table 3 / Table 4 / Fig. 5 in paper_tables.md, each cell a
+number or n/a with its reason. The tiny models are random: the numbers are not the paper's, the
+paths are.
 """
 
 from __future__ import annotations
@@ -63,20 +65,21 @@ def tiny_models(tmp_path_factory) -> Path:
     build_tiny_sd3(root / "sd3", seed=3)
     build_tiny_flux(root / "flux", fill=False, seed=4)
     build_tiny_clip(root / "clip")
-    for family in VLMS:
+    for family in [*VLMS, "florence2", "sam"]:
         tiny_checkpoint(family, root)
     return root
 
 
 @pytest.fixture
 def url_server(tmp_path):
-    """Photos (each also mirrored: 14 distinct images) served over HTTP on loopback."""
+    """Photos (each also mirrored left-right and upside down: 21 distinct images) served over HTTP on
+    loopback (21: enough that Table 2's train side holds SD1.5 fakes of each kind at tiny scale)."""
     folder = tmp_path / "served"
     folder.mkdir()
     for name in PHOTOS:
         image = getattr(skimage.data, name)()
         image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
-        for k, variant in enumerate((image, image[:, ::-1])):
+        for k, variant in enumerate((image, image[:, ::-1], image[::-1])):
             cv2.imwrite(str(folder / f"{name}-{k}.png"), cv2.cvtColor(np.ascontiguousarray(variant), cv2.COLOR_RGB2BGR))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *args, **kwargs: None
@@ -107,7 +110,8 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     (project_copy / "data" / "06_models" / "tiny").symlink_to(tiny_models, target_is_directory=True)
     raw = project_copy / "data" / "01_raw"
     raw.mkdir(parents=True)
-    pd.DataFrame({"url": [f"{base_url}/{name}" for name in files]}).to_parquet(raw / "megalith10m_urls.parquet")
+    pd.DataFrame({"url": [f"{base_url}/{name}" for name in files],  # ids: the names (the port changes per run)
+                  "id": [Path(name).stem for name in files]}).to_parquet(raw / "megalith10m_urls.parquet")
 
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="opensdi+opensdi-tiny") as session:
@@ -126,6 +130,28 @@ def test_the_opensdi_recipe_runs_end_to_end_at_tiny_scale(project_copy, tiny_mod
     sources = set(regions["prompt_source"])
     assert sources and all(s.startswith("vlm:") for s in sources)
     assert {s.split(":")[1] for s in sources} <= set(VLMS)
+    # Masks: Florence-2 grounded the names (the tiny vocabulary: the random VLMs' lists do not
+    # parse, recorded) and SAM refined each box; the regions are built from those masks.
+    assert set(regions["perceiver"]) == {"florence2_sam"}
+    edited = regions[regions["edit_type"] != "add"]
+    assert set(edited["label_source"]) <= {"florence2_sam"} | {f"vlm:{v}:parse_failed->vocabulary" for v in VLMS}
+    # "Add" instructions (one turn): the random VLMs' proposals do not parse, so the template object
+    # goes on the sample's drawn region, recorded as such; the inpaint prompt names the object.
+    adds = regions[regions["edit_type"] == "add"]
+    assert len(adds) and set(adds["kind"]) == {"thing"}
+    for row in adds.itertuples():
+        assert row.prompt_source.endswith(":parse_failed->template") and row.label_source == "template->drawn_region"
+        assert row.description == f"add {row.prompt}" and row.label in row.prompt
+    added = provenance[provenance["region_id"].isin(adds["region_id"])]
+    assert len(added) == len(adds) and set(added["edit_type"]) == {"add"}
+    assert (added.set_index("region_id")["prompt"] == adds.set_index("region_id")["prompt"]).all()
+    instructions = {r: json.loads(d)["instruction"] for r, d in zip(added["region_id"], added["details"])}
+    assert instructions == dict(zip(adds["region_id"], adds["description"]))  # provenance keeps the instruction
+    # Classic edits at random intervals: after every k in 1..9 diffusion edits (sample-id order).
+    order = provenance[provenance["edit_type"] != "full_synthesis"].sort_values(["sample_id", "turn"])
+    classic = [i for i, g in enumerate(order["generator"]) if g.endswith(("-copy_move", "-splicing"))]
+    gaps = [classic[0]] + [b - a - 1 for a, b in zip(classic, classic[1:])] if classic else []
+    assert classic and all(1 <= k <= 9 for k in gaps) and len(order) - classic[-1] - 1 <= 9
     # Inpaint: every diffusion edit kept the best of its two CLIP-scored seeds; classic edits run once.
     diffusion = provenance[provenance["generator"].isin(["sd1.5", "sd2.1", "sdxl", "sd3", "flux"])]
     for row in diffusion.itertuples():

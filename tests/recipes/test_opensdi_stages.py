@@ -135,3 +135,77 @@ def test_autopipeline_for_inpainting_maps_each_base_checkpoint_to_its_entry(buil
      "sd3": lambda: tiny_zoo.build_tiny_sd3(folder), "flux": lambda: tiny_zoo.build_tiny_flux(folder, fill=False)}[builder]()
     pipe = AutoPipelineForInpainting.from_pretrained(str(folder))
     assert type(pipe).__name__ == GENERATORS.meta(entry)["pipeline"]
+
+
+# --- classic edits "at random intervals" (section 3) ----------------------------------------------
+
+CLASSIC_ENTRIES = [
+    {"name": "sd1.5", "generator": "sd-inpaint"},
+    {"name": "sd3", "generator": "sd3-inpaint", "weight": 2.0},
+    {"name": "sd1.5-copy_move", "generator": "copy_move", "label": "sd1.5"},
+    {"name": "sd3-splicing", "generator": "splicing", "label": "sd3", "weight": 3.0},
+]
+
+
+def _one_turn_regions(n: int) -> pd.DataFrame:
+    return pd.DataFrame([{"region_id": f"s{k:05d}-r1", "sample_id": f"s{k:05d}", "base_id": f"b{k:05d}", "turn": 1,
+                          "prompt": "p", "edit_type": "removal", "kind": "thing"} for k in range(n)])
+
+
+def _classic_positions(plan) -> list[int]:
+    names = [g for p in sorted(plan, key=lambda p: p["sample_id"]) for g in p["generators"]]
+    return [i for i, name in enumerate(names) if name in {"sd1.5-copy_move", "sd3-splicing"}]
+
+
+def test_classic_edits_follow_the_configured_interval_distribution():
+    regions = _one_turn_regions(3000)
+    params = {"generators": CLASSIC_ENTRIES, "seed": 0, "classic_intervals": {"generators": ["copy_move", "splicing"],
+                                                                            "gap": [2, 6]}}
+    plan = plan_edits(regions, params)
+    positions = _classic_positions(plan)
+    # k diffusion edits, then one classic edit: the first after 2..6 edits, then gaps of k + 1
+    gaps = [positions[0]] + [b - a - 1 for a, b in zip(positions, positions[1:])]
+    assert set(gaps) <= set(range(2, 7)) and set(gaps) == set(range(2, 7))
+    counts = np.bincount(gaps, minlength=7)[2:]
+    expected = len(gaps) / 5  # uniform over 2..6
+    assert ((counts - expected) ** 2 / expected).sum() < 18.5  # chi-square, 4 dof, p = 0.001
+    assert len(positions) / 3000 == pytest.approx(1 / 5, abs=0.02)  # one in E[k] + 1 = 5 edits
+    # the classic entry by weight among the classic entries (1 : 3), the others by theirs (1 : 2)
+    kinds = pd.Series([p["generators"][0] for p in plan]).value_counts()
+    assert kinds["sd3-splicing"] / len(positions) == pytest.approx(0.75, abs=0.05)
+    assert kinds["sd3"] / (kinds["sd3"] + kinds["sd1.5"]) == pytest.approx(2 / 3, abs=0.04)
+
+    # reproducible per seed, another seed another schedule; shards agree with the whole run
+    assert plan_edits(regions, params) == plan
+    assert _classic_positions(plan_edits(regions, {**params, "seed": 1})) != positions
+    sharded = [p for i in range(3) for p in plan_edits(regions, {**params, "shard": {"index": i, "count": 3}})]
+    assert sorted(sharded, key=lambda p: p["sample_id"]) == plan
+    # a non-classic turn draws exactly what it draws without the schedule (the schedule only replaces)
+    free = plan_edits(regions, {**params, "generators": CLASSIC_ENTRIES[:2], "classic_intervals": None})
+    classic_ids = {plan[i]["sample_id"] for i in positions}
+    assert all(a["generators"] == b["generators"] for a, b in zip(plan, free) if a["sample_id"] not in classic_ids)
+
+
+def test_classic_intervals_refuse_bad_settings():
+    regions = _one_turn_regions(20)
+    intervals = {"generators": ["copy_move", "splicing"], "gap": [1, 9]}
+    with pytest.raises(ValueError, match="gap"):
+        plan_edits(regions, {"generators": CLASSIC_ENTRIES, "classic_intervals": {**intervals, "gap": [5, 2]}})
+    with pytest.raises(ValueError, match="no generator entry runs"):
+        plan_edits(regions, {"generators": CLASSIC_ENTRIES[:2], "classic_intervals": intervals})
+    with pytest.raises(ValueError, match="every_generator"):
+        plan_edits(regions, {"generators": CLASSIC_ENTRIES, "classic_intervals": intervals, "every_generator": True})
+
+
+def test_internvl2_still_has_no_transformers_port():
+    """The card's InternVL2 -> InternVL3 deviation: InternVL2's checkpoints are `internvl_chat`
+    (remote code only); transformers' port is `internvl` (InternVL2.5 / 3 "-hf" checkpoints). When
+    this fails, transformers ports InternVL2 and the recipe should name it."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    from models.perception.vlm import InternVL
+
+    assert CONFIG_MAPPING_NAMES["internvl"] == "InternVLConfig" and InternVL.model_types == ("internvl",)
+    assert "internvl_chat" not in CONFIG_MAPPING_NAMES and "internvl2" not in CONFIG_MAPPING_NAMES
+    assert not hasattr(transformers, "InternVLChatModel") and not hasattr(transformers, "InternVL2ForConditionalGeneration")

@@ -6,7 +6,8 @@ keeps up to 1..3 of them without near-duplicates, and ``prompts`` writes the edi
 Perceivers: ``annotations`` (dataset masks), ``superpixel`` (model-free), ``grounded_sam``
 (GroundingDINO + SAM through transformers), ``florence2_sam`` (Florence-2 phrase grounding + SAM,
 OpenSDI's). Vision-language models (``create_vlm``: Qwen2.5-VL, Qwen2-VL, LLaVA, Llama 3.2
-Vision, InternVL) list objects, describe regions and write edit prompts; ``RegionBalancer`` balances
+Vision, InternVL) list objects, describe regions, write edit prompts and propose objects to add
+(``additions``: OpenSDI's one-turn "add"); ``RegionBalancer`` balances
 categories and area buckets across a dataset.
 
 Example::
@@ -22,6 +23,7 @@ from . import annotations as _annotations  # noqa: F401  (registers "annotations
 from . import florence_sam as _florence_sam  # noqa: F401  (registers "florence2_sam")
 from . import grounded as _grounded  # noqa: F401  (registers "grounded_sam")
 from . import superpixel as _superpixel  # noqa: F401  (registers "superpixel")
+from .additions import AddEdit, AddSizing, addition_mask, ground_with, write_add_edit
 from .annotations import AnnotationPerceiver, category_phrase
 from .balance import RegionBalancer, area_bucket, region_category
 from .base import PERCEIVERS, Perceiver, create_perceiver, list_perceivers
@@ -40,9 +42,17 @@ from .region import REGION_KINDS, Region, choose_region_count, mask_iou, select_
 from .superpixel import SuperpixelPerceiver, colour_phrase
 from .vocabulary import COCO_STUFF_NAMES, COCO_THING_NAMES, is_human, merge_names, name_kind
 from .vlm import VLMS, VisionLanguageModel, create_vlm, list_vlms, mark_region
-from .vlm_parsing import VLMParseError
+from .vlm_parsing import ADD_RELATIONS, AddProposal, VLMParseError, parse_add_proposal
 
 __all__ = [
+    "ADD_RELATIONS",
+    "AddEdit",
+    "AddProposal",
+    "AddSizing",
+    "addition_mask",
+    "ground_with",
+    "parse_add_proposal",
+    "write_add_edit",
     "COCO_STUFF_NAMES",
     "COCO_THING_NAMES",
     "EDIT_TYPES",

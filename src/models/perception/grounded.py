@@ -379,6 +379,25 @@ class GroundedSamPerceiver(Perceiver):
         logger.debug("grounded_sam: %d names, %d boxes, %d regions", len(names), len(detections), len(regions))
         return sort_by_score(regions)
 
+    def ground_phrase(self, image: np.ndarray, phrase: str) -> np.ndarray | None:
+        """The place a phrase names (OpenSDI's additions): the detector's first box for
+        ``phrase`` refined by SAM, the box itself when SAM's mask is empty; None when no box.
+
+        Returns:
+            (H, W) bool or None.
+        """
+        check_image(image)
+        detections = self.detector.detect(image, [phrase])
+        if not detections:
+            return None
+        box = detections[0].box
+        ((mask, _),) = self.segmenter.segment(image, [box])
+        if not mask.any():
+            mask = np.zeros(image.shape[:2], dtype=bool)
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            mask[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = True
+        return mask
+
 
 @PERCEIVERS.register("grounded_sam", description="GroundingDINO boxes + SAM masks (transformers)")
 def build_grounded_sam_perceiver(**kwargs: Any) -> GroundedSamPerceiver:

@@ -19,7 +19,9 @@ import numpy as np
 
 from .region import Region
 
-EDIT_TYPES = ("attribute", "addition", "removal")
+# "add" (OpenSDI): a new object painted in one turn into a mask sized on a grounded place
+# (``additions``); appended last so that weights without it draw exactly as before.
+EDIT_TYPES = ("attribute", "addition", "removal", "add")
 
 # Thing regions -------------------------------------------------------------------------------
 _THING_ATTRIBUTES = (
@@ -126,7 +128,12 @@ _BACKGROUND_REMOVAL_TEMPLATES = (
     "remove everything from {the_label}, leaving {a_plain} wall",
 )
 
+# OpenSDI's one-turn addition, the region being the place the new object goes
+_ADD_TEMPLATES = {"thing": ("{object} next to {the_label}",), "stuff": ("{object} on {the_label}",),
+                  "background": ("{object} in {the_label}",)}
+
 _TEMPLATES: dict[tuple[str, str], tuple[str, ...]] = {
+    **{(kind, "add"): templates for kind, templates in _ADD_TEMPLATES.items()},
     ("thing", "attribute"): _THING_ATTRIBUTE_TEMPLATES,
     ("thing", "addition"): _THING_ADDITION_TEMPLATES,
     ("thing", "removal"): _THING_REMOVAL_TEMPLATES,
@@ -217,7 +224,7 @@ def plan_edit_types(
 ) -> list[str]:
     """Edit types for up to ``n_regions`` regions (in order) within ``turn_budget`` turns.
 
-    Attribute changes and removals take one turn; an addition takes two (DiffSeg30k, after
+    Attribute changes, removals and adds (OpenSDI) take one turn; an addition takes two (DiffSeg30k, after
     SEED-Data-Edit: the object is removed first, then a new one is painted in the same place), so
     it is drawn only while at least two turns are left; otherwise the draw is among the other
     types with their relative weights. Planning stops when the regions or the turns run out, or

@@ -30,7 +30,14 @@ from ..registry import Registry
 from .base import check_image
 from .prompts import EDIT_TYPES
 from .region import Region
-from .vlm_parsing import parse_edit_prompt, parse_marked, parse_object_list, parse_phrase
+from .vlm_parsing import (
+    AddProposal,
+    parse_add_proposal,
+    parse_edit_prompt,
+    parse_marked,
+    parse_object_list,
+    parse_phrase,
+)
 
 VLMS = Registry("vision-language model")
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -81,7 +88,20 @@ EDIT_PROMPTS: dict[str, str] = {
         "Its content has been removed. Choose one different object that would fit naturally in "
         "this place and scene, and write a short prompt for painting it there."
     ),
+    # OpenSDI's one-turn addition (the red box marks where the new object goes)
+    "add": (
+        "A new object will be painted here. Write a short prompt naming that object so that it "
+        "fits naturally in this place and scene."
+    ),
 }
+# OpenSDI section 3 ("adding ... objects"): the VLM proposes a new object and the place it goes;
+# the place phrase is then grounded (Florence-2 + SAM) and the object's mask sized inside / on it.
+ADD_OBJECT_PROMPT = (
+    "Imagine a user who wants to add one new object to this photo. Choose an object that is not "
+    "in the photo but would fit naturally, and a visible place for it. Answer only with JSON: "
+    '{"object": "a red bicycle", "relation": "next to", "place": "the wooden bench"}, where '
+    'relation is "on", "in" or "next to" and place names something visible in the photo.'
+)
 ANSWER_WITH_PROMPT_JSON = 'Answer only with JSON: {"prompt": "..."}'
 
 # BR-Gen's probabilistic semantic perturbation: stuff is rewritten inside #...#, background
@@ -315,6 +335,15 @@ class VisionLanguageModel:
         intro = EDIT_REGION_INTROS[region.kind].format(description=(description or region.label).replace("$", ""))
         question = f"{intro} {EDIT_PROMPTS[edit_type]} {ANSWER_WITH_PROMPT_JSON}"
         return parse_edit_prompt(self.ask(mark_region(image, region), question, seed=seed))
+
+    def propose_addition(self, image: np.ndarray, seed: int = 0) -> AddProposal:
+        """OpenSDI's "add an object": a new object for ``image`` and where it goes (a relation,
+        "on" / "in" / "next to", to a place phrase to ground).
+
+        Raises:
+            VLMParseError: the answer holds no readable object and place (``parse_add_proposal``).
+        """
+        return parse_add_proposal(self.ask(image, ADD_OBJECT_PROMPT, seed=seed))
 
     def perturb_description(self, image: np.ndarray, region: Region, description: str, seed: int = 0) -> str:
         """BR-Gen's semantic perturbation by the VLM: ``description`` of a stuff region rewritten

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 MAX_NAME_WORDS = 4
@@ -294,3 +295,103 @@ def parse_marked(text: str, marker: str) -> tuple[str, str]:
     if len(description.split()) > MAX_PROMPT_WORDS:
         raise VLMParseError(f"{marker}-marked description", "too long", text)
     return description, marked
+
+
+# OpenSDI's "add an object" instruction: what to add, and where (a relation to a place phrase) ----
+# Relations the placement rule knows (``additions.addition_mask``), with the ways VLMs write them;
+# longer phrases first so "on top of" is not read as "on".
+ADD_RELATIONS = ("on", "in", "next to")
+_RELATION_WORDS = {
+    "on top of": "on", "on": "on", "onto": "on", "atop": "on", "upon": "on", "over": "on", "above": "on",
+    "inside of": "in", "inside": "in", "in front of": "in", "within": "in", "into": "in", "in": "in", "at": "in",
+    "among": "in", "behind": "in",
+    "next to": "next to", "beside": "next to", "besides": "next to", "near": "next to", "by": "next to",
+    "alongside": "next to", "to the left of": "next to", "to the right of": "next to", "close to": "next to",
+}
+_RELATION_RE = "|".join(re.escape(w) for w in sorted(_RELATION_WORDS, key=len, reverse=True))
+_ADD_SENTENCE = re.compile(r"^(?:please\s+)?(?:add|place|put|insert|paint|draw|include)\s+(.+?)\s+(%s)\s+(.+)$"
+                           % _RELATION_RE, re.IGNORECASE)
+_LEADING_RELATION = re.compile(r"^(%s)\s+(.+)$" % _RELATION_RE, re.IGNORECASE)
+MAX_ADD_WORDS = 8
+
+
+@dataclass(frozen=True)
+class AddProposal:
+    """What a VLM proposes to add (OpenSDI's "adding objects").
+
+    Attributes:
+        object: the new object as written, e.g. "a red bicycle" (1-8 words).
+        name: the object's short name, e.g. "red bicycle" (``normalise_name``: 1-4 words).
+        relation: "on", "in" or "next to" (``ADD_RELATIONS``).
+        place: the place phrase to ground, e.g. "the wooden bench" (1-8 words).
+    """
+
+    object: str
+    name: str
+    relation: str
+    place: str
+
+    @property
+    def instruction(self) -> str:
+        """The edit instruction: "add a red bicycle on the wooden bench"."""
+        return f"add {self.object} {self.relation} {self.place}"
+
+    @property
+    def prompt(self) -> str:
+        """The inpainting prompt, naming the new object in its place: "a red bicycle on the wooden bench"."""
+        return f"{self.object} {self.relation} {self.place}"
+
+
+def _relation(text: str | None) -> str | None:
+    return _RELATION_WORDS.get(" ".join(str(text or "").lower().split()))
+
+
+def _add_part(value: Any, what: str, text: str) -> str:
+    if not isinstance(value, str):
+        raise VLMParseError("addition", f"no {what}", text)
+    value = " ".join(_strip_quotes(value).rstrip(".!;,").split())
+    reason = _looks_like_text(value) if value else f"empty {what}"
+    if reason:
+        raise VLMParseError("addition", f"{what}: {reason}", text)
+    if len(value.split()) > MAX_ADD_WORDS:
+        raise VLMParseError("addition", f"{what} has {len(value.split())} words, at most {MAX_ADD_WORDS}", text)
+    return value
+
+
+def parse_add_proposal(text: str) -> AddProposal:
+    """An addition from a VLM answer: a JSON object ``{"object": ..., "relation": ..., "place": ...}``
+    (also "item" / "new_object", "position" / "preposition", "location" / "where"; a relation may
+    instead lead the place: ``"place": "on the table"``), or a sentence "Add a red bicycle on the
+    wooden bench." A relation is mapped to "on" / "in" / "next to" (``ADD_RELATIONS``: "on top of"
+    -> on, "beside" -> next to, ...); an unknown or missing one reads as "in".
+
+    Raises:
+        VLMParseError: no object or no place, a part that is not short text, or an object whose
+            name is not 1-4 words.
+    """
+    task = "addition"
+    cleaned = _clean(text)
+    _refuse_refusal(cleaned, task, text)
+    obj = _first_json(cleaned, "{", "}")
+    if isinstance(obj, dict):
+        pick = lambda *keys: next((obj[k] for k in keys if isinstance(obj.get(k), str)), None)  # noqa: E731
+        what, where = pick("object", "new_object", "item", "add"), pick("place", "location", "where", "target")
+        relation = pick("relation", "position", "preposition")
+    elif cleaned.lstrip().startswith("{"):
+        raise VLMParseError(task, "truncated JSON", text)
+    else:
+        line = next((line for line in cleaned.splitlines() if line.strip()), "")
+        match = _ADD_SENTENCE.match(_LABEL_PREFIX.sub("", _strip_quotes(line), count=1).rstrip(".!"))
+        if match is None:
+            raise VLMParseError(task, _looks_like_text(cleaned) or "no 'add <object> <relation> <place>'", text)
+        what, relation, where = match.groups()
+    place = _add_part(where, "place", text)
+    leading = _LEADING_RELATION.match(place)
+    if leading and len(place.split()) > len(leading.group(1).split()):
+        relation, place = relation or leading.group(1), leading.group(2)
+    what = _add_part(what, "object", text)
+    what = re.sub(r"^(?:add|place|put|insert)\s+", "", what, flags=re.IGNORECASE)
+    name = normalise_name(what)
+    if name is None:
+        raise VLMParseError(task, f"object {what!r} is not a short name", text)
+    return AddProposal(object=what, name=name, relation=_relation(relation) or "in", place=place)

@@ -154,6 +154,15 @@ class Perturbation(_Section):
     kinds: list[str] = ["stuff", "background"]
 
 
+class AddSizingParams(_Section):
+    """OpenSDI's one-turn "add" edit: the new object's ellipse (models.perception.additions.AddSizing;
+    its minimum area is perceive.min_area_ratio)."""
+    size_range: list[PositiveFloat] = [0.1, 0.3]         # object / place area, "on" and "in"
+    beside_size_range: list[PositiveFloat] = [0.5, 1.0]  # object / place area, "next to"
+    aspect_range: list[PositiveFloat] = [0.5, 2.0]       # ellipse height / width
+    max_area_ratio: Ratio = 0.25                         # object / image area at most
+
+
 class PerceiveParams(_Resumable):
     seed: int = 0
     perceiver: str = "auto"
@@ -165,6 +174,7 @@ class PerceiveParams(_Resumable):
     min_area_ratio: Ratio = 0.01
     max_area_ratio: Ratio = 0.6
     edit_type_weights: dict[str, NonNegativeFloat] = {"attribute": 1, "addition": 1, "removal": 1}
+    add: AddSizingParams = AddSizingParams()
     balance: Balance = Balance()
     perturbation: Perturbation = Perturbation()
     vlms: list[dict[str, Any]] = []
@@ -190,6 +200,13 @@ class Regenerate(_Section):
     ``max_attempts`` tries in all (1 = no regeneration). ``checks``: entries as ``filter.checks``."""
     max_attempts: PositiveInt = 1
     checks: list[dict[str, Any]] = []
+
+
+class ClassicIntervals(_Section):
+    """OpenSDI section 3: copy-paste and splicing "applied at random intervals". Over the edits in
+    sample-id order, after every k diffusion edits one classic edit; k ~ U{gap[0] .. gap[1]}."""
+    generators: list[str] = ["copy_move", "splicing"]   # registry keys of the classic entries
+    gap: list[NonNegativeInt] = [1, 9]
 
 
 class InpaintParams(_Sharded):
@@ -218,6 +235,8 @@ class InpaintParams(_Sharded):
     # ids <sample>-<generator>), instead of one random generator per turn.
     every_generator: bool = False
     regenerate: Regenerate = Regenerate()
+    # null: every entry drawn per turn by its `weight`; else the classic entries at random intervals
+    classic_intervals: ClassicIntervals | None = None
 
 
 class FilterParams(_Sharded):

@@ -87,13 +87,17 @@ def _candidate_scorer(params: InpaintParams) -> tuple[int, Callable | None]:
     return candidates, scorer
 
 
-def _provenance_row(sample_id: str, kind: str, record: dict[str, Any], prompted: tuple[str, str] = ("", "")) -> dict[str, Any]:
+def _provenance_row(sample_id: str, kind: str, record: dict[str, Any], prompted: tuple[str, str] = ("", ""),
+                    instruction: str = "") -> dict[str, Any]:
+    """One provenance row; ``instruction``: an OpenSDI "add" turn's instruction (perceive's
+    ``description``, "add a red bicycle next to the bench"), kept in ``details``."""
     row = {"sample_id": sample_id, "kind": kind, **{k: record[k] for k in PROVENANCE_COLUMNS if k in record}}
     row["prompt_source"], row["prompt_image"] = prompted
     row["candidate_seeds"] = [int(s) for s in record.get("candidate_seeds") or []]
     # rounded as the table always recorded them (a score, not an exact value to reproduce)
     row["candidate_scores"] = [round(float(s), 4) for s in record.get("candidate_scores") or []]
-    row["details"] = json.dumps(record.get("details") or {}, sort_keys=True)
+    details = {**(record.get("details") or {}), **({"instruction": instruction} if instruction else {})}
+    row["details"] = json.dumps(details, sort_keys=True)
     return row
 
 
@@ -121,15 +125,19 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
     seed = params.seed
     entries = generator_entries(params.generators)
     drawable = [e for e in entries if e["task"] == "inpaint" and e["name"] not in params.study_only]
+    by_turn = sample_turns(regions)
+    classic = classic_schedule(by_turn, drawable, params)
+    drawable = [e for e in drawable if e["name"] not in classic.names]
     inpainters = [e["name"] for e in drawable]
     weights = [e["weight"] for e in drawable]
     _check_study(params, entries)
     if len(regions) and not inpainters:
-        raise ValueError("no inpainting generator configured (every entry has task: text-to-image or is study_only)")
+        raise ValueError("no inpainting generator configured (every entry has task: text-to-image, is study_only "
+                         "or is a classic edit of inpaint.classic_intervals)")
     shard = parse_shard(params.shard)
     distinct = params.distinct_generators_per_sample
     plan = []
-    for sample_id, turns in sample_turns(regions).items():
+    for sample_id, turns in by_turn.items():
         if not in_shard(turns[0]["base_id"], shard):
             continue
         if params.every_generator:
@@ -137,11 +145,65 @@ def plan_edits(regions: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, 
             continue
         rng = sample_rng(seed, f"inpaint:{sample_id}")
         chosen = draw_generators(rng, inpainters, len(turns), distinct, weights)
+        chosen = [classic.slots.get((sample_id, t), name) for t, name in enumerate(chosen)]
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in chosen]
         plan.append({"sample_id": sample_id, "base_id": turns[0]["base_id"], "turns": turns,
                      "generators": chosen, "seeds": seeds})
         plan += reedit_twins(plan[-1], params.reedit)
     return plan
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicSchedule:
+    """Where the classic edits go: ``names`` of the classic entries (never drawn per turn) and
+    ``slots`` {(sample_id, turn index): entry name}. Empty when ``classic_intervals`` is off."""
+    names: frozenset[str] = frozenset()
+    slots: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
+
+
+def interval_slots(n_edits: int, gap: Sequence[int], rng: np.random.Generator) -> list[int]:
+    """Positions (0-based, increasing) of the classic edits among ``n_edits`` edits: k diffusion
+    edits, one classic edit, k' diffusion edits, one classic edit, ..., each k ~ U{gap[0]..gap[1]}
+    drawn from ``rng``. The gaps between consecutive positions are k' + 1."""
+    slots, position = [], 0
+    while True:
+        position += int(rng.integers(int(gap[0]), int(gap[1]) + 1))
+        if position >= n_edits:
+            return slots
+        slots.append(position)
+        position += 1
+
+
+def classic_schedule(by_turn: dict[str, list[dict[str, Any]]], drawable: list[dict[str, Any]],
+                     params: InpaintParams) -> ClassicSchedule:
+    """OpenSDI section 3: copy-paste and splicing "applied at random intervals"
+    (``inpaint.classic_intervals``). The edits are every turn of every sample in sample-id order,
+    all shards included (so shards agree); ``interval_slots`` places the classic edits among them
+    with one rng per run seed, and each slot gets a classic entry (those whose registry key is in
+    ``classic_intervals.generators``) drawn by ``weight`` from the same rng. The other turns draw
+    among the other entries as before, so a classic slot replaces what its turn would have drawn.
+
+    Raises:
+        ValueError: a bad gap, no classic entry configured, or ``every_generator`` also set.
+    """
+    config = params.classic_intervals
+    if config is None:
+        return ClassicSchedule()
+    low, high = (int(v) for v in config.gap) if len(config.gap) == 2 else (-1, -1)
+    if not 0 <= low <= high:
+        raise ValueError(f"inpaint.classic_intervals.gap must be [low, high] with 0 <= low <= high, got {config.gap}")
+    if params.every_generator:
+        raise ValueError("inpaint.classic_intervals and inpaint.every_generator exclude each other")
+    entries = [e for e in drawable if e["generator"] in config.generators]
+    if not entries:
+        raise ValueError(f"inpaint.classic_intervals: no generator entry runs {config.generators}")
+    turns = [(sample_id, t) for sample_id, rows in by_turn.items() for t in range(len(rows))]
+    rng = sample_rng(params.seed, "classic-intervals")
+    p = np.array([e["weight"] for e in entries], dtype=float)
+    slots = {}
+    for position in interval_slots(len(turns), (low, high), rng):
+        slots[turns[position]] = entries[int(rng.choice(len(entries), p=p / p.sum()))]["name"]
+    return ClassicSchedule(frozenset(e["name"] for e in entries), slots)
 
 
 def plan_every_generator(seed: int, sample_id: str, turns: list[dict[str, Any]],
@@ -391,11 +453,13 @@ def run_edits(
                     label_map, provenance)
             turns = sample["turns"]
             kinds = {row["region_id"]: row["kind"] for row in turns}
+            added = {row["region_id"]: row.get("description") or "" for row in turns if row["edit_type"] == "add"}
             row = _sample_row(sample, manifest, n_turns=len(turns), generators=list(sample["generators"]),
                               last_generator=sample["generators"][-1], edited_area_ratio=float((label_map > 0).mean()),
                               edit_types=[r["edit_type"] for r in turns],
                               region_kinds=[r["kind"] for r in turns])
-            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r, p)
+            rows = normalise([_provenance_row(sample["sample_id"], kinds.get(r["region_id"], ""), r, p,
+                                              added.get(r["region_id"], ""))
                               for r, p in zip(provenance, prompted)])
             yield sample["sample_id"], {"image": image, "label_map": label_map}, {"sample": row, "provenance": rows}
 

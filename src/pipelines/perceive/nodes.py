@@ -13,14 +13,17 @@ from tqdm.auto import tqdm
 
 from models.cache import ModelCache
 from models.perception import (
+    AddSizing,
     RegionBalancer,
     VLMParseError,
     choose_region_count,
     create_perceiver,
     create_vlm,
+    ground_with,
     merge_names,
     plan_edit_types,
     select_regions,
+    write_add_edit,
     write_region_edits,
 )
 from pipelines.contract.ids import sample_rng
@@ -93,6 +96,10 @@ class _Perception:
         self.balancer = RegionBalancer(**params.balance.model_dump())
         self.perturbation_p = params.perturbation.p
         self.perturb_kinds = tuple(params.perturbation.kinds)
+        add = params.add
+        self.add_sizing = AddSizing(size_range=tuple(add.size_range), beside_size_range=tuple(add.beside_size_range),
+                                    aspect_range=tuple(add.aspect_range), min_area_ratio=params.min_area_ratio,
+                                    max_area_ratio=add.max_area_ratio)
 
     def perceiver_for(self, has_annotations: bool) -> tuple[str, Any]:
         name = self.params.perceiver
@@ -170,11 +177,16 @@ def _variant(ctx: _Perception, base_id: str, variant: int, image: np.ndarray, ca
     vlm = ctx.vlms[vlm_name][0] if vlm_name else None
     rows: list[dict[str, Any]] = []
     for group, (region, edit_type) in enumerate(zip(chosen, plan), start=1):
+        seed = _vlm_seed(ctx.seed, edit_group_id(sid, group))
+        if edit_type == "add":  # OpenSDI: a new object on a grounded place; the drawn region is the fallback place
+            added = write_add_edit(image, region, rng, vlm=vlm, vlm_name=vlm_name or "", ground=ground_with(model),
+                                   sizing=ctx.add_sizing, seed=seed, source=name)
+            region, edits, label_source = added.region, [added.turn], added.placement
+        else:
+            label_source = _label_source(region, name, model.accepts_object_names, listed, names_source)
+            edits = write_region_edits(image, region, edit_type, rng, vlm=vlm, vlm_name=vlm_name or "",
+                                       perturbation_p=ctx.perturbation_p, perturb_kinds=ctx.perturb_kinds, seed=seed)
         ctx.balancer.record(region)
-        label_source = _label_source(region, name, model.accepts_object_names, listed, names_source)
-        edits = write_region_edits(image, region, edit_type, rng, vlm=vlm, vlm_name=vlm_name or "",
-                                   perturbation_p=ctx.perturbation_p, perturb_kinds=ctx.perturb_kinds,
-                                   seed=_vlm_seed(ctx.seed, edit_group_id(sid, group)))
         mask = region.mask.astype(np.uint8) * 255
         for edit in edits:
             rid = region_id(sid, len(rows) + 1)
@@ -222,7 +234,11 @@ def run_perception(
     duplicates, and spend a turn budget of 1-3 (``turn_count_weights``, seed 1:4:5) on edits.
 
     An addition takes two turns on one region (removal, then addition; two rows sharing
-    ``edit_group``), so a sample has 1-3 turns and 1-3 regions. Prompts come from a VLM drawn per
+    ``edit_group``), so a sample has 1-3 turns and 1-3 regions. An "add" (OpenSDI) takes one turn:
+    the VLM proposes an object and a place, the perceiver grounds the place (``ground_phrase``) and
+    the object's mask is sized on it (``perceive.add``; models.perception.additions); its row's
+    ``label`` is the object, ``description`` the instruction and ``label_source`` the placement
+    ("grounded:<place>" or the recorded fallback to the drawn region). Prompts come from a VLM drawn per
     sample from ``vlms`` or from templates (``prompt_source`` says which); stuff / background
     attribute changes follow BR-Gen's description + perturbation (``perturbation.p``). With
     ``object_names_from_vlm`` a perceiver that grounds names (``grounded_sam``) also grounds the
