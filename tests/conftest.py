@@ -33,3 +33,12 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "src").mkdir()
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def zoo_run(tmp_path_factory):
+    """One tiny baselines run over every detector registry entry (``tests/zoo_run.py``), shared
+    by the zoo test and the baselines test so each entry is trained once per session."""
+    from tests.zoo_run import run_zoo
+
+    return run_zoo(tmp_path_factory.mktemp("zoo_run"))

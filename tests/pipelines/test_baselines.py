@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
@@ -16,37 +15,9 @@ from kedro.runner import SequentialRunner
 from models.detectors import list_detectors
 from pipelines.baselines.nodes import COLUMNS, baselines_markdown, evaluate_binary, run_baselines, select_rows
 from pipelines.baselines.pipeline import create_pipeline
-from tests.models.test_detectors import TINY
-from tests.models.test_zoo import FAMILY, SLOW, TINY_IMDL
+from tests.zoo_run import synthetic_split, tiny_params
 
 REPO = Path(__file__).resolve().parents[2]
-SIZE = 32
-
-
-def synthetic_split() -> dict:
-    """Four train and four test items (half edited: a bright rectangle labelled 1)."""
-    rng = np.random.default_rng(0)
-    images, labels, bases, rows = {}, {}, {}, []
-    for index in range(8):
-        split, item = ("train" if index < 4 else "test"), f"i{index}"
-        image = rng.integers(0, 120, (SIZE, SIZE, 3), dtype=np.uint8)
-        if index % 2:
-            label = np.zeros((SIZE, SIZE), np.uint8)
-            image[6:22, 8:26], label[6:22, 8:26] = 220, 1
-            images[item], labels[item] = image, label
-            rows.append({"item_id": item, "split": split, "kind": "edited", "image_dataset": "edited_images",
-                         "image_key": item, "label_key": item})
-        else:
-            bases[item] = image
-            rows.append({"item_id": item, "split": split, "kind": "authentic", "image_dataset": "base_images",
-                         "image_key": item, "label_key": ""})
-    wrap = lambda d: {k: (lambda v=v: v) for k, v in d.items()}  # noqa: E731  (lazy partitions)
-    return {"splits": pd.DataFrame(rows), "edited_images": wrap(images), "label_maps": wrap(labels), "base_images": wrap(bases)}
-
-
-def tiny_params(models: dict) -> dict:
-    return {"seed": 0, "train_split": "train", "eval_split": "test", "max_items": None, "detectors": list(models), "models": models,
-            "trainer": {"steps": 1, "batch_size": 2, "crop_size": None, "log_every": 0, "time_budget_s": None}}
 
 
 @pytest.fixture(scope="module")
@@ -54,37 +25,25 @@ def data():
     return synthetic_split()
 
 
-ENTRIES = {**TINY, **TINY_IMDL}
-
-
-def test_every_registry_entry_is_covered():
-    # The feature x backbone family shares one adapter path; test_zoo.py trains and reloads it.
-    assert set(ENTRIES) | FAMILY == set(list_detectors())
-
-
-@pytest.mark.parametrize("entry", [pytest.param(e, marks=pytest.mark.slow) if e in SLOW else e for e in sorted(ENTRIES)])
-def test_every_registry_entry_is_a_baseline_row(entry, data, monkeypatch, tmp_path):
-    if entry == "imdl:mvssnet":
-        import torch
-        import torchvision
-
-        (tmp_path / "checkpoints").mkdir()
-        torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "checkpoints" / "resnet50-19c8e357.pth")
-        monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    params = tiny_params({entry: ENTRIES[entry]})
-    rows = select_rows(data["splits"], params)
-    table = run_baselines(rows, data["edited_images"], data["label_maps"], data["base_images"], params)
-    assert list(table.columns) == COLUMNS and table["detector"].tolist() == [entry]
-    row = table.iloc[0]
-    assert row["steps"] == 1 and row["train_seconds"] > 0 and row["parameters"] >= row["trainable_parameters"] > 0
-    assert row["n_train"] == 4 and row["n_eval"] == 4
-    for column in ("image_f1", "image_accuracy", "image_auc"):
-        assert 0 <= row[column] <= 1
-    pixel = ["pixel_f1", "pixel_iou", "pixel_auc"]
-    if entry in ("cnnspot", "universal_fake_det"):  # image-level classifiers: no pixel numbers
-        assert table[pixel].isna().all(axis=None)
-    else:
-        assert all(0 <= row[column] <= 1 for column in pixel)
+@pytest.mark.slow
+def test_one_run_over_every_registry_entry_writes_one_filled_row_each(zoo_run):
+    """The tiny baselines run of tests/zoo_run.py (the same split, one step each) over the whole
+    registry, ours and IMDL-BenCo's: one row per entry, in the registry's order, every number in
+    range; pixel numbers are missing only for the image-level classifiers."""
+    table = zoo_run.table
+    assert list(table.columns) == COLUMNS and table["detector"].tolist() == list_detectors()
+    assert (table["steps"] == 1).all() and (table["train_seconds"] > 0).all()
+    assert (table["parameters"] >= table["trainable_parameters"]).all() and (table["trainable_parameters"] > 0).all()
+    assert (table["n_train"] == 4).all() and (table["n_eval"] == 4).all()
+    image = table[["image_f1", "image_accuracy", "image_auc"]]
+    assert image.notna().all(axis=None) and ((image >= 0) & (image <= 1)).all(axis=None)
+    pixel = table.set_index("detector")[["pixel_f1", "pixel_iou", "pixel_auc"]]
+    classifiers = ["cnnspot", "universal_fake_det"]
+    assert pixel.loc[classifiers].isna().all(axis=None)
+    localisers = pixel.drop(index=classifiers)
+    assert localisers.notna().all(axis=None) and ((localisers >= 0) & (localisers <= 1)).all(axis=None)
+    report = baselines_markdown(table)
+    assert len(report.splitlines()) == 2 + len(list_detectors())
 
 
 class Perfect:

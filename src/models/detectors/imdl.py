@@ -34,10 +34,14 @@ our decoded-RGB samples do not carry (computed from the pixels as an encoder wou
 quality 100 by default as CAT-Net's code does for non-JPEG inputs), and its wrapper calls
 ``.cuda()``; MSCDI-Net runs as is (a warning silenced, random init without a file).
 
-Left out (see docs/detectors_zoo.md): the family's ``*_unet`` (its constructor runs
-``torch.hub.load('milesial/Pytorch-UNet', ...)``, i.e. downloads and executes a GitHub repository's
-code; nothing outside PyPI is reachable here). The rest of the ``{srm,bayar,dct,fft,sobel}_*``
-family (ResNet, SegFormer, Swin, ViT, ViT16 backbones) is registered; see ``FAMILY_BACKBONES``.
+The whole ``{srm,bayar,dct,fft,sobel}_{resnet,segformer,swin,unet,vit,vit16}`` family is
+registered (``FAMILY_BACKBONES``), at IMDL-BenCo's 512 px by default and at any multiple of the
+backbone's side otherwise (the ViT / Swin, written for 512 px, are resized by the adapter:
+``_resize_family_backbone``). Every backbone's pretrained weights are a LOCAL file: timm's through
+``_timm_weights_from``; the U-Net's (its constructor runs ``torch.hub.load('milesial/Pytorch-UNet',
+'unet_carvana', pretrained=True, scale=1)``, i.e. would fetch and execute a GitHub repository)
+through ``_pytorch_unet_from``: that repository's network built here (``pytorch_unet.py``, same
+parameter names) or from a local clone, with its Carvana checkpoint read from a file.
 """
 
 from __future__ import annotations
@@ -109,26 +113,33 @@ SPECS: dict[str, ImdlSpec] = {
 # low-level feature extractor (SRM, Bayar, DCT, FFT, Sobel), concatenated to the RGB input, into a
 # generic backbone with a plain transposed-convolution decoder and BCE loss. ``timm`` is the timm
 # architecture each backbone loads ImageNet weights for (its constructor always calls
-# ``timm.create_model(arch, pretrained=True)``); ``side`` the smallest input it accepts (the
-# ViT's position table and the Swin's windows are built for 512 px only; ResNet's decoder needs a
-# multiple of 16, SegFormer's of 32).
+# ``timm.create_model(arch, pretrained=True)``); the U-Net's comes from Pytorch-UNet's Carvana
+# release (its constructor calls ``torch.hub.load('milesial/Pytorch-UNet', 'unet_carvana')``, see
+# ``_pytorch_unet_from``). IMDL-BenCo trains them all at 512 px, the default here. ``multiple``:
+# the input side must be a multiple of it (the decoders' upsampling factors); the adapter makes
+# the ViT / Swin backbones, written for 512 px, run at any such side (``_resize_family_backbone``).
 FAMILY_FEATURES = ("srm", "bayar", "dct", "fft", "sobel")
+FAMILY_SIZE = 512
 FAMILY_BACKBONES = {
-    # backbone: (timm architecture or None, smallest input, paper / source of the backbone)
-    "resnet": ("resnet152", 32, "ResNet-152 (first three stages), He et al., CVPR 2016"),
+    # backbone: (timm architecture or None, side multiple, paper / source of the backbone)
+    "resnet": ("resnet152", 16, "ResNet-152 (first three stages), He et al., CVPR 2016"),
     "segformer": (None, 32, "SegFormer MiT encoder, Xie et al., NeurIPS 2021"),
-    "swin": ("swin_base_patch4_window7_224", 512, "Swin-B, Liu et al., ICCV 2021"),
-    "vit": ("vit_base_patch16_224", 512, "ViT-B/16, Dosovitskiy et al., ICLR 2021"),
-    "vit16": ("vit_base_patch16_224", 512, "ViT-B/16 (8 blocks, feature tokens appended)"),
+    "swin": ("swin_base_patch4_window7_224", 32, "Swin-B, Liu et al., ICCV 2021"),
+    "vit": ("vit_base_patch16_224", 16, "ViT-B/16 (8 blocks, feature tokens appended), Dosovitskiy et al., ICLR 2021"),
+    "vit16": ("vit_base_patch16_224", 16, "ViT-B/16 (12 blocks, features as input channels), Dosovitskiy et al., ICLR 2021"),
+    "unet": (None, 16, "U-Net (milesial's Pytorch-UNet, Carvana weights), Ronneberger et al., MICCAI 2015"),
 }
 for _feature in FAMILY_FEATURES:
-    for _backbone, (_arch, _side, _paper) in FAMILY_BACKBONES.items():
+    for _backbone, (_arch, _multiple, _paper) in FAMILY_BACKBONES.items():
         SPECS[f"{_feature}_{_backbone}"] = ImdlSpec(
-            f"{_feature}_{_backbone}", f"IMDL-BenCo {_feature.upper()} features + {_paper}", _side,
+            f"{_feature}_{_backbone}", f"IMDL-BenCo {_feature.upper()} features + {_paper}", FAMILY_SIZE,
+            # The constructors take no size: ``_build_network`` consumes it (``_resize_family_backbone``).
+            size_args=("input_size",),
             # SegFormer's constructor torch.loads its MiT file unconditionally; the timm backbones
-            # take theirs through ``backbone_weights`` (see ``_timm_weights_from``).
-            weight_args=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
-            required_weights=("pretrain_pth_path",) if _arch is None else ("backbone_weights",),
+            # and the U-Net take theirs through ``backbone_weights`` (``_timm_weights_from``,
+            # ``_pytorch_unet_from``).
+            weight_args=("pretrain_pth_path",) if _backbone == "segformer" else ("backbone_weights",),
+            required_weights=("pretrain_pth_path",) if _backbone == "segformer" else ("backbone_weights",),
         )
 
 
@@ -176,11 +187,25 @@ def _timm_weights_from(arch: str, weights: str | None, key: str):
             return original(name, pretrained=False, **kwargs)
         return original(name, pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)}, **kwargs)
 
-    timm.create_model = create_model
+    # timm's initialisation of ViT-B / Swin-B / ResNet-152 costs seconds of CPU, spent only where
+    # its values survive: IMDL-BenCo's ViT / Swin (subclasses of timm's) load the copy's state dict
+    # over their own init, so theirs is skipped; inside a checkpoint reload (``weights_follow``)
+    # every weight is overwritten, so every init is skipped.
+    base = {"vit": timm.models.VisionTransformer, "swin": timm.models.SwinTransformer,
+            "resnet": timm.models.ResNet}[arch.split("_")[0].rstrip("0123456789")]
+    init_weights = base.init_weights
+    follow = weights is None and weights_follow_active()
+
+    def init_where_it_survives(model, *args, **kwargs):
+        if type(model) is base and not follow:
+            return init_weights(model, *args, **kwargs)
+        return None
+
+    timm.create_model, base.init_weights = create_model, init_where_it_survives
     try:
         yield
     finally:
-        timm.create_model = original
+        timm.create_model, base.init_weights = original, init_weights
 
 
 def _imdl_models() -> Any:
@@ -351,8 +376,14 @@ def _build_network(key: str, spec: ImdlSpec, kwargs: dict[str, Any]) -> nn.Modul
     backbone = key.split("_", 1)[1] if key.split("_", 1)[0] in FAMILY_FEATURES else None
     if backbone is None:
         return _quiet(build, **kwargs)
+    size = int(kwargs["input_size"])
+    multiple = FAMILY_BACKBONES[backbone][1]
+    if size % multiple:
+        raise ValueError(f"imdl:{key}: input_size must be a multiple of {multiple}, got {size}")
+    if kwargs.get("unet_repo") and backbone != "unet":
+        raise ValueError(f"imdl:{key}: unet_repo is for the *_unet entries (a local Pytorch-UNet clone)")
     arch = FAMILY_BACKBONES[backbone][0]
-    if arch is None:  # SegFormer: strict=False load of a MiT state dict; an empty one = random
+    if backbone == "segformer":  # strict=False load of a MiT state dict; an empty one = random
         path = kwargs.get("pretrain_pth_path")
         if not path:
             import tempfile
@@ -363,8 +394,113 @@ def _build_network(key: str, spec: ImdlSpec, kwargs: dict[str, Any]) -> nn.Modul
                 return _own_memory(_quiet(build, pretrain_pth_path=empty))
         return _own_memory(_quiet(build, pretrain_pth_path=path))
     weights = kwargs.get("backbone_weights")
+    if backbone == "unet":
+        with _pytorch_unet_from(weights, kwargs.get("unet_repo"), key):
+            return _own_memory(_quiet(build))
     with _timm_weights_from(arch, weights, key):
-        return _own_memory(_quiet(build))
+        network = _own_memory(_quiet(build))
+    return _resize_family_backbone(network, backbone, size)
+
+
+# What IMDL-BenCo's U-Net constructor asks torch.hub for (``modules/backbones/unet.py``).
+PYTORCH_UNET_HUB = ("milesial/Pytorch-UNet", "unet_carvana")
+
+
+@contextlib.contextmanager
+def _pytorch_unet_from(weights: str | None, repo: str | None, key: str):
+    """While an IMDL-BenCo ``*_unet`` is built, its ``torch.hub.load('milesial/Pytorch-UNet',
+    'unet_carvana', pretrained=True, scale=1)`` (which would fetch and execute that GitHub
+    repository, then download its Carvana weights) returns the same network built locally:
+    ``pytorch_unet.unet_carvana`` (that repository's architecture and parameter names, written
+    here), or, with ``repo`` (a local clone, e.g. torch.hub's cache folder
+    ``<hub dir>/milesial_Pytorch-UNet_master``), ``torch.hub.load(repo, 'unet_carvana',
+    source='local', pretrained=False)``. Either way the weights are the LOCAL checkpoint file
+    ``weights`` (its ``train.py`` format; scale 1.0 is ``pytorch_unet.CARVANA_SCALE1_FILE``); None
+    = random (the caller has checked that random weights are meant, or that a state dict follows).
+
+    Raises:
+        FileNotFoundError: ``weights`` or ``repo`` is given but missing.
+        RuntimeError: the constructor asks torch.hub for anything else (nothing is fetched).
+    """
+    import os
+
+    from .pytorch_unet import read_carvana_checkpoint, unet_carvana
+
+    if weights is not None and not os.path.isfile(weights):
+        raise FileNotFoundError(f"imdl:{key}: backbone_weights file not found: {weights} (a Pytorch-UNet Carvana checkpoint)")
+    if repo is not None and not os.path.isfile(os.path.join(repo, "hubconf.py")):
+        raise FileNotFoundError(f"imdl:{key}: unet_repo {repo} has no hubconf.py (a local clone of milesial/Pytorch-UNet)")
+    original = torch.hub.load
+
+    def load(repo_or_dir, model, *args, **kwargs):
+        if (repo_or_dir, model) != PYTORCH_UNET_HUB or kwargs.get("source", "github") != "github":
+            raise RuntimeError(f"imdl:{key}: unexpected torch.hub.load({repo_or_dir!r}, {model!r}) while building; "
+                               "nothing is fetched from the network")
+        if repo is None:
+            return unet_carvana(weights)
+        network = original(repo, model, source="local", pretrained=False)
+        if weights is not None:
+            network.load_state_dict(read_carvana_checkpoint(weights))
+        return network
+
+    torch.hub.load = load
+    try:
+        yield
+    finally:
+        torch.hub.load = original
+
+
+def _resize_family_backbone(network: nn.Module, backbone: str, size: int) -> nn.Module:
+    """Make a family ViT / Swin, written for 512 px, run at ``size`` (a no-op at 512, where the
+    network is IMDL-BenCo's unchanged). The ResNet, SegFormer and U-Net take any multiple of their
+    ``FAMILY_BACKBONES`` side already.
+
+    - Swin: timm's ``set_input_size(img_size, window_size=7)``, i.e. the paper's 7 px windows,
+      shrunk by timm to a stage's grid where the grid is smaller (its relative-position tables
+      resampled), and the attention masks recomputed.
+    - ViT: IMDL-BenCo's position table has 1024 entries per token group (the 32 x 32 grid of
+      512 px; two groups when the feature tokens are appended) after the class token; each group
+      is resampled as a 32 x 32 grid to (size / 16)^2 with timm's ``resample_abs_pos_embed`` (how
+      timm fits a pre-trained table to a new grid), and the forward that reads the token grid back
+      (IMDL-BenCo's slices ``[1:1025]`` and ``[1025:]``) is replaced by ``_vit_forward_any_size``.
+    """
+    if size == FAMILY_SIZE or backbone not in ("swin", "vit", "vit16"):
+        return network
+    if backbone == "swin":
+        network.set_input_size(img_size=(size, size), window_size=7)
+        return network
+    import types
+
+    from timm.layers import resample_abs_pos_embed
+
+    grid = FAMILY_SIZE // 16
+    table = network.pos_embed.data
+    resampled = [resample_abs_pos_embed(part, new_size=[size // 16] * 2, old_size=[grid, grid], num_prefix_tokens=0)
+                 for part in table[:, 1:].split(grid**2, dim=1)]
+    network.pos_embed = nn.Parameter(torch.cat([table[:, :1], *resampled], dim=1))
+    network.forward = types.MethodType(_vit_forward_any_size, network)
+    return network
+
+
+def _vit_forward_any_size(self, image: torch.Tensor, mask: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """IMDL-BenCo's ViT / ViT16 family forward (``modules/backbones/vit.py`` / ``vit16.py``) with
+    the token grid read at the input's size instead of the fixed 32 x 32 of 512 px; identical to
+    theirs at 512 px (tested). Bound to the network by ``_resize_family_backbone``."""
+    if self.input_head is not None and hasattr(self, "feature_patch_embed"):  # vit: feature tokens appended
+        feature = self.feature_patch_embed(self.input_head(image)).flatten(2).transpose(1, 2)
+        x = torch.cat([self.patch_embed(image), feature], dim=1)
+    elif self.input_head is not None:  # vit16: features as extra input channels
+        x = self.patch_embed(torch.cat([image, self.input_head(image)], dim=1))
+    else:
+        x = self.patch_embed(image)
+    tokens = self.norm(self.blocks(self._pos_embed(x)))[:, 1:].transpose(1, 2)  # (B, 768, groups * h * w)
+    h, w = image.shape[-2] // 16, image.shape[-1] // 16
+    grid = sum(tokens.split(h * w, dim=2)).reshape(image.shape[0], -1, h, w)
+    logits = self.deconv_model(grid)
+    loss = self.loss_fun(logits, mask)
+    probability = torch.sigmoid(logits)
+    return {"backward_loss": loss, "pred_mask": probability, "pred_label": None,
+            "visual_loss": {"predict_loss": loss}, "visual_image": {"pred_mask": probability}}
 
 
 def _own_memory(network: nn.Module) -> nn.Module:

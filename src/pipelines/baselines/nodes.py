@@ -109,10 +109,13 @@ def train_one(name: str, kwargs: Mapping[str, Any], samples: list, params: Mappi
 
 
 def run_baselines(rows: pd.DataFrame, edited_images: Mapping, label_maps: Mapping, base_images: Mapping,
-                  params: Mapping[str, Any]) -> pd.DataFrame:
+                  params: Mapping[str, Any], on_trained: Callable[[str, torch.nn.Module, dict], None] | None = None,
+                  ) -> pd.DataFrame:
     """Train and evaluate every detector named in ``params['detectors']`` (a list; builder
     arguments from ``params['models'][name]``) on the same rows; one row per detector, in that
-    order, columns ``COLUMNS``.
+    order, columns ``COLUMNS``. ``on_trained(name, model, row)`` (optional; the Kedro node has
+    none) sees each trained and evaluated model before it is dropped, e.g. to save or check it:
+    the models are trained one at a time and never held together.
 
     Raises:
         ValueError: no detector listed, or a bad row (see ``load_samples``).
@@ -131,6 +134,9 @@ def run_baselines(rows: pd.DataFrame, edited_images: Mapping, label_maps: Mappin
         scores = evaluate_binary(model, held, int(params.get("eval_batch_size", 1)))
         table.append({"detector": name, **scores, **facts, "n_train": len(train), "n_eval": len(held)})
         logger.info("baseline %s: %s", name, table[-1])
+        if on_trained is not None:
+            on_trained(name, model, table[-1])
+        del model  # before the next one is built
     return pd.DataFrame(table, columns=COLUMNS)
 
 
