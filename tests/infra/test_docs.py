@@ -74,3 +74,21 @@ def test_a_broken_link_fails_the_strict_build(tmp_path, broken):
         fh.write(f"\nA link that goes nowhere: {broken}\n")
     done = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert done.returncode != 0 and "layout.md" in done.stderr, done.stderr[-2000:]
+
+
+def test_readme_detector_table_lists_every_registry_entry():
+    """README's detector table names every registered detector (brace patterns expanded), and
+    nothing that is not registered."""
+    import itertools
+
+    from models.detectors import list_detectors
+
+    text = (REPO_ROOT / "README.md").read_text()
+    table = text.split("## Detectors", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for row in (line for line in table.splitlines() if line.startswith("| `")):
+        for cell in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            parts = re.split(r"\{([^}]*)\}", cell)  # literal, choices, literal, choices, ...
+            choices = [[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]
+            named |= {"".join(combo) for combo in itertools.product(*choices)}
+    assert named == set(list_detectors())
